@@ -1,0 +1,111 @@
+import type { Clock } from './clock';
+import { LatencyHistogram } from './histogram';
+
+/** 16 kHz mono signed 16-bit little-endian: the PCM format every streaming path uses. */
+export const PCM_SAMPLE_RATE = 16_000;
+export const PCM_BYTES_PER_SECOND = PCM_SAMPLE_RATE * 2;
+
+export function chunkBytesFor(chunkMs: number, byteRate = PCM_BYTES_PER_SECOND): number {
+  const bytes = Math.round((chunkMs / 1000) * byteRate);
+  return bytes - (bytes % 2);
+}
+
+/**
+ * The pacing schedule: chunk n (which starts `bytesBefore` bytes into the audio) is due at
+ * `start + bytesBefore / byteRate` seconds, an absolute deadline. A late send never pushes later
+ * deadlines back, so lateness does not accumulate into drift (unlike `sleep(chunkMs)` per chunk).
+ */
+export function deadlineMs(startMs: number, bytesBefore: number, byteRate = PCM_BYTES_PER_SECOND, speed = 1): number {
+  return startMs + (bytesBefore * 1000) / (byteRate * speed);
+}
+
+/** Re-cut a byte stream into chunks of exactly `chunkBytes` (the last one may be shorter). */
+export async function* rechunk(source: AsyncIterable<Uint8Array>, chunkBytes: number): AsyncGenerator<Buffer> {
+  if (chunkBytes <= 0 || chunkBytes % 2 !== 0) throw new RangeError(`chunkBytes must be a positive even number, got ${chunkBytes}`);
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  for await (const piece of source) {
+    let buf = Buffer.isBuffer(piece) ? piece : Buffer.from(piece);
+    while (buf.length > 0) {
+      const take = Math.min(chunkBytes - pendingLen, buf.length);
+      pending.push(buf.subarray(0, take));
+      pendingLen += take;
+      buf = buf.subarray(take);
+      if (pendingLen === chunkBytes) {
+        yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
+        pending = [];
+        pendingLen = 0;
+      }
+    }
+  }
+  if (pendingLen > 0) yield Buffer.concat(pending, pendingLen);
+}
+
+export interface PacingReport {
+  chunks: number;
+  bytes: number;
+  audioSeconds: number;
+  /** Wall time from the first deadline to the last send, ms. */
+  elapsedMs: number;
+  latenessP50Ms: number;
+  latenessP99Ms: number;
+  latenessMaxMs: number;
+  /** Lateness of the last chunk: how far behind the schedule the stream ended, ms. */
+  driftAtEndMs: number;
+  /** Sends that happened before their deadline (must be 0: never faster than real time). */
+  earlySends: number;
+}
+
+export interface PacedSendOptions {
+  chunks: AsyncIterable<Buffer>;
+  clock: Clock;
+  send: (chunk: Buffer, index: number) => void | Promise<void>;
+  byteRate?: number;
+  /** 1 = real time. Tests and benchmarks may pace faster on a virtual clock; production uses 1. */
+  speed?: number;
+  signal?: AbortSignal;
+  /** Called for each chunk with its lateness, e.g. for a metrics histogram. */
+  onLateness?: (ms: number) => void;
+  /** The start time; defaults to the clock's now when the first chunk is ready. */
+  startMs?: number;
+}
+
+/** Send chunks on absolute deadlines `start + bytesBefore/byteRate`. */
+export async function pacedSend(opts: PacedSendOptions): Promise<PacingReport> {
+  const byteRate = opts.byteRate ?? PCM_BYTES_PER_SECOND;
+  const speed = opts.speed ?? 1;
+  const hist = new LatencyHistogram();
+  let start = opts.startMs;
+  let bytes = 0;
+  let index = 0;
+  let early = 0;
+  let lastLateness = 0;
+  let lastSend = start ?? 0;
+  for await (const chunk of opts.chunks) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if (start === undefined) start = opts.clock.now();
+    const due = deadlineMs(start, bytes, byteRate, speed);
+    await opts.clock.sleepUntil(due, opts.signal);
+    const at = opts.clock.now();
+    const lateness = at - due;
+    if (lateness < -1e-6) early += 1;
+    hist.record(lateness);
+    opts.onLateness?.(lateness);
+    lastLateness = lateness;
+    lastSend = at;
+    await opts.send(chunk, index);
+    bytes += chunk.length;
+    index += 1;
+  }
+  return {
+    chunks: index,
+    bytes,
+    audioSeconds: bytes / byteRate,
+    elapsedMs: start === undefined ? 0 : lastSend - start,
+    latenessP50Ms: hist.quantile(0.5),
+    latenessP99Ms: hist.quantile(0.99),
+    latenessMaxMs: hist.max,
+    driftAtEndMs: lastLateness,
+    earlySends: early,
+  };
+}

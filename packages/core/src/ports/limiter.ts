@@ -1,0 +1,23 @@
+/** A held slot of a cap bucket. */
+export interface Lease {
+  readonly bucket: string;
+  readonly id: string;
+  release(): Promise<void>;
+}
+
+/** Limiter port: fleet-wide concurrency caps per bucket. */
+export interface Limiter {
+  acquire(bucket: string, signal?: AbortSignal): Promise<Lease>;
+  /** Tell the limiter the provider refused for being over its limit (429). */
+  reportRateLimited?(bucket: string, retryAfterMs?: number): void;
+  close?(): Promise<void>;
+}
+
+/** A limiter that never limits (single-process tools and unit tests). */
+export class UnlimitedLimiter implements Limiter {
+  private n = 0;
+  async acquire(bucket: string): Promise<Lease> {
+    const id = `local-${++this.n}`;
+    return { bucket, id, release: async () => {} };
+  }
+}

@@ -1,0 +1,60 @@
+import type { Readable } from 'node:stream';
+import type { Clock } from '../domain/clock';
+import type { Mode } from '../domain/catalogue';
+import type { PacingReport } from '../domain/pacing';
+import type { Transcript } from '../domain/transcript';
+
+/** The audio of one job, offered in the forms providers want. Each accessor starts a fresh stream. */
+export interface AudioInput {
+  /** Decoded 16 kHz mono s16le PCM, streamed from storage through the decoder. */
+  pcm(signal?: AbortSignal): AsyncIterable<Buffer>;
+  /** The original object bytes, streamed from storage. */
+  original(signal?: AbortSignal): Promise<{ stream: Readable; size?: number; contentType?: string; filename: string }>;
+  /** A time-limited URL the provider can fetch the original from (batch URL mode). */
+  presignedUrl?(): Promise<string>;
+  /** Size of the original object in bytes, when known. */
+  size?: number;
+}
+
+/** Events a provider session reports while it runs (feeds traces and metrics). */
+export type SessionEvent =
+  | { type: 'session:open'; requestId?: string }
+  | { type: 'session:first-result'; audioSeconds: number }
+  | { type: 'session:final'; index: number; start: number; end: number }
+  | { type: 'session:reconnect'; attempt: number; reason: string }
+  | { type: 'session:chunk-lateness'; ms: number }
+  | { type: 'session:closed'; code?: number; reason?: string };
+
+export interface SessionContext {
+  signal: AbortSignal;
+  clock: Clock;
+  onEvent?: (e: SessionEvent) => void;
+}
+
+export interface TranscribeRequest {
+  mode: Mode;
+  model: string;
+  options: Record<string, string | number | boolean | string[]>;
+  audio: AudioInput;
+}
+
+export interface SessionStats {
+  requestId: string;
+  bytesSent: number;
+  chunksSent: number;
+  finalResults: number;
+  reconnects: number;
+  pacing?: PacingReport;
+}
+
+export interface ProviderResult {
+  transcript: Transcript;
+  stats: SessionStats;
+}
+
+/** Provider port: one transcription session (batch request or paced stream). */
+export interface Provider {
+  readonly name: string;
+  transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult>;
+  close?(): Promise<void>;
+}
