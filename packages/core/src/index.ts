@@ -13,3 +13,4 @@ export * from './ports/storage';
 export * from './ports/provider';
 export * from './ports/limiter';
 export * from './ports/telemetry';
+export * from './domain/config';

@@ -1,0 +1,3 @@
+export * from './enqueue';
+export * from './status';
+export * from './context';

@@ -1,0 +1,31 @@
+import { noopTelemetry, UnlimitedLimiter, type Config, type Provider } from '@scribe-fleet/core';
+import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
+import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
+import type { ProcessorDeps } from './processor';
+
+export function s3StorageFromConfig(config: Config): S3Storage {
+  return new S3Storage({
+    region: config.S3_REGION,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    ...(config.S3_ENDPOINT ? { endpoint: config.S3_ENDPOINT } : {}),
+    ...(config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
+      ? { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
+      : {}),
+  });
+}
+
+/** Production wiring: real storage, real clock, the providers this worker has credentials for. */
+export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {}): ProcessorDeps {
+  const providers: Record<string, Provider> = { local: new LocalProvider({ chunkMs: config.STREAM_CHUNK_MS }) };
+  const deps: ProcessorDeps = {
+    storage: s3StorageFromConfig(config),
+    providers,
+    limiter: new UnlimitedLimiter(),
+    clock: systemClock,
+    telemetry: noopTelemetry,
+    ...overrides,
+  };
+  if (config.SPOOL_DIR && !deps.spoolDir) deps.spoolDir = config.SPOOL_DIR;
+  return deps;
+}

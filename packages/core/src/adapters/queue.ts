@@ -1,0 +1,54 @@
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { Config } from '../domain/config';
+import { jobIdFor, type JobSpec } from '../domain/job-spec';
+
+/** Connection options for BullMQ: workers must not cap retries per request (BullMQ's rule). */
+export function redisConnection(config: Pick<Config, 'REDIS_URL'>, role: 'worker' | 'producer'): ConnectionOptions {
+  return role === 'worker'
+    ? { url: config.REDIS_URL, maxRetriesPerRequest: null }
+    : // Producers fail fast instead of queueing commands while Redis is away.
+      { url: config.REDIS_URL, maxRetriesPerRequest: 3, enableOfflineQueue: false };
+}
+
+/** Default options of every transcription job: bounded retries with exponential backoff. */
+export function defaultJobOptions(config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS'>): JobsOptions {
+  return {
+    attempts: config.JOB_ATTEMPTS,
+    backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS, jitter: 0.5 },
+    removeOnComplete: false,
+    removeOnFail: false,
+  };
+}
+
+export type TranscribeQueue = Queue<JobSpec, JobResult, string>;
+
+export function openQueue(config: Config, role: 'worker' | 'producer' = 'producer'): TranscribeQueue {
+  return new Queue<JobSpec, JobResult, string>(config.QUEUE_NAME, {
+    connection: redisConnection(config, role),
+    prefix: config.QUEUE_PREFIX,
+    defaultJobOptions: defaultJobOptions(config),
+  });
+}
+
+/** The job name is the provider/mode pair, so dashboards can group by it. */
+export function jobName(spec: Pick<JobSpec, 'provider' | 'mode'>): string {
+  return `${spec.provider}.${spec.mode}`;
+}
+
+export function bulkEntry(spec: JobSpec, opts: JobsOptions = {}) {
+  return { name: jobName(spec), data: spec, opts: { ...opts, jobId: jobIdFor(spec) } };
+}
+
+/** What a finished job returns (stored by BullMQ as the job's return value). */
+export interface JobResult {
+  outputs: Record<string, string>;
+  bucket: string;
+  duration: number;
+  sha256: string;
+  requestId: string;
+  words: number;
+  finalResults: number;
+  provider: string;
+  model: string;
+  mode: string;
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+/**
+ * The one configuration module. Every setting comes from the environment (or an env-style object in
+ * tests), is validated here with its default, and a bad value stops the process with a message that
+ * names the variable. README.md documents the same table.
+ */
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const csv = z
+  .string()
+  .default('')
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+export const ConfigSchema = z.object({
+  /** Redis for BullMQ. Must run with AOF and `maxmemory-policy noeviction`. */
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Queue name prefix in Redis (BullMQ `prefix`). */
+  QUEUE_PREFIX: z.string().min(1).default('scribe'),
+  /** Name of the transcription queue. */
+  QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/).default('transcribe'),
+
+  /** S3 endpoint; unset means AWS S3 itself. */
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Path-style addressing (needed by most S3-compatible servers). */
+  S3_FORCE_PATH_STYLE: bool(true),
+  /** Credentials; unset means the AWS SDK default chain (env, profile, instance role). */
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  /** Buckets the producer may read from and write to; empty = any. */
+  S3_ALLOWED_BUCKETS: csv,
+
+  /** Jobs one worker process runs at once. */
+  WORKER_CONCURRENCY: int(4, 1),
+  /** Attempts per job for transient errors (rate limits do not count). */
+  JOB_ATTEMPTS: int(5, 1),
+  /** First retry delay; doubles each attempt. */
+  JOB_BACKOFF_MS: int(5000, 0),
+  /** BullMQ lock duration; the lock is renewed at half this while the job runs. */
+  WORKER_LOCK_MS: int(30000, 1000),
+  /** Chunk length of paced streams. */
+  STREAM_CHUNK_MS: int(100, 20),
+  /** Directory for spooling inputs that need seeking (mp4/m4a). */
+  SPOOL_DIR: z.string().optional(),
+  /** Page size for ListObjectsV2 and addBulk when enqueuing a prefix. */
+  ENQUEUE_PAGE_SIZE: int(500, 1),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+
+/** Parse configuration; throws ConfigError listing each bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const clean: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') clean[k] = v;
+  const res = ConfigSchema.safeParse(clean);
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return res.data;
+}
