@@ -7,10 +7,13 @@ const moduleNameMapper = {
   '^@scribe-fleet/worker$': '<rootDir>/apps/worker/src/index.ts',
   '^@scribe-fleet/producer$': '<rootDir>/apps/producer/src/index.ts',
   '^@scribe-fleet/infra-local$': '<rootDir>/infra/local/src/index.ts',
+  '^@scribe-fleet/emulators$': '<rootDir>/test/emulators/src/index.ts',
 };
 const common = { rootDir: __dirname, testEnvironment: 'node', transform: { '^.+\\.ts$': tsJest }, moduleNameMapper };
 
 module.exports = {
+  // Jest 30 reads testTimeout only at the top level.
+  testTimeout: 120000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts'] },
     {
@@ -19,7 +22,6 @@ module.exports = {
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
-      testTimeout: 120000,
     },
   ],
 };

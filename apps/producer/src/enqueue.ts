@@ -1,6 +1,10 @@
 import {
   BucketNotAllowedError,
+  CATALOGUE,
   checkCombination,
+  isProviderName,
+  PROVIDERS,
+  UnknownProviderError,
   jobIdFor,
   normaliseEtag,
   outputKeyBase,
@@ -75,14 +79,11 @@ export function validateEnqueue(req: EnqueuePrefixRequest, allowedBuckets: strin
       throw new BucketNotAllowedError(`bucket ${b} is not in S3_ALLOWED_BUCKETS (${allowedBuckets.join(', ')})`);
     }
   }
-  const reason = checkCombination(req.provider ?? 'local', req.model ?? defaultModel(req.provider), req.mode ?? 'batch');
+  const provider = req.provider ?? 'local';
+  if (!isProviderName(provider)) throw new UnknownProviderError(`unknown provider ${JSON.stringify(provider)} (known: ${PROVIDERS.join(', ')})`);
+  const reason = checkCombination(provider, req.model ?? CATALOGUE[provider].defaultModel, req.mode ?? 'batch');
   if (reason) throw new UnsupportedCombinationError(reason);
   return { src, out };
-}
-
-function defaultModel(provider = 'local'): string {
-  // parseJobSpec fills the default model; validate with the same default here.
-  return parseJobSpec({ source: { bucket: 'bbb', key: 'k', etag: 'e' }, output: { bucket: 'bbb', keyBase: 'k' }, provider }).model;
 }
 
 /**

@@ -58,6 +58,7 @@ async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream:
  */
 export async function* decodeToPcm(input: Readable, opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
   const { head, stream } = await peek(input, 16);
+  if (head.length === 0) throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
   const spool = opts.spool ?? needsSpooling(head);
   let spoolDir: string | undefined;
   let source = 'pipe:0';

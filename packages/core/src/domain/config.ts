@@ -18,8 +18,8 @@ const csv = z
   .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 
 export const ConfigSchema = z.object({
-  /** Redis for BullMQ. Must run with AOF and `maxmemory-policy noeviction`. */
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Redis for BullMQ (required: no default, so nothing silently uses a shared Redis). Run it with AOF and `maxmemory-policy noeviction`. */
+  REDIS_URL: z.string().url(),
   /** Queue name prefix in Redis (BullMQ `prefix`). */
   QUEUE_PREFIX: z.string().min(1).default('scribe'),
   /** Name of the transcription queue. */
@@ -50,6 +50,23 @@ export const ConfigSchema = z.object({
   SPOOL_DIR: z.string().optional(),
   /** Page size for ListObjectsV2 and addBulk when enqueuing a prefix. */
   ENQUEUE_PAGE_SIZE: int(500, 1),
+
+  // ---- providers: keys come only from here (environment or SCRIBE_SECRETS_FILE), never from job data ----
+  /** A JSON file `{ "DEEPGRAM_API_KEY": "…", … }` merged under the environment (the environment wins). */
+  SCRIBE_SECRETS_FILE: z.string().optional(),
+  DEEPGRAM_API_KEY: z.string().min(1).optional(),
+  /** Base URL of the Deepgram API (REST and, with ws/wss, live). Point it at an emulator in tests. */
+  DEEPGRAM_URL: z.string().url().default('https://api.deepgram.com'),
+  /** Pre-recorded body: `stream` the bytes from S3 (default) or send a presigned `url` for Deepgram to fetch. */
+  DEEPGRAM_BATCH_BODY: z.enum(['stream', 'url']).default('stream'),
+  ASSEMBLYAI_API_KEY: z.string().min(1).optional(),
+  ASSEMBLYAI_STREAMING_URL: z.string().url().default('wss://streaming.assemblyai.com'),
+  FIREWORKS_API_KEY: z.string().min(1).optional(),
+  FIREWORKS_STREAMING_URL: z.string().url().default('wss://audio-streaming.api.fireworks.ai'),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.string().url().default('https://api.openai.com/v1'),
+  /** Provider request timeout for batch requests (long files take minutes). */
+  PROVIDER_TIMEOUT_MS: int(600_000, 1000),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

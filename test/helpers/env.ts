@@ -1,0 +1,41 @@
+/** Helpers for integration tests: the servers started by ./global-setup.ts, read from process.env. */
+import { randomBytes } from 'node:crypto';
+import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this test in the jest "integration" project (its globalSetup sets it)`);
+  return value;
+}
+
+export function redisUrl(): string {
+  return required('REDIS_URL');
+}
+
+export function s3Coordinates(): { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string } {
+  return {
+    endpoint: required('S3_ENDPOINT'),
+    accessKeyId: required('S3_ACCESS_KEY_ID'),
+    secretAccessKey: required('S3_SECRET_ACCESS_KEY'),
+    region: required('S3_REGION'),
+  };
+}
+
+/** A new S3Storage on the test S3 server (call `destroy()` when done to close its sockets). */
+export function testStorage(): S3Storage {
+  return new S3Storage({ ...s3Coordinates(), forcePathStyle: true });
+}
+
+let counter = 0;
+
+/** A valid S3 bucket name (3-63 chars of [a-z0-9-], alphanumeric at both ends), unique per call. */
+export function uniqueBucket(prefix = 'test'): string {
+  const clean =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 30)
+      .replace(/-+$/, '') || 'test';
+  return `${clean}-${process.pid.toString(36)}-${(counter++).toString(36)}-${randomBytes(3).toString('hex')}`;
+}

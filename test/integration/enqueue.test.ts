@@ -1,0 +1,75 @@
+import { Redis } from 'ioredis';
+import { BucketNotAllowedError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '@scribe-fleet/core';
+import { openQueue } from '@scribe-fleet/core/adapters/queue';
+import { enqueuePrefix } from '@scribe-fleet/producer';
+import { testStorage, uniqueBucket } from '../helpers/env';
+import { testConfig } from '../helpers/fleet';
+
+jest.setTimeout(180_000);
+
+const config = testConfig();
+const storage = testStorage();
+const queue = openQueue(config);
+const redis = new Redis(config.REDIS_URL);
+const bucket = uniqueBucket('enq');
+
+afterAll(async () => {
+  await queue.close();
+  redis.disconnect();
+});
+
+async function putMany(prefix: string, n: number) {
+  const keys = Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(5, '0')}.wav`);
+  for (let i = 0; i < keys.length; i += 50) {
+    await Promise.all(keys.slice(i, i + 50).map((k) => storage.put(bucket, k, Buffer.from(k))));
+  }
+}
+
+it('enqueues every one of 2 500 keys once, and again adds nothing', async () => {
+  await storage.ensureBucket(bucket);
+  await putMany('archive/', 2500);
+  await storage.put(bucket, 'archive/out/already.json', '{}'); // under the output prefix: skipped
+  await storage.put(bucket, 'archive/folder/', ''); // folder marker: skipped
+  const pages: number[] = [];
+  const req = { source: `s3://${bucket}/archive/`, out: `s3://${bucket}/archive/out/` };
+  const first = await enqueuePrefix(req, { storage, queue, redis, pageSize: 1000, onProgress: (p) => pages.push(p.listed) });
+  expect(first).toMatchObject({ listed: 2502, skipped: 2, added: 2500, duplicates: 0 });
+  expect(new Set(first.jobIds).size).toBe(2500);
+  expect(pages.length).toBeGreaterThanOrEqual(3);
+  expect(await queue.getWaitingCount()).toBe(2500);
+
+  const second = await enqueuePrefix(req, { storage, queue, redis, pageSize: 1000 });
+  expect(second).toMatchObject({ added: 0, duplicates: 2500 });
+  expect(second.jobIds).toEqual(first.jobIds);
+  expect(await queue.getWaitingCount()).toBe(2500);
+
+  const job = await queue.getJob(first.jobIds[0]!);
+  expect(job!.data).toMatchObject({ provider: 'local', mode: 'batch', output: { bucket, keyBase: 'archive/out/00000.wav' } });
+  expect(JSON.stringify(job!.data)).not.toMatch(/S3RVER|secret/i);
+});
+
+it('a changed object (new ETag) is a new job', async () => {
+  const b = uniqueBucket('enq2');
+  await storage.ensureBucket(b);
+  await storage.put(b, 'x/a.wav', 'one');
+  const q = openQueue(testConfig());
+  try {
+    const r1 = await enqueuePrefix({ source: `s3://${b}/x/`, out: `s3://${b}/y/` }, { storage, queue: q, redis });
+    await storage.put(b, 'x/a.wav', 'two');
+    const r2 = await enqueuePrefix({ source: `s3://${b}/x/`, out: `s3://${b}/y/` }, { storage, queue: q, redis });
+    expect(r2.added).toBe(1);
+    expect(r2.jobIds[0]).not.toBe(r1.jobIds[0]);
+  } finally {
+    await q.close();
+  }
+});
+
+it('refuses bad requests before enqueuing anything', async () => {
+  const deps = { storage, queue, redis, allowedBuckets: [bucket] };
+  await expect(enqueuePrefix({ source: 'http://nope', out: `s3://${bucket}/o/` }, deps)).rejects.toBeInstanceOf(InvalidS3UrlError);
+  await expect(enqueuePrefix({ source: 's3://other-bucket/x/', out: `s3://${bucket}/o/` }, deps)).rejects.toBeInstanceOf(BucketNotAllowedError);
+  await expect(
+    enqueuePrefix({ source: `s3://${bucket}/archive/`, out: `s3://${bucket}/o/`, provider: 'deepgram', model: 'whisper-large', mode: 'stream' }, deps),
+  ).rejects.toBeInstanceOf(UnsupportedCombinationError);
+  await expect(enqueuePrefix({ source: `s3://${bucket}/archive/`, out: `s3://${bucket}/o/`, provider: 'nope' }, deps)).rejects.toBeInstanceOf(UnknownProviderError);
+});
