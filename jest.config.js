@@ -14,6 +14,7 @@ const common = { rootDir: __dirname, testEnvironment: 'node', transform: { '^.+\
 module.exports = {
   // Jest 30 reads testTimeout only at the top level.
   testTimeout: 120000,
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts'] },
     {
