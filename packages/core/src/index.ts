@@ -14,3 +14,4 @@ export * from './ports/provider';
 export * from './ports/limiter';
 export * from './ports/telemetry';
 export * from './domain/config';
+export * from './domain/caps';

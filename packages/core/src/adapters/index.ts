@@ -1,1 +1,2 @@
 export * from './s3-storage';
+export * from './redis-limiter';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCapOverrides, type CapSettings } from './caps';
 import { ConfigError } from './errors';
 
 /**
@@ -67,9 +68,41 @@ export const ConfigSchema = z.object({
   OPENAI_BASE_URL: z.string().url().default('https://api.openai.com/v1'),
   /** Provider request timeout for batch requests (long files take minutes). */
   PROVIDER_TIMEOUT_MS: int(600_000, 1000),
+
+  // ---- fleet-wide concurrency caps (see domain/caps.ts) ----
+  /** Cap overrides: `provider:account:class:mode=N,…` (`*` for any account) or a JSON object. */
+  SCRIBE_CAPS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return parseCapOverrides(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Deepgram Whisper Cloud plan: `payg` (5 concurrent) or `paid` (15). */
+  DEEPGRAM_WHISPER_PLAN: z.enum(['payg', 'paid']).default('payg'),
+  /** Deepgram live streams per project (50 in newer docs, 100 in older ones). */
+  DEEPGRAM_STREAM_CAP: int(50, 1),
+  /** A held slot expires this long after its last heartbeat (a crashed holder's slot returns within it). */
+  LEASE_TTL_MS: int(15_000, 1000),
+  /** Jobs per bucket allowed to be active beyond the cap, prepared and waiting for a slot (keeps the cap full). */
+  CAP_PREFETCH: int(2, 0),
+  /** After a 429 the bucket's effective cap is multiplied by this (multiplicative decrease). */
+  CAP_DECREASE_FACTOR: z.coerce.number().gt(0).lt(1).default(0.7),
+  /** While below the configured cap, the effective cap grows by 1 per this interval without 429s. */
+  CAP_INCREASE_INTERVAL_MS: int(5_000, 100),
+  /** How often a worker looks for newly registered cap buckets (queues) to consume. */
+  BUCKET_DISCOVERY_MS: int(5_000, 100),
 });
 
 export type Config = z.output<typeof ConfigSchema>;
+
+export function capSettings(config: Config): CapSettings {
+  return { deepgramWhisperPlan: config.DEEPGRAM_WHISPER_PLAN, deepgramStreamCap: config.DEEPGRAM_STREAM_CAP, overrides: config.SCRIBE_CAPS };
+}
 
 /** Parse configuration; throws ConfigError listing each bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {

@@ -71,6 +71,8 @@ export class ProviderTimeoutError extends define('PROVIDER_TIMEOUT', 'retry') {}
 export class RecogniserError extends define('RECOGNISER_FAILED', 'retry') {}
 export class StorageUnavailableError extends define('STORAGE_UNAVAILABLE', 'retry') {}
 export class InternalError extends define('INTERNAL', 'retry') {}
+/** A held cap slot expired (its holder could not heartbeat): the session is aborted and retried. */
+export class LeaseLostError extends define('LEASE_LOST', 'retry') {}
 
 /** Wrap anything thrown into a ScribeError; unknown errors are treated as transient. */
 export function toScribeError(err: unknown): ScribeError {

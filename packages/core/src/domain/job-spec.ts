@@ -37,7 +37,7 @@ export const JobSpecSchema = z
     options: z.record(z.string(), optionValue).default({}),
     output: OutputSchema,
     /** Provider account/project the job bills to; selects the cap bucket. */
-    account: z.string().min(1).default('default'),
+    account: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'account must be 1-64 of [A-Za-z0-9_.-]').default('default'),
     batchId: z.string().min(1).optional(),
     /** W3C trace context of the enqueue span (no secrets, just ids). */
     trace: z.record(z.string(), z.string()).optional(),

@@ -2,6 +2,8 @@
 export interface Lease {
   readonly bucket: string;
   readonly id: string;
+  /** Aborts if the lease is lost while held (the session must stop: its slot may be someone else's). */
+  readonly signal?: AbortSignal;
   release(): Promise<void>;
 }
 

@@ -1,0 +1,100 @@
+/**
+ * Cap buckets: the unit of a provider's concurrency limit, keyed by
+ * (provider, account/project, model class, mode). Pure: derives keys and resolves caps from config.
+ *
+ * Deepgram limits apply per Deepgram *project*: 100 concurrent pre-recorded requests for
+ * Nova/Base/Enhanced, Whisper Cloud 5 (pay-as-you-go) or 15 (paid), and a separate streaming cap (50 in
+ * newer docs, 100 in older ones). Provider limits drift, so every number here is a default that
+ * configuration overrides, and a 429 from the provider is the final authority (see the limiter).
+ */
+import type { Mode, ProviderName } from './catalogue';
+
+export interface CapBucket {
+  provider: ProviderName;
+  account: string;
+  modelClass: string;
+  mode: Mode;
+}
+
+/**
+ * The model class of a (provider, model). Deepgram's non-Whisper models (nova-3, nova-2, nova,
+ * enhanced, base) share one class: the published limits are per model, but a project using several
+ * at once must not count on 100 each, so we budget them together (override with a per-model bucket
+ * in SCRIBE_CAPS if your plan says otherwise).
+ */
+export function modelClass(provider: ProviderName, model: string): string {
+  if (provider === 'deepgram') return model.startsWith('whisper') ? 'whisper' : 'nova';
+  return 'default';
+}
+
+export function capBucketOf(spec: { provider: ProviderName; account: string; model: string; mode: Mode }): CapBucket {
+  return { provider: spec.provider, account: spec.account, modelClass: modelClass(spec.provider, spec.model), mode: spec.mode };
+}
+
+/** `provider:account:modelClass:mode`; accounts are restricted to [A-Za-z0-9_.-]. */
+export function capBucketKey(b: CapBucket): string {
+  return `${b.provider}:${b.account}:${b.modelClass}:${b.mode}`;
+}
+
+export function parseCapBucketKey(key: string): CapBucket | null {
+  const parts = key.split(':');
+  if (parts.length !== 4) return null;
+  const [provider, account, modelClass, mode] = parts as [ProviderName, string, string, Mode];
+  return { provider, account, modelClass, mode };
+}
+
+/** BullMQ queue for a bucket: `<base>.<provider>.<account>.<class>.<mode>` (no `:` in queue names). */
+export function bucketQueueName(base: string, b: CapBucket): string {
+  return `${base}.${b.provider}.${b.account}.${b.modelClass}.${b.mode}`;
+}
+
+export type WhisperPlan = 'payg' | 'paid';
+
+export interface CapSettings {
+  /** Deepgram Whisper Cloud plan: 5 concurrent on pay-as-you-go, 15 on paid plans. */
+  deepgramWhisperPlan: WhisperPlan;
+  /** Deepgram live streams per project (50 in newer docs, 100 in older). */
+  deepgramStreamCap: number;
+  /** Overrides: bucket key → cap; `*` matches any account (`deepgram:*:nova:batch`). */
+  overrides: Record<string, number>;
+}
+
+export const DEFAULT_CAPS: Record<ProviderName, Partial<Record<Mode, number>>> = {
+  deepgram: { batch: 100 },
+  assemblyai: { stream: 100 },
+  fireworks: { stream: 50 },
+  openai: { batch: 50 },
+  local: { batch: 64, stream: 64 },
+};
+
+/** The configured cap of a bucket: exact override, then account wildcard, then the provider default. */
+export function capFor(b: CapBucket, s: CapSettings): number {
+  const exact = s.overrides[capBucketKey(b)];
+  if (exact !== undefined) return exact;
+  const wild = s.overrides[capBucketKey({ ...b, account: '*' })];
+  if (wild !== undefined) return wild;
+  if (b.provider === 'deepgram') {
+    if (b.modelClass === 'whisper') return s.deepgramWhisperPlan === 'paid' ? 15 : 5;
+    if (b.mode === 'stream') return s.deepgramStreamCap;
+  }
+  return DEFAULT_CAPS[b.provider][b.mode] ?? 1;
+}
+
+/** Parse `SCRIBE_CAPS`: `deepgram:projA:nova:batch=80,openai:*:default:batch=10` (or a JSON object). */
+export function parseCapOverrides(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const trimmed = text.trim();
+  if (!trimmed) return out;
+  const entries: Array<[string, unknown]> = trimmed.startsWith('{')
+    ? Object.entries(JSON.parse(trimmed) as Record<string, unknown>)
+    : trimmed.split(',').map((kv) => {
+        const eq = kv.lastIndexOf('=');
+        return [kv.slice(0, eq).trim(), kv.slice(eq + 1).trim()];
+      });
+  for (const [key, raw] of entries) {
+    const n = Number(raw);
+    if (!parseCapBucketKey(key) || !Number.isInteger(n) || n < 1) throw new Error(`bad cap override ${JSON.stringify(key)}=${JSON.stringify(raw)} (want provider:account:class:mode=positive integer)`);
+    out[key] = n;
+  }
+  return out;
+}
