@@ -6,43 +6,41 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { fromDeepgramJson, parseFailedReason, toSrt, toTxt, toVtt, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
-import { openQueue, type TranscribeQueue } from '@scribe-fleet/core/adapters/queue';
+import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';
-import { queueEvents, readObject, sampleFiles, testConfig, uploadSamples, waitForJobs, type Outcome } from '../helpers/fleet';
+import { readObject, sampleFiles, testConfig, uploadSamples, waitForJobs, type Outcome } from '../helpers/fleet';
 
 jest.setTimeout(240_000);
 
-const config = testConfig({ WORKER_CONCURRENCY: '8' });
+const config = testConfig({ LOCAL_CONCURRENCY: '8' });
 const storage = testStorage();
 const bucket = uniqueBucket('e2e');
-let queue: TranscribeQueue;
+let fleet: FleetQueues;
 let redis: Redis;
 let worker: RunningWorker;
-let events: ReturnType<typeof queueEvents>;
 let samples: Awaited<ReturnType<typeof sampleFiles>>;
 const outcomes: Record<string, Outcome[]> = {};
 
 beforeAll(async () => {
   samples = await sampleFiles();
   await uploadSamples(storage, bucket, 'in/', samples);
-  queue = openQueue(config);
   redis = new Redis(config.REDIS_URL);
-  events = queueEvents(config);
+  fleet = new FleetQueues(config, redis);
   worker = startWorker(config, createDeps(config));
-  const deps = { storage, queue, redis };
+  const deps = { storage, fleet };
   for (const mode of ['batch', 'stream'] as const) {
     const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/${mode}/`, mode }, deps);
     expect(res.added).toBe(samples.length);
-    outcomes[mode] = await waitForJobs(queue, events, res.jobIds);
+    await worker.discover();
+    outcomes[mode] = await waitForJobs(fleet, res.jobIds);
   }
 });
 
 afterAll(async () => {
   await worker?.close();
-  await events?.close();
-  await queue?.close();
+  await fleet?.close();
   redis?.disconnect();
 });
 
@@ -95,19 +93,24 @@ it('batch and stream transcripts of the same file agree', async () => {
 });
 
 it('enqueuing the same prefix again creates no second job', async () => {
-  const before = await queue.getJobCountByTypes('completed', 'failed', 'waiting', 'active', 'delayed', 'prioritized');
-  const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/batch/`, mode: 'batch' }, { storage, queue, redis });
+  const total = async () => {
+    let n = 0;
+    for (const q of await fleet.allQueues()) n += await q.getJobCountByTypes('completed', 'failed', 'waiting', 'active', 'delayed', 'prioritized');
+    return n;
+  };
+  const before = await total();
+  const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/batch/`, mode: 'batch' }, { storage, fleet });
   expect(res).toMatchObject({ added: 0, duplicates: samples.length });
-  expect(await queue.getJobCountByTypes('completed', 'failed', 'waiting', 'active', 'delayed', 'prioritized')).toBe(before);
+  expect(await total()).toBe(before);
 });
 
 it('bad audio fails once with a typed error and nothing half-written', async () => {
   await storage.put(bucket, 'bad/empty.wav', Buffer.alloc(0));
   await storage.put(bucket, 'bad/notes.wav', Buffer.from('this is a text file, not audio\n'.repeat(50)));
-  const res = await enqueuePrefix({ source: `s3://${bucket}/bad/`, out: `s3://${bucket}/out/bad/` }, { storage, queue, redis });
-  const outs = await waitForJobs(queue, events, res.jobIds);
+  const res = await enqueuePrefix({ source: `s3://${bucket}/bad/`, out: `s3://${bucket}/out/bad/` }, { storage, fleet });
+  const outs = await waitForJobs(fleet, res.jobIds);
   const codes = outs.map((o) => (o.state === 'failed' ? parseFailedReason(o.reason)?.code : 'completed')).sort();
   expect(codes).toEqual(['DECODE_FAILED', 'EMPTY_DECODE']);
-  for (const id of res.jobIds) expect((await queue.getJob(id))!.attemptsMade).toBe(1); // unrecoverable: no retries
+  for (const id of res.jobIds) expect((await fleet.getJob(id))!.attemptsMade).toBe(1); // unrecoverable: no retries
   for (const name of ['empty.wav', 'notes.wav']) expect(await storage.head(bucket, `out/bad/${name}.json`)).toBeNull();
 });

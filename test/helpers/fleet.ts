@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { QueueEvents, type Job } from 'bullmq';
-import { loadConfig, type Config, type JobSpec } from '@scribe-fleet/core';
-import { redisConnection, type JobResult, type TranscribeQueue } from '@scribe-fleet/core/adapters/queue';
+import { loadConfig, type Config } from '@scribe-fleet/core';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import type { JobResult } from '@scribe-fleet/core/adapters/queue';
 import type { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
 import { DEFAULT_SAMPLES, synthesise, type SampleSpec } from '../../infra/local/src/samples';
 
@@ -19,21 +19,14 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   });
 }
 
-export function queueEvents(config: Config): QueueEvents {
-  return new QueueEvents(config.QUEUE_NAME, { connection: redisConnection(config, 'worker'), prefix: config.QUEUE_PREFIX });
-}
-
 export type Outcome = { id: string; state: 'completed'; result: JobResult } | { id: string; state: 'failed'; reason: string };
 
 /** Wait until every job has completed or failed for good (BullMQ events, no polling sleeps). */
-export async function waitForJobs(queue: TranscribeQueue, events: QueueEvents, ids: string[], timeoutMs = 120_000): Promise<Outcome[]> {
-  await events.waitUntilReady();
+export async function waitForJobs(fleet: FleetQueues, ids: string[], timeoutMs = 120_000): Promise<Outcome[]> {
   return Promise.all(
     ids.map(async (id): Promise<Outcome> => {
-      const job = (await queue.getJob(id)) as Job<JobSpec, JobResult> | undefined;
-      if (!job) throw new Error(`job ${id} not found`);
       try {
-        const result = await job.waitUntilFinished(events, timeoutMs);
+        const result = await fleet.waitForJob(id, timeoutMs);
         return { id, state: 'completed', result };
       } catch (e) {
         return { id, state: 'failed', reason: (e as Error).message };

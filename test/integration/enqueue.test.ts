@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { BucketNotAllowedError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '@scribe-fleet/core';
-import { openQueue } from '@scribe-fleet/core/adapters/queue';
+import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { testConfig } from '../helpers/fleet';
@@ -9,12 +9,12 @@ jest.setTimeout(180_000);
 
 const config = testConfig();
 const storage = testStorage();
-const queue = openQueue(config);
 const redis = new Redis(config.REDIS_URL);
+const fleet = new FleetQueues(config, redis);
 const bucket = uniqueBucket('enq');
 
 afterAll(async () => {
-  await queue.close();
+  await fleet.close();
   redis.disconnect();
 });
 
@@ -32,18 +32,20 @@ it('enqueues every one of 2 500 keys once, and again adds nothing', async () => 
   await storage.put(bucket, 'archive/folder/', ''); // folder marker: skipped
   const pages: number[] = [];
   const req = { source: `s3://${bucket}/archive/`, out: `s3://${bucket}/archive/out/` };
-  const first = await enqueuePrefix(req, { storage, queue, redis, pageSize: 1000, onProgress: (p) => pages.push(p.listed) });
+  const first = await enqueuePrefix(req, { storage, fleet, pageSize: 1000, onProgress: (p) => pages.push(p.listed) });
   expect(first).toMatchObject({ listed: 2502, skipped: 2, added: 2500, duplicates: 0 });
   expect(new Set(first.jobIds).size).toBe(2500);
   expect(pages.length).toBeGreaterThanOrEqual(3);
-  expect(await queue.getWaitingCount()).toBe(2500);
+  const queues = await fleet.allQueues();
+  expect(queues.map((q) => q.name)).toEqual([`${config.QUEUE_NAME}.local.default.default.batch`]);
+  expect(await queues[0]!.getWaitingCount()).toBe(2500);
 
-  const second = await enqueuePrefix(req, { storage, queue, redis, pageSize: 1000 });
+  const second = await enqueuePrefix(req, { storage, fleet, pageSize: 1000 });
   expect(second).toMatchObject({ added: 0, duplicates: 2500 });
   expect(second.jobIds).toEqual(first.jobIds);
-  expect(await queue.getWaitingCount()).toBe(2500);
+  expect(await queues[0]!.getWaitingCount()).toBe(2500);
 
-  const job = await queue.getJob(first.jobIds[0]!);
+  const job = await fleet.getJob(first.jobIds[0]!);
   expect(job!.data).toMatchObject({ provider: 'local', mode: 'batch', output: { bucket, keyBase: 'archive/out/00000.wav' } });
   expect(JSON.stringify(job!.data)).not.toMatch(/S3RVER|secret/i);
 });
@@ -52,11 +54,11 @@ it('a changed object (new ETag) is a new job', async () => {
   const b = uniqueBucket('enq2');
   await storage.ensureBucket(b);
   await storage.put(b, 'x/a.wav', 'one');
-  const q = openQueue(testConfig());
+  const q = new FleetQueues(testConfig(), redis);
   try {
-    const r1 = await enqueuePrefix({ source: `s3://${b}/x/`, out: `s3://${b}/y/` }, { storage, queue: q, redis });
+    const r1 = await enqueuePrefix({ source: `s3://${b}/x/`, out: `s3://${b}/y/` }, { storage, fleet: q });
     await storage.put(b, 'x/a.wav', 'two');
-    const r2 = await enqueuePrefix({ source: `s3://${b}/x/`, out: `s3://${b}/y/` }, { storage, queue: q, redis });
+    const r2 = await enqueuePrefix({ source: `s3://${b}/x/`, out: `s3://${b}/y/` }, { storage, fleet: q });
     expect(r2.added).toBe(1);
     expect(r2.jobIds[0]).not.toBe(r1.jobIds[0]);
   } finally {
@@ -65,7 +67,7 @@ it('a changed object (new ETag) is a new job', async () => {
 });
 
 it('refuses bad requests before enqueuing anything', async () => {
-  const deps = { storage, queue, redis, allowedBuckets: [bucket] };
+  const deps = { storage, fleet, allowedBuckets: [bucket] };
   await expect(enqueuePrefix({ source: 'http://nope', out: `s3://${bucket}/o/` }, deps)).rejects.toBeInstanceOf(InvalidS3UrlError);
   await expect(enqueuePrefix({ source: 's3://other-bucket/x/', out: `s3://${bucket}/o/` }, deps)).rejects.toBeInstanceOf(BucketNotAllowedError);
   await expect(

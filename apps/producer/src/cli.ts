@@ -57,8 +57,7 @@ export function buildCli(): Command {
           { source, out: o.out, provider: o.provider, mode: o.mode, options: o.option, ...(o.model ? { model: o.model } : {}), ...(o.account ? { account: o.account } : {}) },
           {
             storage: ctx.storage,
-            queue: ctx.queue,
-            redis: ctx.redis,
+            fleet: ctx.fleet,
             pageSize: cfg.ENQUEUE_PAGE_SIZE,
             allowedBuckets: cfg.S3_ALLOWED_BUCKETS,
             onProgress: (p) => {
@@ -85,7 +84,7 @@ export function buildCli(): Command {
       let ctx;
       try {
         ctx = openProducer(config());
-        const st = await queueStatus(ctx.queue);
+        const st = await queueStatus(ctx.fleet);
         if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
         else {
           for (const [state, n] of Object.entries(st.counts)) process.stdout.write(`${state.padEnd(12)} ${n}\n`);

@@ -1,12 +1,12 @@
 import { Redis } from 'ioredis';
 import type { Config } from '@scribe-fleet/core';
-import { openQueue, type TranscribeQueue } from '@scribe-fleet/core/adapters/queue';
+import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
 
 export interface ProducerContext {
   config: Config;
   storage: S3Storage;
-  queue: TranscribeQueue;
+  fleet: FleetQueues;
   redis: Redis;
   close(): Promise<void>;
 }
@@ -20,15 +20,15 @@ export function openProducer(config: Config): ProducerContext {
       ? { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
       : {}),
   });
-  const queue = openQueue(config, 'producer');
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false });
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  const fleet = new FleetQueues(config, redis, 'producer');
   return {
     config,
     storage,
-    queue,
+    fleet,
     redis,
     async close() {
-      await queue.close();
+      await fleet.close();
       redis.disconnect();
     },
   };

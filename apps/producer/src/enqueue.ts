@@ -5,7 +5,6 @@ import {
   isProviderName,
   PROVIDERS,
   UnknownProviderError,
-  jobIdFor,
   normaliseEtag,
   outputKeyBase,
   parseJobSpec,
@@ -16,8 +15,7 @@ import {
   type ObjectInfo,
   type Storage,
 } from '@scribe-fleet/core';
-import type { Redis } from 'ioredis';
-import { bulkEntry, type TranscribeQueue } from '@scribe-fleet/core/adapters/queue';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 
 export interface EnqueuePrefixRequest {
   /** `s3://bucket/prefix` to transcribe. */
@@ -42,9 +40,7 @@ export interface EnqueueProgress {
 
 export interface EnqueueDeps {
   storage: Storage;
-  queue: TranscribeQueue;
-  /** A plain Redis client, used to tell new jobs from ones that already exist. */
-  redis: Redis;
+  fleet: FleetQueues;
   pageSize?: number;
   allowedBuckets?: string[];
   onProgress?: (p: EnqueueProgress) => void;
@@ -103,13 +99,10 @@ export async function enqueuePrefix(req: EnqueuePrefixRequest, deps: EnqueueDeps
       else specs.push(specForObject(req, obj, src.key, out));
     }
     if (specs.length === 0) continue;
-    const ids = specs.map(jobIdFor);
-    const existing = (await deps.redis.pipeline(ids.map((id) => ['exists', deps.queue.toKey(id)])).exec()) ?? [];
-    await deps.queue.addBulk(specs.map((s) => bulkEntry(s)));
-    const dup = existing.filter(([, n]) => Number(n) === 1).length;
-    progress.duplicates += dup;
-    progress.added += specs.length - dup;
-    jobIds.push(...ids);
+    const res = await deps.fleet.add(specs);
+    progress.duplicates += res.duplicates;
+    progress.added += res.added;
+    jobIds.push(...res.ids);
     deps.onProgress?.({ ...progress });
   }
   return { ...progress, jobIds };

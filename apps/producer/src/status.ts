@@ -1,5 +1,5 @@
 import { parseFailedReason } from '@scribe-fleet/core';
-import type { TranscribeQueue } from '@scribe-fleet/core/adapters/queue';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 
 export const JOB_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
 
@@ -9,13 +9,18 @@ export interface QueueStatus {
   failuresByCode: Record<string, number>;
 }
 
-export async function queueStatus(queue: TranscribeQueue, sample = 1000): Promise<QueueStatus> {
-  const counts = (await queue.getJobCounts(...JOB_STATES)) as QueueStatus['counts'];
+/** Counts summed over every cap-bucket queue, and failures by code. */
+export async function queueStatus(fleet: FleetQueues, sample = 1000): Promise<QueueStatus> {
+  const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as QueueStatus['counts'];
   const failuresByCode: Record<string, number> = {};
-  if (counts.failed > 0) {
-    for (const job of await queue.getFailed(0, sample - 1)) {
-      const code = parseFailedReason(job?.failedReason)?.code ?? 'UNKNOWN';
-      failuresByCode[code] = (failuresByCode[code] ?? 0) + 1;
+  for (const queue of await fleet.allQueues()) {
+    const c = await queue.getJobCounts(...JOB_STATES);
+    for (const s of JOB_STATES) counts[s] += c[s] ?? 0;
+    if ((c.failed ?? 0) > 0) {
+      for (const job of await queue.getFailed(0, sample - 1)) {
+        const code = parseFailedReason(job?.failedReason)?.code ?? 'UNKNOWN';
+        failuresByCode[code] = (failuresByCode[code] ?? 0) + 1;
+      }
     }
   }
   return { counts, failuresByCode };

@@ -1,4 +1,6 @@
-import { noopTelemetry, UnlimitedLimiter, type Config, type Provider } from '@scribe-fleet/core';
+import { Redis } from 'ioredis';
+import { capFor, capSettings, noopTelemetry, parseCapBucketKey, type Config, type Provider } from '@scribe-fleet/core';
+import { RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
@@ -15,13 +17,32 @@ export function s3StorageFromConfig(config: Config): S3Storage {
   });
 }
 
+/** The fleet-wide cap semaphore, with caps from configuration. */
+export function redisLimiter(config: Config): RedisLimiter {
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on('error', () => {});
+  const settings = capSettings(config);
+  return new RedisLimiter({
+    redis,
+    prefix: `${config.QUEUE_PREFIX}:cap`,
+    capFor: (key) => {
+      const b = parseCapBucketKey(key);
+      return b ? capFor(b, settings) : 1;
+    },
+    leaseTtlMs: config.LEASE_TTL_MS,
+    decreaseFactor: config.CAP_DECREASE_FACTOR,
+    increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,
+    ownsConnection: true,
+  });
+}
+
 /** Production wiring: real storage, real clock, the providers this worker has credentials for. */
 export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {}): ProcessorDeps {
   const providers: Record<string, Provider> = { local: new LocalProvider({ chunkMs: config.STREAM_CHUNK_MS }) };
   const deps: ProcessorDeps = {
     storage: s3StorageFromConfig(config),
     providers,
-    limiter: new UnlimitedLimiter(),
+    limiter: overrides.limiter ?? redisLimiter(config),
     clock: systemClock,
     telemetry: noopTelemetry,
     ...overrides,

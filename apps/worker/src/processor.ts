@@ -1,9 +1,12 @@
 import {
+  capBucketKey,
+  capBucketOf,
   CONTENT_TYPES,
   JobCancelledError,
   outputKey,
   parseJobSpec,
   render,
+  ScribeError,
   toScribeError,
   UnknownProviderError,
   type Clock,
@@ -17,6 +20,7 @@ import {
 } from '@scribe-fleet/core';
 import { storageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
 import type { JobResult } from '@scribe-fleet/core/adapters/queue';
+import type { AudioInput } from '@scribe-fleet/core';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {
@@ -26,9 +30,15 @@ export interface ProcessorDeps {
   clock: Clock;
   telemetry: Telemetry;
   spoolDir?: string;
-  /** Cap bucket of a job; the cap module supplies the real one. */
-  capBucket?: (spec: JobSpec) => string;
   onSessionEvent?: (spec: JobSpec, e: SessionEvent) => void;
+  /** Provider 429s retried inside one attempt before the job is re-scheduled (default 8). */
+  maxRateLimitRetries?: number;
+}
+
+/** Wait before retrying a 429: at least the provider's Retry-After, else capped exponential, with jitter. */
+export function rateLimitBackoffMs(retryAfterMs: number | undefined, n: number, random = Math.random): number {
+  if (retryAfterMs !== undefined) return retryAfterMs * (1 + 0.25 * random());
+  return Math.min(30_000, 250 * 2 ** (n - 1)) * (0.5 + 0.5 * random());
 }
 
 export interface JobContext {
@@ -46,61 +56,81 @@ export function createProcessor(deps: ProcessorDeps) {
   return async function process(data: unknown, ctx: JobContext): Promise<JobResult> {
     const spec = parseJobSpec(data);
     const provider = deps.providers[spec.provider];
-    if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker`);
+    if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
     const audio = storageAudioInput(deps.storage, spec.source, deps.spoolDir ? { spoolDir: deps.spoolDir } : {});
-    const bucket = deps.capBucket?.(spec) ?? `${spec.provider}:${spec.account}:${spec.model}:${spec.mode}`;
-
-    const result = await deps.telemetry.span('slot.wait', { 'scribe.cap.bucket': bucket }, async () => deps.limiter.acquire(bucket, ctx.signal)).then(
-      async (lease) => {
-        try {
-          return await deps.telemetry.span(
-            `session ${spec.provider}`,
-            { 'transcription.provider': spec.provider, 'transcription.model': spec.model, 'transcription.mode': spec.mode },
-            async (span) => {
-              const r: ProviderResult = await provider.transcribe(
-                { mode: spec.mode, model: spec.model, options: spec.options, audio },
-                { signal: ctx.signal, clock: deps.clock, onEvent: (e) => deps.onSessionEvent?.(spec, e) },
-              );
-              span.setAttributes({ 'transcription.request_id': r.stats.requestId, 'transcription.audio_seconds': r.transcript.duration });
-              return r;
-            },
-          );
-        } finally {
-          await lease.release();
-        }
-      },
-    );
-    if (ctx.signal.aborted) throw new JobCancelledError('job was cancelled');
-
-    const sha256 = audio.sha256 ?? '';
-    const meta = {
-      sha256,
-      created: new Date().toISOString(),
-      source: { bucket: spec.source.bucket, key: spec.source.key, etag: spec.source.etag, ...(spec.source.versionId ? { versionId: spec.source.versionId } : {}) },
-    };
-    // JSON is written last: its presence marks a complete set of outputs.
-    const formats = [...spec.output.formats].sort((a, b) => (a === 'json' ? 1 : b === 'json' ? -1 : 0));
-    const outputs: Record<string, string> = {};
-    for (const format of formats) {
-      const key = outputKey(spec, format);
-      await deps.telemetry.span('s3.put', { 'scribe.output.format': format }, () =>
-        deps.storage.put(spec.output.bucket, key, render(result.transcript, format, meta), { contentType: CONTENT_TYPES[format] }),
-      );
-      outputs[format] = key;
+    const bucket = capBucketKey(capBucketOf(spec));
+    try {
+      // Everything that needs no provider slot happens before taking one (spooling mp4/m4a inputs).
+      if (spec.mode === 'stream' || spec.provider === 'local') await deps.telemetry.span('audio.prepare', {}, () => audio.prepare(ctx.signal));
+      const result = await transcribeWithinCap(spec, bucket, audio, deps, ctx);
+      return await writeOutputs(spec, result, audio.sha256 ?? '', deps);
+    } finally {
+      await audio.dispose();
     }
-    return {
-      outputs,
-      bucket: spec.output.bucket,
-      duration: result.transcript.duration,
-      sha256,
-      requestId: result.stats.requestId,
-      words: result.transcript.segments.reduce((n, s) => n + s.words.length, 0),
-      finalResults: result.stats.finalResults,
-      provider: spec.provider,
-      model: spec.model,
-      mode: spec.mode,
-    };
   };
 }
 
-export { toScribeError };
+/** Take a slot of the job's cap bucket, run the session, give the slot back. 429s: report, back off, retry. */
+async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: AudioInput, deps: ProcessorDeps, ctx: JobContext): Promise<ProviderResult> {
+  const provider = deps.providers[spec.provider]!;
+  const maxRetries = deps.maxRateLimitRetries ?? 8;
+  for (let rateLimited = 0; ; ) {
+    let retryAfterMs: number | undefined;
+    const lease = await deps.telemetry.span('slot.wait', { 'scribe.cap.bucket': bucket }, () => deps.limiter.acquire(bucket, ctx.signal));
+    try {
+      const signal = lease.signal ? AbortSignal.any([ctx.signal, lease.signal]) : ctx.signal;
+      return await deps.telemetry.span(
+        `session ${spec.provider}`,
+        { 'transcription.provider': spec.provider, 'transcription.model': spec.model, 'transcription.mode': spec.mode },
+        async (span) => {
+          const r = await provider.transcribe(
+            { mode: spec.mode, model: spec.model, options: spec.options, audio },
+            { signal, clock: deps.clock, onEvent: (e) => deps.onSessionEvent?.(spec, e) },
+          );
+          span.setAttributes({ 'transcription.request_id': r.stats.requestId, 'transcription.audio_seconds': r.transcript.duration });
+          return r;
+        },
+      );
+    } catch (e) {
+      if (ctx.signal.aborted) throw new JobCancelledError('job was cancelled');
+      if (lease.signal?.aborted) throw lease.signal.reason;
+      if (!(e instanceof ScribeError) || e.kind !== 'rate_limit' || ++rateLimited > maxRetries) throw e;
+      deps.limiter.reportRateLimited?.(bucket, e.retryAfterMs);
+      retryAfterMs = e.retryAfterMs;
+    } finally {
+      await lease.release();
+    }
+    const wait = rateLimitBackoffMs(retryAfterMs, rateLimited);
+    await deps.clock.sleepUntil(deps.clock.now() + wait, ctx.signal);
+  }
+}
+
+async function writeOutputs(spec: JobSpec, result: ProviderResult, sha256: string, deps: ProcessorDeps): Promise<JobResult> {
+  const meta = {
+    sha256,
+    created: new Date().toISOString(),
+    source: { bucket: spec.source.bucket, key: spec.source.key, etag: spec.source.etag, ...(spec.source.versionId ? { versionId: spec.source.versionId } : {}) },
+  };
+  // JSON is written last: its presence marks a complete set of outputs.
+  const formats = [...spec.output.formats].sort((a, b) => (a === 'json' ? 1 : b === 'json' ? -1 : 0));
+  const outputs: Record<string, string> = {};
+  for (const format of formats) {
+    const key = outputKey(spec, format);
+    await deps.telemetry.span('s3.put', { 'scribe.output.format': format }, () =>
+      deps.storage.put(spec.output.bucket, key, render(result.transcript, format, meta), { contentType: CONTENT_TYPES[format] }),
+    );
+    outputs[format] = key;
+  }
+  return {
+    outputs,
+    bucket: spec.output.bucket,
+    duration: result.transcript.duration,
+    sha256,
+    requestId: result.stats.requestId,
+    words: result.transcript.segments.reduce((n, s) => n + s.words.length, 0),
+    finalResults: result.stats.finalResults,
+    provider: spec.provider,
+    model: spec.model,
+    mode: spec.mode,
+  };
+}

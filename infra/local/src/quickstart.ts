@@ -10,9 +10,7 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { QueueEvents } from 'bullmq';
 import { loadConfig, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
-import { redisConnection } from '@scribe-fleet/core/adapters/queue';
 import { enqueuePrefix, openProducer } from '@scribe-fleet/producer';
 import { createDeps, startWorker } from '@scribe-fleet/worker';
 import { startStack } from './services';
@@ -39,7 +37,6 @@ async function main() {
   const config = loadConfig(env);
   const producer = openProducer(config);
   const worker = startWorker(config, createDeps(config));
-  const events = new QueueEvents(config.QUEUE_NAME, { connection: redisConnection(config, 'worker'), prefix: config.QUEUE_PREFIX });
   let failures = 0;
   try {
     await producer.storage.ensureBucket(BUCKET);
@@ -51,20 +48,19 @@ async function main() {
       console.log(`[quickstart] uploaded s3://${BUCKET}/samples/${s.name} (flite voice ${s.voice})`);
     }
     await rm(work, { recursive: true, force: true });
-    await events.waitUntilReady();
 
     const runs = [
       { mode: 'batch', source: `s3://${BUCKET}/samples/`, out: `s3://${BUCKET}/transcripts/batch/` },
       { mode: 'stream', source: `s3://${BUCKET}/samples/${DEFAULT_SAMPLES[0]!.name}`, out: `s3://${BUCKET}/transcripts/stream/` },
     ];
     for (const r of runs) {
-      const res = await enqueuePrefix({ source: r.source, out: r.out, mode: r.mode }, { storage: producer.storage, queue: producer.queue, redis: producer.redis });
+      const res = await enqueuePrefix({ source: r.source, out: r.out, mode: r.mode }, { storage: producer.storage, fleet: producer.fleet });
       console.log(`[quickstart] ${r.mode}: enqueued ${res.added} job(s) from ${r.source}`);
       for (const id of res.jobIds) {
-        const job = await producer.queue.getJob(id);
+        const job = await producer.fleet.getJob(id);
         if (!job) throw new Error(`job ${id} vanished`);
         try {
-          const result = await job.waitUntilFinished(events, 10 * 60_000);
+          const result = await producer.fleet.waitForJob(id, 10 * 60_000);
           const doc = JSON.parse(await readText(producer, result.bucket, result.outputs.json!)) as DeepgramStyleJson;
           const sample = DEFAULT_SAMPLES.find((s) => job.data.source.key.endsWith(s.name))!;
           const hyp = doc.results.channels[0]!.alternatives[0]!.transcript;
@@ -81,7 +77,6 @@ async function main() {
       }
     }
   } finally {
-    await events.close();
     await worker.close();
     await producer.close();
     await stack.stop();

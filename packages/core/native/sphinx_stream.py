@@ -69,7 +69,8 @@ def main():
         nonlocal in_utt
         dec.end_utt()
         in_utt = False
-        offset = utt_start_samples / RATE
+        # In this pocketsphinx (5prealpha) segment frames count from the first utterance of the
+        # decoder, not from the current one, so they are already audio time.
         words = []
         for seg in dec.seg():
             w = clean_word(seg.word)
@@ -78,8 +79,8 @@ def main():
             conf = logmath.exp(seg.prob)
             words.append({
                 "word": w,
-                "start": round(offset + seg.start_frame / FRAME_RATE, 3),
-                "end": round(offset + (seg.end_frame + 1) / FRAME_RATE, 3),
+                "start": round(seg.start_frame / FRAME_RATE, 3),
+                "end": round((seg.end_frame + 1) / FRAME_RATE, 3),
                 "confidence": round(max(0.0, min(1.0, conf)), 4),
             })
         if words:

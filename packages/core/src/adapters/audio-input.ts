@@ -1,9 +1,15 @@
 import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { EmptyDecodeError, type ScribeError } from '../domain/errors';
 import type { Source } from '../domain/job-spec';
 import type { AudioInput } from '../ports/provider';
 import type { Storage } from '../ports/storage';
-import { decodeToPcm } from './ffmpeg-decoder';
+import { decodeToPcm, needsSpooling } from './ffmpeg-decoder';
 
 /** A pass-through that hashes what flows by; the digest is available once the stream ends. */
 class HashTap extends Transform {
@@ -24,6 +30,13 @@ class HashTap extends Transform {
 export interface StorageAudioInput extends AudioInput {
   /** sha256 of the original bytes, known once one stream of the original has been read to the end. */
   readonly sha256: string | undefined;
+  /**
+   * Work that needs no provider slot, done before one is taken: inputs that need seeking (mp4/m4a,
+   * sniffed from their first bytes) are downloaded to a spool file now, so later decodes read it.
+   */
+  prepare(signal?: AbortSignal): Promise<void>;
+  /** Remove the spool file, if any. */
+  dispose(): Promise<void>;
 }
 
 /** AudioInput over an S3 object: every accessor streams from storage, pinned to the job's ETag. */
@@ -41,11 +54,42 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
     return { stream: body.pipe(tap), info: info.contentType ? { contentType: info.contentType } : {} };
   };
   const filename = source.key.split('/').pop() || 'audio';
+  let spoolDir: string | undefined;
+  let spoolFile: string | undefined;
   const input: StorageAudioInput = {
     get sha256() {
       return sha256;
     },
+    async prepare(signal?: AbortSignal) {
+      if (source.size === 0) throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
+      let body: Readable;
+      try {
+        ({ body } = await storage.get(source.bucket, source.key, { ifMatch: source.etag, range: 'bytes=0-15', ...(source.versionId ? { versionId: source.versionId } : {}) }));
+      } catch (e) {
+        // 416: no byte 0 to range over, i.e. an empty object.
+        if ((e as ScribeError).status === 416 || ((e as Error).cause as { name?: string } | undefined)?.name === 'InvalidRange') {
+          throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
+        }
+        throw e;
+      }
+      const parts: Buffer[] = [];
+      for await (const c of body) parts.push(c as Buffer);
+      if (!needsSpooling(Buffer.concat(parts))) return;
+      spoolDir = await mkdtemp(join(opts.spoolDir ?? tmpdir(), 'scribe-spool-'));
+      const file = join(spoolDir, 'input');
+      const { stream } = await open(signal);
+      await pipeline(stream, createWriteStream(file), signal ? { signal } : {});
+      spoolFile = file;
+    },
+    async dispose() {
+      if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
+      spoolDir = spoolFile = undefined;
+    },
     async *pcm(signal?: AbortSignal) {
+      if (spoolFile) {
+        yield* decodeToPcm({ path: spoolFile }, signal ? { signal } : {});
+        return;
+      }
       const { stream } = await open(signal);
       const decodeOpts: { signal?: AbortSignal; spoolDir?: string } = {};
       if (signal) decodeOpts.signal = signal;

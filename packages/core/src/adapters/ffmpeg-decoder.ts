@@ -56,66 +56,77 @@ async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream:
  * Decode any container ffmpeg understands to 16 kHz mono s16le PCM, streamed. Throws DecodeError when
  * ffmpeg fails and EmptyDecodeError when it produced no audio at all (never an empty transcript).
  */
-export async function* decodeToPcm(input: Readable, opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
-  const { head, stream } = await peek(input, 16);
+export async function* decodeToPcm(input: Readable | { path: string }, opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
+  if ('path' in input && typeof input.path === 'string' && !(input instanceof Readable)) {
+    yield* runFfmpeg(input.path, undefined, opts);
+    return;
+  }
+  const { head, stream } = await peek(input as Readable, 16);
   if (head.length === 0) throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
   const spool = opts.spool ?? needsSpooling(head);
   let spoolDir: string | undefined;
-  let source = 'pipe:0';
   try {
     if (spool) {
       spoolDir = await mkdtemp(join(opts.spoolDir ?? tmpdir(), 'scribe-spool-'));
-      source = join(spoolDir, 'input');
-      await pipeline(stream, createWriteStream(source), { signal: opts.signal });
-    }
-    const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'];
-    const child = spawn(opts.ffmpegPath ?? 'ffmpeg', args, { stdio: [spool ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
-      stderr = (stderr + d).slice(-4000);
-    });
-    const exited = new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code) => resolve(code));
-    });
-    const onAbort = () => child.kill('SIGKILL');
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    if (!spool) {
-      // Feed the input; EPIPE when ffmpeg gives up early is reported through its exit code instead.
-      child.stdin!.on('error', () => {});
-      stream.on('error', (e) => child.stdin!.destroy(e));
-      stream.pipe(child.stdin!);
-    }
-    let bytes = 0;
-    let odd: Buffer | null = null;
-    try {
-      for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
-        let buf: Buffer = odd ? Buffer.concat([odd, chunk]) : chunk;
-        odd = null;
-        if (buf.length % 2) {
-          odd = buf.subarray(buf.length - 1);
-          buf = buf.subarray(0, buf.length - 1);
-        }
-        if (buf.length) {
-          bytes += buf.length;
-          yield buf;
-        }
-      }
-      const code = await exited;
-      if (opts.signal?.aborted) throw opts.signal.reason;
-      if (code !== 0) {
-        throw new DecodeError(`ffmpeg could not decode the input (exit ${code}): ${lastLines(stderr)}`, { details: { exitCode: code } });
-      }
-      if (bytes === 0) {
-        throw new EmptyDecodeError('decoding produced no audio samples (empty, silent-less or unsupported input)');
-      }
-    } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      const file = join(spoolDir, 'input');
+      await pipeline(stream, createWriteStream(file), opts.signal ? { signal: opts.signal } : {});
+      yield* runFfmpeg(file, undefined, opts);
+    } else {
+      yield* runFfmpeg('pipe:0', stream, opts);
     }
   } finally {
     if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
+  }
+}
+
+/** Run ffmpeg on a file path, or on `pipe:0` fed from `stream`, yielding whole s16le samples. */
+async function* runFfmpeg(source: string, stream: Readable | undefined, opts: DecodeOptions): AsyncGenerator<Buffer> {
+  const spool = stream === undefined;
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'];
+  const child = spawn(opts.ffmpegPath ?? 'ffmpeg', args, { stdio: [spool ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
+  const onAbort = () => child.kill('SIGKILL');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (!spool) {
+    // Feed the input; EPIPE when ffmpeg gives up early is reported through its exit code instead.
+    child.stdin!.on('error', () => {});
+    stream!.on('error', (e) => child.stdin!.destroy(e));
+    stream!.pipe(child.stdin!);
+  }
+  let bytes = 0;
+  let odd: Buffer | null = null;
+  try {
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+      let buf: Buffer = odd ? Buffer.concat([odd, chunk]) : chunk;
+      odd = null;
+      if (buf.length % 2) {
+        odd = buf.subarray(buf.length - 1);
+        buf = buf.subarray(0, buf.length - 1);
+      }
+      if (buf.length) {
+        bytes += buf.length;
+        yield buf;
+      }
+    }
+    const code = await exited;
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if (code !== 0) {
+      throw new DecodeError(`ffmpeg could not decode the input (exit ${code}): ${lastLines(stderr)}`, { details: { exitCode: code } });
+    }
+    if (bytes === 0) {
+      throw new EmptyDecodeError('decoding produced no audio samples (empty, silent-less or unsupported input)');
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 }
 

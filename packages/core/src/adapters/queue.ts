@@ -23,7 +23,11 @@ export function defaultJobOptions(config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BAC
 export type TranscribeQueue = Queue<JobSpec, JobResult, string>;
 
 export function openQueue(config: Config, role: 'worker' | 'producer' = 'producer'): TranscribeQueue {
-  return new Queue<JobSpec, JobResult, string>(config.QUEUE_NAME, {
+  return openQueueNamed(config, config.QUEUE_NAME, role);
+}
+
+export function openQueueNamed(config: Config, name: string, role: 'worker' | 'producer' = 'producer'): TranscribeQueue {
+  return new Queue<JobSpec, JobResult, string>(name, {
     connection: redisConnection(config, role),
     prefix: config.QUEUE_PREFIX,
     defaultJobOptions: defaultJobOptions(config),

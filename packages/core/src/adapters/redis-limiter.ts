@@ -27,6 +27,8 @@ export interface RedisLimiterOptions {
   decreaseFactor?: number;
   increaseIntervalMs?: number;
   onEvent?: (e: LimiterEvent) => void;
+  /** Disconnect `redis` on close (when the limiter owns it). */
+  ownsConnection?: boolean;
 }
 
 export type LimiterEvent =
@@ -303,5 +305,6 @@ export class RedisLimiter implements Limiter {
       st.wake?.();
     }
     this.sub.disconnect();
+    if (this.opts.ownsConnection) this.opts.redis.disconnect();
   }
 }

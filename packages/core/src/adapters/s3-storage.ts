@@ -106,6 +106,7 @@ export class S3Storage implements Storage {
             Key: key,
             ...(opts.ifMatch ? { IfMatch: `"${unquote(opts.ifMatch)}"` } : {}),
             ...(opts.versionId ? { VersionId: opts.versionId } : {}),
+            ...(opts.range ? { Range: opts.range } : {}),
           }),
         ),
       bucket,

@@ -6,8 +6,10 @@ import type { Clock } from '../domain/clock';
 export const systemClock: Clock = {
   now: () => performance.now(),
   async sleepUntil(deadlineMs: number, signal?: AbortSignal): Promise<void> {
-    const wait = deadlineMs - performance.now();
     if (signal?.aborted) throw signal.reason;
-    if (wait > 0) await sleep(wait, undefined, signal ? { signal } : undefined);
+    // setTimeout works in whole milliseconds and may wake a fraction early: loop until the deadline has passed.
+    for (let wait = deadlineMs - performance.now(); wait > 0; wait = deadlineMs - performance.now()) {
+      await sleep(Math.max(1, Math.ceil(wait)), undefined, signal ? { signal } : undefined);
+    }
   },
 };

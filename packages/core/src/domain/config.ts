@@ -37,8 +37,10 @@ export const ConfigSchema = z.object({
   /** Buckets the producer may read from and write to; empty = any. */
   S3_ALLOWED_BUCKETS: csv,
 
-  /** Jobs one worker process runs at once. */
-  WORKER_CONCURRENCY: int(4, 1),
+  /** Jobs of one hosted-provider cap bucket one worker process runs at once (I/O-bound sessions). */
+  WORKER_CONCURRENCY: int(50, 1),
+  /** Jobs of the embedded local recogniser one worker process runs at once (CPU-bound: about the cores). */
+  LOCAL_CONCURRENCY: int(2, 1),
   /** Attempts per job for transient errors (rate limits do not count). */
   JOB_ATTEMPTS: int(5, 1),
   /** First retry delay; doubles each attempt. */

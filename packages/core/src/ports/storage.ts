@@ -15,6 +15,8 @@ export interface GetOptions {
   /** Fail with SourceChangedError unless the object still has this ETag. */
   ifMatch?: string;
   versionId?: string;
+  /** An HTTP byte range, e.g. `bytes=0-15`. */
+  range?: string;
 }
 
 export interface PutOptions {

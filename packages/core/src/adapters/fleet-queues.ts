@@ -1,0 +1,130 @@
+import type { Redis } from 'ioredis';
+import { QueueEvents, type JobsOptions } from 'bullmq';
+import { bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../domain/caps';
+import { capSettings, type Config } from '../domain/config';
+import { jobIdFor, type JobSpec } from '../domain/job-spec';
+import { bulkEntry, openQueueNamed, redisConnection, type JobResult, type TranscribeQueue } from './queue';
+
+/**
+ * One BullMQ queue per cap bucket (`<QUEUE_NAME>.<provider>.<account>.<class>.<mode>`), each with a
+ * global concurrency of cap + CAP_PREFETCH. A saturated bucket's jobs wait in their own queue (no
+ * worker slot is spent on them), so they never hold up another bucket; the lease semaphore inside
+ * the job then keeps the provider's in-flight count at or under the cap. Buckets register themselves
+ * in a Redis set the workers watch, so a new provider account needs no redeploy.
+ */
+export class FleetQueues {
+  private readonly queues = new Map<string, TranscribeQueue>();
+  private readonly registered = new Set<string>();
+  private readonly events = new Map<string, QueueEvents>();
+
+  constructor(
+    readonly config: Config,
+    private readonly redis: Redis,
+    private readonly role: 'producer' | 'worker' = 'producer',
+  ) {}
+
+  get bucketsKey(): string {
+    return `${this.config.QUEUE_PREFIX}:${this.config.QUEUE_NAME}:buckets`;
+  }
+
+  bucketOf(spec: JobSpec): CapBucket {
+    return capBucketOf(spec);
+  }
+
+  cap(bucket: CapBucket): number {
+    return capFor(bucket, capSettings(this.config));
+  }
+
+  queueName(bucket: CapBucket): string {
+    return bucketQueueName(this.config.QUEUE_NAME, bucket);
+  }
+
+  queue(bucket: CapBucket): TranscribeQueue {
+    const name = this.queueName(bucket);
+    let q = this.queues.get(name);
+    if (!q) {
+      q = openQueueNamed(this.config, name, this.role);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  /** Record the bucket for the workers and set its queue's global concurrency (idempotent). */
+  async register(bucket: CapBucket): Promise<void> {
+    const key = capBucketKey(bucket);
+    if (this.registered.has(key)) return;
+    await this.queue(bucket).setGlobalConcurrency(this.cap(bucket) + this.config.CAP_PREFETCH);
+    await this.redis.sadd(this.bucketsKey, key);
+    this.registered.add(key);
+  }
+
+  async buckets(): Promise<CapBucket[]> {
+    const keys = await this.redis.smembers(this.bucketsKey);
+    return keys.map(parseCapBucketKey).filter((b): b is CapBucket => b !== null);
+  }
+
+  /** Add jobs (deterministic ids: existing ones are not added again). Returns how many were new. */
+  async add(specs: JobSpec[], opts: JobsOptions = {}): Promise<{ added: number; duplicates: number; ids: string[] }> {
+    const byQueue = new Map<string, { bucket: CapBucket; specs: JobSpec[] }>();
+    for (const spec of specs) {
+      const bucket = this.bucketOf(spec);
+      const name = this.queueName(bucket);
+      const group = byQueue.get(name) ?? { bucket, specs: [] };
+      group.specs.push(spec);
+      byQueue.set(name, group);
+    }
+    let duplicates = 0;
+    for (const { bucket, specs: group } of byQueue.values()) {
+      await this.register(bucket);
+      const q = this.queue(bucket);
+      const existing = (await this.redis.pipeline(group.map((s) => ['exists', q.toKey(jobIdFor(s))])).exec()) ?? [];
+      duplicates += existing.filter(([, n]) => Number(n) === 1).length;
+      await q.addBulk(group.map((s) => bulkEntry(s, opts)));
+    }
+    return { added: specs.length - duplicates, duplicates, ids: specs.map(jobIdFor) };
+  }
+
+  /** Every bucket queue known to Redis (plus any opened here). */
+  async allQueues(): Promise<TranscribeQueue[]> {
+    for (const b of await this.buckets()) this.queue(b);
+    return [...this.queues.values()];
+  }
+
+  /** Find a job by id across the bucket queues. */
+  async getJob(id: string) {
+    for (const q of await this.allQueues()) {
+      const job = await q.getJob(id);
+      if (job) return job;
+    }
+    return undefined;
+  }
+
+  /** QueueEvents of one bucket queue (opened once, closed with the fleet). */
+  async queueEvents(queueName: string): Promise<QueueEvents> {
+    let ev = this.events.get(queueName);
+    if (!ev) {
+      ev = new QueueEvents(queueName, { connection: redisConnection(this.config, 'worker'), prefix: this.config.QUEUE_PREFIX });
+      this.events.set(queueName, ev);
+      await ev.waitUntilReady();
+    }
+    return ev;
+  }
+
+  /**
+   * Wait until a job completes (its result) or fails for good (rejects with `CODE: message`), driven
+   * by BullMQ events rather than polling.
+   */
+  async waitForJob(id: string, timeoutMs = 60 * 60_000): Promise<JobResult> {
+    const job = await this.getJob(id);
+    if (!job) throw new Error(`job ${id} not found`);
+    const events = await this.queueEvents(job.queueName);
+    return job.waitUntilFinished(events, timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.events.values()].map((e) => e.close()));
+    this.events.clear();
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

@@ -1,0 +1,606 @@
+/**
+ * Deepgram speech-to-text client: pre-recorded `POST /v1/listen` (batch) and live `wss /v1/listen`
+ * (stream), normalised into the Transcript model. Wire reference: providers.md §1, §2, Appendix A.
+ *
+ * Batch streams the original object bytes as the request body (or, with `batchBody: 'url'`, sends a
+ * presigned URL for Deepgram to fetch). Stream decodes to 16 kHz mono linear16, prefetches the first
+ * chunk before opening the socket, paces chunks on absolute deadlines, keeps the socket alive while
+ * the source stalls, never sends an empty frame, and ends with CloseStream → finals → Metadata →
+ * close 1000 (§2.7).
+ */
+import type { IncomingMessage } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import WebSocket from 'ws';
+import {
+  ConfigError,
+  EmptyDecodeError,
+  ProviderProtocolError,
+  ProviderRejectedError,
+  ProviderTimeoutError,
+  ProviderUnavailableError,
+  ScribeError,
+  toScribeError,
+} from '../../domain/errors';
+import { chunkBytesFor, pacedSend, rechunk, PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE, type PacingReport } from '../../domain/pacing';
+import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
+import type { Provider, ProviderResult, SessionContext, SessionStats, TranscribeRequest } from '../../ports/provider';
+import { abortError, httpStatusError, redact, within } from './ws-session';
+
+const PROVIDER = 'deepgram';
+
+export interface DeepgramProviderOptions {
+  apiKey: string;
+  /** https://api.deepgram.com (or an emulator); the live URL is the same host with ws(s)://. */
+  baseUrl: string;
+  /**
+   * Pre-recorded body. Default `stream`: the bytes are streamed from storage, so nothing but this
+   * worker needs to reach the bucket. `url` sends a presigned URL instead; that needs the bucket to be
+   * reachable from Deepgram's network and fails intermittently with REMOTE_CONTENT_ERROR when
+   * Deepgram's fetch of the URL fails (deepgram-js-sdk#263, providers.md §6 item 13).
+   */
+  batchBody?: 'stream' | 'url';
+  /** Bound on one pre-recorded request (upload + processing). Deepgram itself cancels at 10 min (20 min Whisper) with 504. */
+  timeoutMs?: number;
+  /** Live: audio per binary frame (default 100 ms; §2.9 recommends 20–100 ms). */
+  chunkMs?: number;
+  /** Live: send a KeepAlive after this long without audio going out (default 4000; §2.3 says 3–5 s). */
+  keepAliveMs?: number;
+  /** Live: bound on TCP connect + upgrade. */
+  connectTimeoutMs?: number;
+  /** Live: bound on CloseStream → final Results → Metadata → close 1000. */
+  closeTimeoutMs?: number;
+  /** Without `utterances` in the response, a pause this long (s) starts a new segment (Deepgram's utt_split default). */
+  segmentGapSeconds?: number;
+}
+
+/** Deepgram word as sent in both responses (§1.3, §2.4). */
+interface DgWord {
+  word: string;
+  start: number;
+  end: number;
+  confidence: number;
+  punctuated_word?: string;
+  speaker?: number;
+}
+
+interface DgAlternative {
+  transcript: string;
+  confidence: number;
+  words: DgWord[];
+}
+
+interface DgPrerecordedResponse {
+  metadata: { request_id: string; duration: number; channels: number };
+  results: {
+    channels: Array<{ alternatives: DgAlternative[] }>;
+    utterances?: Array<{ start: number; end: number; confidence: number; transcript: string; channel: number; words: DgWord[] }>;
+  };
+}
+
+interface DgResults {
+  type: 'Results';
+  start: number;
+  duration: number;
+  is_final?: boolean;
+  speech_final?: boolean;
+  channel: { alternatives: DgAlternative[] };
+}
+
+// ---- wire helpers (exported for tests and the other Deepgram paths) -----------------------------------
+
+/** One Deepgram error body, whichever of the three shapes it came in (§1.4). */
+export interface DeepgramErrorInfo {
+  code?: string;
+  message: string;
+  requestId?: string;
+}
+
+/** Parse a Deepgram error body: legacy `{err_code, err_msg}`, modern `{category, message, details}`, or text. */
+export function parseDeepgramError(body: string): DeepgramErrorInfo {
+  const trimmed = body.trim();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch {
+    return { message: trimmed.slice(0, 500) };
+  }
+  if (typeof parsed === 'string') return { message: parsed.slice(0, 500) };
+  if (!parsed || typeof parsed !== 'object') return { message: trimmed.slice(0, 500) };
+  const o = parsed as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const info: DeepgramErrorInfo = { message: '' };
+  const requestId = str(o.request_id);
+  if (requestId) info.requestId = requestId;
+  if (str(o.err_code) !== undefined || str(o.err_msg) !== undefined) {
+    const code = str(o.err_code);
+    if (code) info.code = code;
+    info.message = str(o.err_msg) ?? '';
+  } else if (str(o.category) !== undefined) {
+    info.code = str(o.category)!;
+    const message = str(o.message) ?? '';
+    const details = str(o.details);
+    info.message = details && details !== message ? `${message} (${details})` : message;
+  } else {
+    info.message = str(o.message) ?? str(o.error) ?? trimmed.slice(0, 500);
+  }
+  return info;
+}
+
+/**
+ * A Deepgram HTTP failure as a typed error (Appendix A). Beyond the common mapping: 422 (upload
+ * interrupted) and REMOTE_CONTENT_ERROR (Deepgram's fetch of a URL failed, intermittent per
+ * js-sdk#263) are retryable; 504 (processing cap exceeded) is a timeout.
+ */
+export function deepgramHttpError(status: number, info: DeepgramErrorInfo, retryAfter: string | null | undefined, where = ''): ScribeError {
+  const detail = [where, info.code, info.message].filter(Boolean).join(': ') + (info.requestId ? ` (request_id ${info.requestId})` : '');
+  const msg = `${PROVIDER}: HTTP ${status}${detail ? ` ${detail}` : ''}`;
+  const details: Record<string, unknown> = {};
+  if (info.code) details.errCode = info.code;
+  if (info.requestId) details.requestId = info.requestId;
+  if (status === 504) return new ProviderTimeoutError(msg, { status, details });
+  if (status === 422 || info.code === 'REMOTE_CONTENT_ERROR') return new ProviderUnavailableError(msg, { status, details });
+  const err = httpStatusError(PROVIDER, status, detail, retryAfter);
+  return Object.keys(details).length ? Object.assign(err, { details }) : err;
+}
+
+/**
+ * A live close as a typed error (§2.6, Appendix A): 1008/1002/1003/1007 and DATA-0000 are client-side
+ * problems (not retried); NET-0001 is an idle timeout; 1000 without Metadata, 1006, 1011, 1012, 1013
+ * and anything else are retryable.
+ */
+export function deepgramCloseError(code: number, reason: string, context: string): ScribeError {
+  const msg = `${PROVIDER}: WebSocket closed ${code}${reason ? ` "${reason}"` : ''} ${context}`;
+  if ([1002, 1003, 1007, 1008].includes(code) || /data-?0000/i.test(reason)) return new ProviderRejectedError(msg, { status: code });
+  if (/net-?0001/i.test(reason)) return new ProviderTimeoutError(msg, { status: code });
+  return new ProviderUnavailableError(msg, { status: code });
+}
+
+/** Query string per §1.2: booleans as `true`/`false`, arrays as repeated keys; `fixed` wins over options. */
+export function listenQuery(fixed: Record<string, string>, options: TranscribeRequest['options']): URLSearchParams {
+  const q = new URLSearchParams(fixed);
+  for (const [key, value] of Object.entries(options)) {
+    if (key in fixed) continue;
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) q.append(key, typeof v === 'boolean' ? (v ? 'true' : 'false') : String(v));
+  }
+  return q;
+}
+
+function toWord(w: DgWord): Word {
+  const out: Word = { word: w.word, start: w.start, end: w.end, confidence: w.confidence };
+  if (w.punctuated_word !== undefined) out.punctuated_word = w.punctuated_word;
+  if (w.speaker !== undefined) out.speaker = w.speaker;
+  return out;
+}
+
+/** Split words into segments where the pause between two words is at least `gap` seconds. */
+function splitAtPauses(words: Word[], gap: number, channel?: number): Segment[] {
+  const segments: Segment[] = [];
+  let current: Word[] = [];
+  for (const w of words) {
+    const prev = current[current.length - 1];
+    if (prev && w.start - prev.end >= gap) {
+      segments.push(segmentFromWords(current, channel));
+      current = [];
+    }
+    current.push(w);
+  }
+  if (current.length) segments.push(segmentFromWords(current, channel));
+  return segments;
+}
+
+/** §1.3 response → Transcript: utterances when present, else channel words split at pauses. */
+export function prerecordedToTranscript(json: DgPrerecordedResponse, model: string, segmentGapSeconds = 0.8): Transcript {
+  const md = json.metadata;
+  const channels = json.results?.channels ?? [];
+  let segments: Segment[];
+  if (Array.isArray(json.results?.utterances)) {
+    segments = json.results.utterances
+      .filter((u) => u.words.length)
+      .map((u) => {
+        const seg = segmentFromWords(u.words.map(toWord), channels.length > 1 ? u.channel : undefined);
+        if (u.transcript) seg.text = u.transcript;
+        seg.confidence = u.confidence;
+        return seg;
+      });
+  } else {
+    // Channel 0 only, unless the request asked for one result per channel (multichannel).
+    const used = channels.length > 1 ? channels : channels.slice(0, 1);
+    segments = used.flatMap((ch, c) => splitAtPauses((ch.alternatives[0]?.words ?? []).map(toWord), segmentGapSeconds, used.length > 1 ? c : undefined));
+  }
+  segments.sort((a, b) => a.start - b.start || (a.channel ?? 0) - (b.channel ?? 0));
+  return { provider: PROVIDER, model, requestId: md.request_id, duration: md.duration, channels: md.channels, segments };
+}
+
+// ---- the provider -------------------------------------------------------------------------------------
+
+export class DeepgramProvider implements Provider {
+  readonly name = PROVIDER;
+  private readonly base: string;
+
+  constructor(private readonly opts: DeepgramProviderOptions) {
+    if (!opts.apiKey) throw new ConfigError('deepgram: an API key is required');
+    if (!/^(https?|wss?):\/\//.test(opts.baseUrl)) throw new ConfigError(`deepgram: baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
+    this.base = opts.baseUrl.replace(/\/+$/, '');
+  }
+
+  transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
+    return req.mode === 'stream' ? this.stream(req, ctx) : this.batch(req, ctx);
+  }
+
+  private get authHeader(): string {
+    return `Token ${this.opts.apiKey}`;
+  }
+
+  private clean(text: string): string {
+    return redact(text, [this.opts.apiKey]);
+  }
+
+  // ---- pre-recorded --------------------------------------------------------------------------------
+
+  private async batch(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
+    if (ctx.signal.aborted) throw abortError(PROVIDER, ctx.signal);
+    const timeoutMs = this.opts.timeoutMs ?? 20 * 60_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([ctx.signal, timeout]);
+    const url = `${this.base.replace(/^ws/, 'http')}/v1/listen?${listenQuery({ model: req.model }, req.options)}`;
+    const stats: SessionStats = { requestId: '', bytesSent: 0, chunksSent: 0, finalResults: 0, reconnects: 0 };
+    let source: Readable | undefined;
+    try {
+      let init: RequestInit & { duplex?: 'half' };
+      if ((this.opts.batchBody ?? 'stream') === 'url') {
+        if (!req.audio.presignedUrl) throw new ConfigError('deepgram: batchBody "url" needs an audio input that can presign a URL');
+        const body = JSON.stringify({ url: await req.audio.presignedUrl() });
+        stats.bytesSent = Buffer.byteLength(body);
+        stats.chunksSent = 1;
+        init = { method: 'POST', headers: { authorization: this.authHeader, 'content-type': 'application/json' }, body, signal };
+      } else {
+        const original = await req.audio.original(signal);
+        source = original.stream;
+        init = {
+          method: 'POST',
+          headers: { authorization: this.authHeader, 'content-type': original.contentType ?? 'application/octet-stream' },
+          body: countingBody(original.stream, stats),
+          duplex: 'half', // a streamed request body (undici requires it)
+          signal,
+        };
+      }
+      const res = await fetch(url, init);
+      const requestId = res.headers.get('dg-request-id') ?? '';
+      const text = await res.text();
+      if (res.status !== 200) {
+        const info = parseDeepgramError(text);
+        if (!info.requestId && requestId) info.requestId = requestId;
+        if (!info.message) info.message = res.headers.get('dg-error') ?? res.statusText;
+        info.message = this.clean(info.message);
+        throw deepgramHttpError(res.status, info, res.headers.get('retry-after'));
+      }
+      let json: DgPrerecordedResponse;
+      try {
+        json = JSON.parse(text) as DgPrerecordedResponse;
+      } catch (e) {
+        throw new ProviderProtocolError(`deepgram: HTTP 200 with a body that is not JSON (${(e as Error).message})`, { status: 200 });
+      }
+      if (!json?.metadata || !json.results) throw new ProviderProtocolError('deepgram: HTTP 200 without metadata/results', { status: 200 });
+      const transcript = prerecordedToTranscript(json, req.model, this.opts.segmentGapSeconds);
+      stats.requestId = transcript.requestId || requestId;
+      ctx.onEvent?.({ type: 'session:open', requestId: stats.requestId });
+      const first = transcript.segments[0];
+      if (first) ctx.onEvent?.({ type: 'session:first-result', audioSeconds: first.end });
+      transcript.segments.forEach((s, index) => ctx.onEvent?.({ type: 'session:final', index, start: s.start, end: s.end }));
+      stats.finalResults = transcript.segments.length;
+      ctx.onEvent?.({ type: 'session:closed', code: 200 });
+      return { transcript, stats };
+    } catch (err) {
+      if (ctx.signal.aborted) throw abortError(PROVIDER, ctx.signal);
+      if (timeout.aborted) throw new ProviderTimeoutError(`deepgram: no answer to the pre-recorded request within ${timeoutMs} ms`, { cause: err });
+      if (err instanceof ScribeError) throw err;
+      // fetch's TypeError("fetch failed") carries the socket error as its cause.
+      const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+      throw new ProviderUnavailableError(`deepgram: pre-recorded request failed (${this.clean(cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err))})`, { cause: err });
+    } finally {
+      source?.destroy();
+    }
+  }
+
+  // ---- live ----------------------------------------------------------------------------------------
+
+  private async stream(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
+    if (ctx.signal.aborted) throw abortError(PROVIDER, ctx.signal);
+    const chunkMs = this.opts.chunkMs ?? 100;
+    const keepAliveMs = this.opts.keepAliveMs ?? 4000;
+    const stop = new AbortController(); // aborted when the server closes early or on failure
+    const signal = AbortSignal.any([ctx.signal, stop.signal]);
+    const query = listenQuery({ encoding: 'linear16', sample_rate: String(PCM_SAMPLE_RATE), channels: '1', model: req.model }, req.options);
+    const url = `${this.base.replace(/^http/, 'ws')}/v1/listen?${query}`;
+    const stats: SessionStats = { requestId: '', bytesSent: 0, chunksSent: 0, finalResults: 0, reconnects: 0 };
+    const source = rechunk(req.audio.pcm(signal), chunkBytesFor(chunkMs))[Symbol.asyncIterator]();
+    let live: LiveSocket | undefined;
+    let keepAlive: NodeJS.Timeout | undefined;
+    let closeStreamSent = false;
+    let closedReported = false;
+    const reportClosed = (code?: number, reason?: string) => {
+      if (closedReported) return;
+      closedReported = true;
+      const e: { type: 'session:closed'; code?: number; reason?: string } = { type: 'session:closed' };
+      if (code !== undefined) e.code = code;
+      if (reason) e.reason = this.clean(reason);
+      ctx.onEvent?.(e);
+    };
+    try {
+      // Appendix A: the first audio must reach Deepgram within 10 s of open, so the first chunk is
+      // fetched (S3 read + decoder start) before the socket is opened.
+      const first = await source.next();
+      if (first.done || first.value.length === 0) throw new EmptyDecodeError('deepgram: the audio decoded to nothing; nothing to stream');
+      const firstChunk: Buffer = first.value;
+      live = await LiveSocket.open(url, this.authHeader, signal, this.opts.connectTimeoutMs ?? 10_000, [this.opts.apiKey]);
+      const sock = live;
+      stats.requestId = sock.requestId;
+      ctx.onEvent?.({ type: 'session:open', requestId: sock.requestId });
+
+      // Finals accumulate; interims are never kept (§2.5).
+      const segments: Segment[] = [];
+      let metadata: { duration?: number; request_id?: string } | undefined;
+      let firstResult = false;
+      sock.onText((msg) => {
+        if (msg.type === 'Results') {
+          const r = msg as unknown as DgResults;
+          const alt = r.channel?.alternatives?.[0];
+          if (!firstResult && alt?.transcript) {
+            firstResult = true;
+            ctx.onEvent?.({ type: 'session:first-result', audioSeconds: r.start + r.duration });
+          }
+          if (!r.is_final) return;
+          stats.finalResults += 1;
+          const words = (alt?.words ?? []).map(toWord);
+          if (!words.length) return;
+          const seg = segmentFromWords(words);
+          if (alt?.transcript) seg.text = alt.transcript;
+          ctx.onEvent?.({ type: 'session:final', index: segments.length, start: seg.start, end: seg.end });
+          segments.push(seg);
+        } else if (msg.type === 'Metadata') {
+          metadata = msg as { duration?: number; request_id?: string };
+        }
+      });
+      // A close before CloseStream (idle, DATA-0000, NET-0000, drop, pacing) stops the sender at once.
+      void sock.closed.then((c) => {
+        if (!closeStreamSent) stop.abort(deepgramCloseError(c.code, this.clean(c.reason), 'while streaming audio'));
+      });
+
+      // KeepAlive while no audio goes out (e.g. the source stalls), on real time: it is about the
+      // server's 10 s idle window, not the pacing clock (§2.3, Appendix A).
+      let lastOut = performance.now();
+      const tick = () => {
+        if (closeStreamSent || !sock.isOpen) return;
+        const idle = performance.now() - lastOut;
+        if (idle >= keepAliveMs) {
+          lastOut = performance.now();
+          sock.send(JSON.stringify({ type: 'KeepAlive' })).catch(() => undefined);
+        }
+        keepAlive = setTimeout(tick, Math.max(20, keepAliveMs - (performance.now() - lastOut)));
+      };
+      keepAlive = setTimeout(tick, keepAliveMs);
+
+      async function* chunks(): AsyncGenerator<Buffer> {
+        yield firstChunk;
+        for (;;) {
+          const r = await source.next();
+          if (r.done) return;
+          yield r.value;
+        }
+      }
+      let pacing: PacingReport;
+      let sendFailed = false;
+      try {
+        pacing = await pacedSend({
+          chunks: chunks(),
+          clock: ctx.clock,
+          signal,
+          onLateness: (ms) => ctx.onEvent?.({ type: 'session:chunk-lateness', ms }),
+          send: async (chunk) => {
+            if (chunk.length === 0) return; // never an empty frame: it means end-of-stream (§2.3)
+            await sock.send(chunk).catch((e: unknown) => {
+              sendFailed = true;
+              throw e;
+            });
+            lastOut = performance.now();
+            stats.bytesSent += chunk.length;
+            stats.chunksSent += 1;
+          },
+        });
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        if (stop.signal.aborted) throw stop.signal.reason;
+        // A send that failed because the server is closing: report the close code, not the send.
+        const c = sock.closeInfo ?? (sendFailed ? await within(sock.closed, 2000, () => new Error('no close')).catch(() => undefined) : undefined);
+        if (c) throw deepgramCloseError(c.code, this.clean(c.reason), 'while streaming audio');
+        throw err;
+      }
+      stats.pacing = pacing;
+
+      // §2.7: CloseStream only after the last audio frame was handed to the socket, then read on
+      // until the final Results, the Metadata and the server's close 1000 (never close first).
+      clearTimeout(keepAlive);
+      closeStreamSent = true;
+      if (!sock.isOpen) {
+        const c = await sock.closed;
+        throw deepgramCloseError(c.code, this.clean(c.reason), 'before CloseStream');
+      }
+      await sock.send(JSON.stringify({ type: 'CloseStream' }));
+      const closeTimeoutMs = this.opts.closeTimeoutMs ?? 30_000;
+      const c = await within(
+        sock.closed,
+        closeTimeoutMs,
+        () => new ProviderTimeoutError(`deepgram: no Metadata and close within ${closeTimeoutMs} ms of CloseStream`),
+        ctx.signal,
+      );
+      reportClosed(c.code, c.reason);
+      if (c.code !== 1000 || !metadata) {
+        throw deepgramCloseError(c.code, this.clean(c.reason), metadata ? 'after CloseStream' : 'after CloseStream without Metadata');
+      }
+      const transcript: Transcript = {
+        provider: PROVIDER,
+        model: req.model,
+        requestId: metadata.request_id ?? sock.requestId,
+        duration: typeof metadata.duration === 'number' ? metadata.duration : stats.bytesSent / PCM_BYTES_PER_SECOND,
+        channels: 1,
+        segments,
+      };
+      return { transcript, stats };
+    } catch (err) {
+      if (ctx.signal.aborted) {
+        if (live) reportClosed(1000, 'aborted by the caller');
+        throw abortError(PROVIDER, ctx.signal);
+      }
+      if (live) reportClosed(live.closeInfo?.code, live.closeInfo?.reason);
+      if (err instanceof ScribeError) throw err;
+      if (stop.signal.aborted && stop.signal.reason instanceof ScribeError) throw stop.signal.reason;
+      throw toScribeError(err);
+    } finally {
+      clearTimeout(keepAlive);
+      if (!stop.signal.aborted) stop.abort(new Error('session over'));
+      await source.return?.(undefined).catch(() => undefined);
+      // On success the server has closed already; on failure or abort, close our side.
+      live?.shutdown();
+    }
+  }
+}
+
+/** A streamed request body that counts what went out (pull-based: storage is read as fetch sends). */
+function countingBody(stream: Readable, stats: SessionStats): ReadableStream<Uint8Array> {
+  const it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const r = await it.next();
+      if (r.done) {
+        controller.close();
+        return;
+      }
+      stats.bytesSent += r.value.length;
+      stats.chunksSent += 1;
+      controller.enqueue(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength));
+    },
+    async cancel() {
+      stream.destroy();
+    },
+  });
+}
+
+/** The live socket: handshake with Deepgram's HTTP refusals as typed errors, sends, close state. */
+class LiveSocket {
+  readonly closed: Promise<{ code: number; reason: string }>;
+  closeInfo: { code: number; reason: string } | undefined;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    readonly requestId: string,
+  ) {
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code: number, reason: Buffer) => {
+        this.closeInfo = { code, reason: reason.toString('utf8') };
+        resolve(this.closeInfo);
+      });
+    });
+    ws.on('error', () => undefined); // a drop surfaces as close 1006
+  }
+
+  /**
+   * §2.1: refusals are plain HTTP before the upgrade, with `dg-error` and `dg-request-id` headers;
+   * ws reports them through 'unexpected-response' (without a listener they would be an opaque 1006,
+   * js-sdk#353).
+   */
+  static open(url: string, auth: string, signal: AbortSignal, connectTimeoutMs: number, secrets: string[]): Promise<LiveSocket> {
+    return new Promise<LiveSocket>((resolve, reject) => {
+      if (signal.aborted) return reject(abortError(PROVIDER, signal));
+      const ws = new WebSocket(url, { headers: { authorization: auth }, handshakeTimeout: connectTimeoutMs, perMessageDeflate: false });
+      let requestId = '';
+      let done = false;
+      const finish = (err: Error | null) => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', onAbort);
+        if (!err) return resolve(new LiveSocket(ws, requestId));
+        ws.removeAllListeners('open');
+        ws.on('error', () => undefined);
+        if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+        reject(err);
+      };
+      const onAbort = () => finish(abortError(PROVIDER, signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      ws.once('upgrade', (res: IncomingMessage) => {
+        const id = res.headers['dg-request-id'];
+        requestId = (Array.isArray(id) ? id[0] : id) ?? '';
+      });
+      ws.once('open', () => finish(null));
+      ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+        const parts: Buffer[] = [];
+        let size = 0;
+        res.on('data', (d: Buffer) => {
+          if (size < 8192) parts.push(d);
+          size += d.length;
+        });
+        const fail = () => {
+          const header = (name: string) => {
+            const v = res.headers[name];
+            return Array.isArray(v) ? v[0] : v;
+          };
+          const info = parseDeepgramError(Buffer.concat(parts).toString('utf8'));
+          const dgError = header('dg-error');
+          if (dgError) info.message = dgError;
+          const id = header('dg-request-id');
+          if (id && !info.requestId) info.requestId = id;
+          info.message = redact(info.message, secrets);
+          finish(deepgramHttpError(res.statusCode ?? 0, info, header('retry-after'), 'at WebSocket upgrade'));
+        };
+        res.once('end', fail);
+        res.once('error', fail);
+        res.once('aborted', fail);
+      });
+      ws.once('error', (e: Error & { code?: string }) => {
+        const msg = redact(e.message, secrets);
+        if (/timed out/i.test(msg)) finish(new ProviderTimeoutError(`deepgram: WebSocket handshake timed out after ${connectTimeoutMs} ms`, { cause: e }));
+        else finish(new ProviderUnavailableError(`deepgram: cannot connect (${e.code ?? msg})`, { cause: e }));
+      });
+      ws.once('close', (code: number) => finish(new ProviderUnavailableError(`deepgram: connection closed ${code} during the handshake`, { status: code })));
+    });
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  onText(fn: (msg: { type?: string } & Record<string, unknown>) => void): void {
+    this.ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (isBinary) return;
+      try {
+        const msg = JSON.parse(data.toString()) as unknown;
+        if (msg && typeof msg === 'object') fn(msg as { type?: string } & Record<string, unknown>);
+      } catch {
+        // not JSON: ignore (Deepgram only sends JSON text frames)
+      }
+    });
+  }
+
+  /** Resolves once the frame is handed to the socket. */
+  send(data: Buffer | string): Promise<void> {
+    if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ProviderUnavailableError('deepgram: cannot send, the connection is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.ws.send(data, { binary: typeof data !== 'string' }, (err) => {
+        if (err) reject(new ProviderUnavailableError(`deepgram: send failed: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  /** Close our side if still open (abort/failure); drop the socket if the server does not answer. */
+  shutdown(): void {
+    if (this.ws.readyState === WebSocket.OPEN) {
+      this.ws.close(1000, 'client closing');
+      setTimeout(() => this.ws.terminate(), 2000).unref();
+    } else if (this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.terminate();
+    }
+  }
+}
+

@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import { createReadStream, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VirtualClock, wordErrorRate, type AudioInput } from '@scribe-fleet/core';
+import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
+import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
+import { synthesise } from '../../infra/local/src/samples';
+
+jest.setTimeout(60_000);
+
+const dir = mkdtempSync(join(tmpdir(), 'scribe-local-'));
+const fileInput = (path: string): AudioInput => ({
+  pcm: (signal) => decodeToPcm(createReadStream(path), signal ? { signal } : {}),
+  original: async () => ({ stream: createReadStream(path), filename: 'x.wav' }),
+});
+
+/** One sentence followed by 3 s of silence, three times: three utterances at known offsets. */
+async function repeated(): Promise<{ path: string; period: number; text: string }> {
+  const text = 'she opened the door and walked into the kitchen to make a cup of coffee';
+  const one = join(dir, 'one.wav');
+  await synthesise({ name: 'one.wav', voice: 'kal16', format: 'wav', text }, one);
+  const path = join(dir, 'three.wav');
+  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', one, '-af', 'apad=pad_dur=3', '-f', 'wav', join(dir, 'padded.wav')]);
+  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-stream_loop', '2', '-i', join(dir, 'padded.wav'), '-c', 'copy', path]);
+  const period = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', join(dir, 'padded.wav')]).toString());
+  return { path, period, text };
+}
+
+it('word times stay in audio time across utterances (batch)', async () => {
+  const { path, period, text } = await repeated();
+  const res = await new LocalProvider().transcribe({ mode: 'batch', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal: new AbortController().signal, clock: new VirtualClock() });
+  expect(res.transcript.segments.length).toBe(3);
+  const first = res.transcript.segments.map((s) => s.words[0]!.start);
+  // Each repeat starts one period after the previous one.
+  expect(first[1]! - first[0]!).toBeCloseTo(period, 0);
+  expect(first[2]! - first[0]!).toBeCloseTo(2 * period, 0);
+  expect(res.transcript.segments[2]!.end).toBeLessThanOrEqual(res.transcript.duration);
+  for (const s of res.transcript.segments) expect(wordErrorRate(text, s.text)).toBeLessThanOrEqual(0.15);
+});
+
+it('stream mode paces on the real clock: never early, and finishes in about the audio duration', async () => {
+  const { path } = await repeated();
+  const t0 = performance.now();
+  const res = await new LocalProvider().transcribe({ mode: 'stream', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal: new AbortController().signal, clock: systemClock });
+  const wall = (performance.now() - t0) / 1000;
+  expect(res.stats.pacing!.earlySends).toBe(0);
+  expect(wall).toBeGreaterThanOrEqual(res.transcript.duration - 0.2);
+  expect(res.transcript.segments.length).toBe(3);
+});
