@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, ScribeError, StorageUnavailableError, type Config } from '@scribe-fleet/core';
+import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { openProducer } from './context';
 import { enqueuePrefix } from './enqueue';
 import { queueStatus } from './status';
@@ -18,7 +19,7 @@ function parseOption(kv: string, acc: Record<string, string | boolean | number> 
 }
 
 function config(): Config {
-  return loadConfig(process.env);
+  return loadConfig(envWithSecrets(process.env));
 }
 
 function fail(err: unknown, json: boolean): never {

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { capFor, capSettings, noopTelemetry, parseCapBucketKey, type Config, type Provider } from '@scribe-fleet/core';
 import { RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
-import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
+import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import type { ProcessorDeps } from './processor';
@@ -38,7 +38,7 @@ export function redisLimiter(config: Config): RedisLimiter {
 
 /** Production wiring: real storage, real clock, the providers this worker has credentials for. */
 export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {}): ProcessorDeps {
-  const providers: Record<string, Provider> = { local: new LocalProvider({ chunkMs: config.STREAM_CHUNK_MS }) };
+  const providers: Record<string, Provider> = createProviders(config);
   const deps: ProcessorDeps = {
     storage: s3StorageFromConfig(config),
     providers,

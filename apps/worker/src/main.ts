@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { loadConfig, ConfigError } from '@scribe-fleet/core';
+import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { createDeps } from './deps';
 import { startWorker } from './worker';
 
 async function main() {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(envWithSecrets(process.env));
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`scribe-worker: ${e.message}`);
@@ -15,7 +16,7 @@ async function main() {
     throw e;
   }
   const running = startWorker(config, createDeps(config));
-  console.log(`[worker] pid ${process.pid} consuming ${config.QUEUE_PREFIX}:${config.QUEUE_NAME} with concurrency ${config.WORKER_CONCURRENCY}`);
+  console.log(`[worker] pid ${process.pid} consuming the ${config.QUEUE_PREFIX}:${config.QUEUE_NAME}.* cap-bucket queues`);
   let closing = false;
   const shutdown = async (sig: string) => {
     if (closing) return;

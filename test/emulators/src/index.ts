@@ -1,0 +1,5 @@
+export * from './common';
+export * from './deepgram';
+export * from './assemblyai';
+export * from './fireworks';
+export * from './openai';
