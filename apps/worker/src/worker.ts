@@ -75,6 +75,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       prefix: config.QUEUE_PREFIX,
       concurrency: bucketConcurrency(config, bucket, fleet.cap(bucket)),
       lockDuration: config.WORKER_LOCK_MS,
+      // A crashed worker's jobs are found stalled within lockDuration + stalledInterval and re-run.
+      stalledInterval: config.WORKER_LOCK_MS,
     });
     w.on('error', (e) => console.error(`[worker] ${key}: ${e.message}`));
     workers.set(key, w);

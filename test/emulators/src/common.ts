@@ -11,7 +11,19 @@ export class ConcurrencyTracker {
   private readonly current = new Map<string, number>();
   private readonly max = new Map<string, number>();
   private readonly refused = new Map<string, number>();
+  private readonly listeners = new Set<(key: string, inFlight: number, at: number) => void>();
   constructor(public capFor: (key: string) => number) {}
+
+  /** Be told of every change of a key's in-flight count (benchmarks integrate it over time). */
+  onChange(fn: (key: string, inFlight: number, at: number) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+  private emit(key: string, n: number): void {
+    if (this.listeners.size === 0) return;
+    const at = performance.now();
+    for (const fn of this.listeners) fn(key, n, at);
+  }
 
   enter(key: string): boolean {
     const n = this.current.get(key) ?? 0;
@@ -21,10 +33,13 @@ export class ConcurrencyTracker {
     }
     this.current.set(key, n + 1);
     this.max.set(key, Math.max(this.max.get(key) ?? 0, n + 1));
+    this.emit(key, n + 1);
     return true;
   }
   leave(key: string): void {
-    this.current.set(key, Math.max(0, (this.current.get(key) ?? 0) - 1));
+    const n = Math.max(0, (this.current.get(key) ?? 0) - 1);
+    this.current.set(key, n);
+    this.emit(key, n);
   }
   inFlight(key: string): number {
     return this.current.get(key) ?? 0;

@@ -129,10 +129,16 @@ export interface DeepgramEmulatorOptions {
   /** Live: interim period in ms of audio (default 1000). */
   interimEveryMs?: number;
   faults?: DeepgramFaults;
+  /**
+   * Benchmark mode for pre-recorded requests: skip recognition, read the whole body, hold the request
+   * for this fixed service time and answer an empty transcript (duration estimated as 16 kHz s16le).
+   * Caps, auth and the concurrency tracker behave exactly as in normal mode.
+   */
+  serviceTimeMs?: number | Partial<Record<DeepgramPool, number>>;
 }
 
-export type ResolvedDeepgramOptions = Required<Omit<DeepgramEmulatorOptions, 'port' | 'host' | 'faults' | 'errorShape' | 'retryAfterSeconds'>> &
-  Pick<DeepgramEmulatorOptions, 'errorShape' | 'retryAfterSeconds'>;
+export type ResolvedDeepgramOptions = Required<Omit<DeepgramEmulatorOptions, 'port' | 'host' | 'faults' | 'errorShape' | 'retryAfterSeconds' | 'serviceTimeMs'>> &
+  Pick<DeepgramEmulatorOptions, 'errorShape' | 'retryAfterSeconds' | 'serviceTimeMs'>;
 
 /** One pre-recorded request as the emulator saw it. */
 export interface DeepgramRestRecord {
@@ -383,6 +389,17 @@ async function recognise(pcm: AsyncIterable<Buffer>, signal: AbortSignal): Promi
   }
 }
 
+/** Benchmark mode: drain the body, then hold the request for a fixed service time. */
+async function fixedService(body: Readable, serviceTimeMs: number, signal: AbortSignal): Promise<ChannelResult> {
+  let bytes = 0;
+  for await (const chunk of body) bytes += (chunk as Buffer).length;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, serviceTimeMs);
+    signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+  });
+  return { finals: [], duration: bytes / PCM_BPS };
+}
+
 /** Raw `linear16`/`mulaw` body (REST `encoding=` for headerless audio) → 16 kHz PCM. */
 async function* convertRaw(input: AsyncIterable<Buffer>, encoding: 'linear16' | 'mulaw', sampleRate: number): AsyncGenerator<Buffer> {
   const conv = new PcmConverter(sampleRate, encoding === 'mulaw' ? 'pcm_mulaw' : 'pcm_s16le');
@@ -530,6 +547,7 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
   };
   if (opts.errorShape !== undefined) options.errorShape = opts.errorShape;
   if (opts.retryAfterSeconds !== undefined) options.retryAfterSeconds = opts.retryAfterSeconds;
+  if (opts.serviceTimeMs !== undefined) options.serviceTimeMs = opts.serviceTimeMs;
 
   const capFor = (key: string): number => {
     const [project, pool] = key.split('/') as [string, DeepgramPool | undefined];
@@ -744,6 +762,8 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
       const processing = (async (): Promise<ChannelResult[]> => {
         const enc = q.get('encoding');
         try {
+          const serviceMs = typeof options.serviceTimeMs === 'number' ? options.serviceTimeMs : pool ? options.serviceTimeMs?.[pool] : undefined;
+          if (serviceMs !== undefined) return [await fixedService(source, serviceMs, work.signal)];
           if (isTrue(q, 'multichannel')) return await recogniseMultichannel(source, work.signal);
           if (enc === 'linear16' || enc === 'mulaw') {
             return [await recognise(convertRaw(source, enc, Number(q.get('sample_rate') ?? 16000)), work.signal)];

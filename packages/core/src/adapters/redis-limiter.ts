@@ -291,7 +291,8 @@ export class RedisLimiter implements Limiter {
 
   /** Current leases and effective cap of a bucket (for metrics and tests). */
   async snapshot(bucket: string): Promise<{ inFlight: number; effectiveCap: number; configuredCap: number }> {
-    const now = Number((await this.redis.time())[0]) * 1000;
+    const [sec, usec] = await this.redis.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     const [n, eff] = await Promise.all([this.redis.zcount(this.key(bucket, 'leases'), now, '+inf'), this.redis.hget(this.key(bucket, 'state'), 'eff')]);
     const configuredCap = this.opts.capFor(bucket);
     return { inFlight: n, effectiveCap: eff === null ? configuredCap : Math.min(Number(eff), configuredCap), configuredCap };
