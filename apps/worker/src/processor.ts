@@ -18,9 +18,8 @@ import {
   type Storage,
   type Telemetry,
 } from '@scribe-fleet/core';
-import { storageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
+import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
 import type { JobResult } from '@scribe-fleet/core/adapters/queue';
-import type { AudioInput } from '@scribe-fleet/core';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {
@@ -61,7 +60,9 @@ export function createProcessor(deps: ProcessorDeps) {
     const bucket = capBucketKey(capBucketOf(spec));
     try {
       // Everything that needs no provider slot happens before taking one (spooling mp4/m4a inputs).
-      if (spec.mode === 'stream' || spec.provider === 'local') await deps.telemetry.span('audio.prepare', {}, () => audio.prepare(ctx.signal));
+      // Streams (and the local recogniser) read decoded PCM; batch providers say what they read.
+      const form = spec.provider === 'local' ? 'pcm' : (provider.audioForm?.(spec.mode) ?? (spec.mode === 'stream' ? 'pcm' : undefined));
+      if (form === 'pcm') await deps.telemetry.span('audio.prepare', {}, () => audio.prepare(ctx.signal));
       const result = await transcribeWithinCap(spec, bucket, audio, deps, ctx);
       return await writeOutputs(spec, result, audio.sha256 ?? '', deps);
     } finally {
@@ -71,11 +72,14 @@ export function createProcessor(deps: ProcessorDeps) {
 }
 
 /** Take a slot of the job's cap bucket, run the session, give the slot back. 429s: report, back off, retry. */
-async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: AudioInput, deps: ProcessorDeps, ctx: JobContext): Promise<ProviderResult> {
+async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: StorageAudioInput, deps: ProcessorDeps, ctx: JobContext): Promise<ProviderResult> {
   const provider = deps.providers[spec.provider]!;
   const maxRetries = deps.maxRateLimitRetries ?? 8;
+  const form = provider.audioForm?.(spec.mode);
   for (let rateLimited = 0; ; ) {
     let retryAfterMs: number | undefined;
+    // Open the object's GET while waiting for the slot, so the session starts at once when it comes.
+    if (form === 'original') audio.prefetchOriginal();
     const lease = await deps.telemetry.span('slot.wait', { 'scribe.cap.bucket': bucket }, () => deps.limiter.acquire(bucket, ctx.signal));
     try {
       const signal = lease.signal ? AbortSignal.any([ctx.signal, lease.signal]) : ctx.signal;

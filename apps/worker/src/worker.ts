@@ -22,9 +22,9 @@ export interface WorkerOptions {
 }
 
 /** Jobs of one bucket this process runs at once: CPU-bound local recognition vs I/O-bound sessions. */
-export function bucketConcurrency(config: Config, bucket: CapBucket, cap: number): number {
+export function bucketConcurrency(config: Config, bucket: CapBucket, activeLimit: number): number {
   if (bucket.provider === 'local') return config.LOCAL_CONCURRENCY;
-  return Math.max(1, Math.min(config.WORKER_CONCURRENCY, cap + config.CAP_PREFETCH));
+  return Math.max(1, Math.min(config.WORKER_CONCURRENCY, activeLimit));
 }
 
 /**
@@ -73,7 +73,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     const w = new Worker<JobSpec, JobResult, string>(fleet.queueName(bucket), handle, {
       connection: redisConnection(config, 'worker'),
       prefix: config.QUEUE_PREFIX,
-      concurrency: bucketConcurrency(config, bucket, fleet.cap(bucket)),
+      concurrency: bucketConcurrency(config, bucket, fleet.activeLimit(bucket)),
       lockDuration: config.WORKER_LOCK_MS,
       // A crashed worker's jobs are found stalled within lockDuration + stalledInterval and re-run.
       stalledInterval: config.WORKER_LOCK_MS,

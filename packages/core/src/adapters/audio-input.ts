@@ -35,7 +35,13 @@ export interface StorageAudioInput extends AudioInput {
    * sniffed from their first bytes) are downloaded to a spool file now, so later decodes read it.
    */
   prepare(signal?: AbortSignal): Promise<void>;
-  /** Remove the spool file, if any. */
+  /**
+   * Open the original's GET now (before a slot is taken), so the session starts without waiting for
+   * storage. Used by `original()` if it is younger than `maxAgeMs` (an idle S3 response should not be
+   * held for long); otherwise dropped and reopened.
+   */
+  prefetchOriginal(maxAgeMs?: number): void;
+  /** Remove the spool file and any unused prefetched stream. */
   dispose(): Promise<void>;
 }
 
@@ -56,6 +62,11 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
   const filename = source.key.split('/').pop() || 'audio';
   let spoolDir: string | undefined;
   let spoolFile: string | undefined;
+  let prefetched: { at: number; maxAgeMs: number; opening: ReturnType<typeof open> } | undefined;
+  const dropPrefetched = () => {
+    prefetched?.opening.then((o) => o.stream.destroy(), () => undefined);
+    prefetched = undefined;
+  };
   const input: StorageAudioInput = {
     get sha256() {
       return sha256;
@@ -81,7 +92,14 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
       await pipeline(stream, createWriteStream(file), signal ? { signal } : {});
       spoolFile = file;
     },
+    prefetchOriginal(maxAgeMs = 5000) {
+      dropPrefetched();
+      const opening = open();
+      opening.catch(() => undefined); // surfaced when original() uses it
+      prefetched = { at: Date.now(), maxAgeMs, opening };
+    },
     async dispose() {
+      dropPrefetched();
       if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
       spoolDir = spoolFile = undefined;
     },
@@ -97,7 +115,11 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
       yield* decodeToPcm(stream, decodeOpts);
     },
     async original(signal?: AbortSignal) {
-      const { stream, info } = await open(signal);
+      const fresh = prefetched && Date.now() - prefetched.at <= prefetched.maxAgeMs ? prefetched.opening : undefined;
+      if (fresh) prefetched = undefined;
+      else dropPrefetched();
+      const { stream, info } = await (fresh ?? open(signal));
+      if (fresh && signal) signal.addEventListener('abort', () => stream.destroy(signal.reason as Error), { once: true });
       const res: Awaited<ReturnType<AudioInput['original']>> = { stream, filename };
       if (source.size !== undefined) res.size = source.size;
       if (info.contentType) res.contentType = info.contentType;

@@ -1,13 +1,13 @@
 import type { Redis } from 'ioredis';
 import { QueueEvents, type JobsOptions } from 'bullmq';
-import { bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../domain/caps';
+import { activeLimit, bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../domain/caps';
 import { capSettings, type Config } from '../domain/config';
 import { jobIdFor, type JobSpec } from '../domain/job-spec';
 import { bulkEntry, openQueueNamed, redisConnection, type JobResult, type TranscribeQueue } from './queue';
 
 /**
  * One BullMQ queue per cap bucket (`<QUEUE_NAME>.<provider>.<account>.<class>.<mode>`), each with a
- * global concurrency of cap + CAP_PREFETCH. A saturated bucket's jobs wait in their own queue (no
+ * global concurrency of the cap plus a prefetch (see activeLimit). A saturated bucket's jobs wait in their own queue (no
  * worker slot is spent on them), so they never hold up another bucket; the lease semaphore inside
  * the job then keeps the provider's in-flight count at or under the cap. Buckets register themselves
  * in a Redis set the workers watch, so a new provider account needs no redeploy.
@@ -35,6 +35,11 @@ export class FleetQueues {
     return capFor(bucket, capSettings(this.config));
   }
 
+  /** Jobs of the bucket allowed active fleet-wide (the queue's global concurrency). */
+  activeLimit(bucket: CapBucket): number {
+    return activeLimit(this.cap(bucket), this.config.CAP_PREFETCH_RATIO, this.config.CAP_PREFETCH_MIN);
+  }
+
   queueName(bucket: CapBucket): string {
     return bucketQueueName(this.config.QUEUE_NAME, bucket);
   }
@@ -53,7 +58,7 @@ export class FleetQueues {
   async register(bucket: CapBucket): Promise<void> {
     const key = capBucketKey(bucket);
     if (this.registered.has(key)) return;
-    await this.queue(bucket).setGlobalConcurrency(this.cap(bucket) + this.config.CAP_PREFETCH);
+    await this.queue(bucket).setGlobalConcurrency(this.activeLimit(bucket));
     await this.redis.sadd(this.bucketsKey, key);
     this.registered.add(key);
   }

@@ -98,3 +98,12 @@ export function parseCapOverrides(text: string): Record<string, number> {
   }
   return out;
 }
+
+/**
+ * Jobs of a bucket that may be active fleet-wide: the cap plus a prefetch of prepared jobs waiting for
+ * a slot, so a freed slot is taken at once even when many free together (sessions that started
+ * together end together). The prefetch is a fraction of the cap, at least `min`.
+ */
+export function activeLimit(cap: number, prefetchRatio: number, prefetchMin: number): number {
+  return cap + Math.max(prefetchMin, Math.ceil(cap * prefetchRatio));
+}

@@ -90,8 +90,10 @@ export const ConfigSchema = z.object({
   DEEPGRAM_STREAM_CAP: int(50, 1),
   /** A held slot expires this long after its last heartbeat (a crashed holder's slot returns within it). */
   LEASE_TTL_MS: int(15_000, 1000),
-  /** Jobs per bucket allowed to be active beyond the cap, prepared and waiting for a slot (keeps the cap full). */
-  CAP_PREFETCH: int(2, 0),
+  /** Jobs per bucket allowed active beyond the cap, prepared and waiting for a slot (keeps the cap full): this fraction of the cap… */
+  CAP_PREFETCH_RATIO: z.coerce.number().min(0).max(4).default(0.5),
+  /** …and at least this many. */
+  CAP_PREFETCH_MIN: int(2, 0),
   /** After a 429 the bucket's effective cap is multiplied by this (multiplicative decrease). */
   CAP_DECREASE_FACTOR: z.coerce.number().gt(0).lt(1).default(0.7),
   /** While below the configured cap, the effective cap grows by 1 per this interval without 429s. */

@@ -52,9 +52,14 @@ export interface ProviderResult {
   stats: SessionStats;
 }
 
+/** Which form of the audio a session will read first: lets the worker open it before taking a slot. */
+export type AudioForm = 'pcm' | 'original' | 'url';
+
 /** Provider port: one transcription session (batch request or paced stream). */
 export interface Provider {
   readonly name: string;
+  /** The audio form a session in `mode` reads (a hint; default: none is prefetched). */
+  audioForm?(mode: 'batch' | 'stream'): AudioForm;
   transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult>;
   close?(): Promise<void>;
 }

@@ -24,7 +24,7 @@ import {
 } from '../../domain/errors';
 import { chunkBytesFor, pacedSend, rechunk, PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE, type PacingReport } from '../../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
-import type { Provider, ProviderResult, SessionContext, SessionStats, TranscribeRequest } from '../../ports/provider';
+import type { AudioForm, Provider, ProviderResult, SessionContext, SessionStats, TranscribeRequest } from '../../ports/provider';
 import { abortError, httpStatusError, redact, within } from './ws-session';
 
 const PROVIDER = 'deepgram';
@@ -224,6 +224,10 @@ export class DeepgramProvider implements Provider {
     if (!/^(https?|wss?):\/\//.test(opts.baseUrl)) throw new ConfigError(`deepgram: baseUrl must be an http(s) URL, got ${JSON.stringify(opts.baseUrl)}`);
     this.base = opts.baseUrl.replace(/\/+$/, '');
   }
+  audioForm(mode: 'batch' | 'stream'): AudioForm {
+    return mode === 'stream' ? 'pcm' : this.opts.batchBody === 'url' ? 'url' : 'original';
+  }
+
 
   transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
     return req.mode === 'stream' ? this.stream(req, ctx) : this.batch(req, ctx);

@@ -38,7 +38,7 @@ import {
 } from '../../domain/errors';
 import { PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE } from '../../domain/pacing';
 import type { Segment, Transcript, Word } from '../../domain/transcript';
-import type { Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
+import type { AudioForm, Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
 
 /** §5.1/§5.3: whisper-1 upload limit. */
 export const OPENAI_MAX_UPLOAD_BYTES = 26_214_400;
@@ -190,6 +190,10 @@ export class OpenAIProvider implements Provider {
     this.maxUpload = opts.maxUploadBytes ?? OPENAI_MAX_UPLOAD_BYTES;
     this.split = opts.splitLongInput ?? true;
   }
+  audioForm(): AudioForm {
+    return 'original';
+  }
+
 
   async transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
     if (req.mode !== 'batch') throw new UnsupportedCombinationError(`openai: ${req.mode} mode is not supported (batch only)`);
