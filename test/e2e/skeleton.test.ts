@@ -92,7 +92,7 @@ it('batch and stream transcripts of the same file agree', async () => {
   }
 });
 
-it('enqueuing the same prefix again creates no second job', async () => {
+it('enqueuing the same prefix again creates no second job: done files are skipped', async () => {
   const total = async () => {
     let n = 0;
     for (const q of await fleet.allQueues()) n += await q.getJobCountByTypes('completed', 'failed', 'waiting', 'active', 'delayed', 'prioritized');
@@ -100,7 +100,7 @@ it('enqueuing the same prefix again creates no second job', async () => {
   };
   const before = await total();
   const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/batch/`, mode: 'batch' }, { storage, fleet });
-  expect(res).toMatchObject({ added: 0, duplicates: samples.length });
+  expect(res).toMatchObject({ added: 0, duplicates: 0, skipped: samples.length });
   expect(await total()).toBe(before);
 });
 

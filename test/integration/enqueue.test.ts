@@ -32,15 +32,15 @@ it('enqueues every one of 2 500 keys once, and again adds nothing', async () => 
   await storage.put(bucket, 'archive/folder/', ''); // folder marker: skipped
   const pages: number[] = [];
   const req = { source: `s3://${bucket}/archive/`, out: `s3://${bucket}/archive/out/` };
-  const first = await enqueuePrefix(req, { storage, fleet, pageSize: 1000, onProgress: (p) => pages.push(p.listed) });
-  expect(first).toMatchObject({ listed: 2502, skipped: 2, added: 2500, duplicates: 0 });
+  const first = await enqueuePrefix(req, { storage, fleet, onProgress: (p) => pages.push(p.listed) });
+  expect(first).toMatchObject({ listed: 2502, ignored: 2, skipped: 0, added: 2500, duplicates: 0 });
   expect(new Set(first.jobIds).size).toBe(2500);
   expect(pages.length).toBeGreaterThanOrEqual(3);
   const queues = await fleet.allQueues();
   expect(queues.map((q) => q.name)).toEqual([`${config.QUEUE_NAME}.local.default.default.batch`]);
   expect(await queues[0]!.getWaitingCount()).toBe(2500);
 
-  const second = await enqueuePrefix(req, { storage, fleet, pageSize: 1000 });
+  const second = await enqueuePrefix(req, { storage, fleet });
   expect(second).toMatchObject({ added: 0, duplicates: 2500 });
   expect(second.jobIds).toEqual(first.jobIds);
   expect(await queues[0]!.getWaitingCount()).toBe(2500);
@@ -67,11 +67,14 @@ it('a changed object (new ETag) is a new job', async () => {
 });
 
 it('refuses bad requests before enqueuing anything', async () => {
-  const deps = { storage, fleet, allowedBuckets: [bucket] };
+  const restricted = new FleetQueues(testConfig({ S3_ALLOWED_BUCKETS: bucket }), redis);
+  const deps = { storage, fleet: restricted };
   await expect(enqueuePrefix({ source: 'http://nope', out: `s3://${bucket}/o/` }, deps)).rejects.toBeInstanceOf(InvalidS3UrlError);
   await expect(enqueuePrefix({ source: 's3://other-bucket/x/', out: `s3://${bucket}/o/` }, deps)).rejects.toBeInstanceOf(BucketNotAllowedError);
   await expect(
     enqueuePrefix({ source: `s3://${bucket}/archive/`, out: `s3://${bucket}/o/`, provider: 'deepgram', model: 'whisper-large', mode: 'stream' }, deps),
   ).rejects.toBeInstanceOf(UnsupportedCombinationError);
   await expect(enqueuePrefix({ source: `s3://${bucket}/archive/`, out: `s3://${bucket}/o/`, provider: 'nope' }, deps)).rejects.toBeInstanceOf(UnknownProviderError);
+  expect(await restricted.allQueues()).toEqual([]);
+  await restricted.close();
 });

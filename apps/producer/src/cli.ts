@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
+import { shutdownTelemetry } from './instrumentation';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, ScribeError, StorageUnavailableError, type Config } from '@scribe-fleet/core';
 import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
@@ -22,7 +24,8 @@ function config(): Config {
   return loadConfig(envWithSecrets(process.env));
 }
 
-function fail(err: unknown, json: boolean): never {
+/** Report the error and exit with its code, once this run's spans are flushed (at once when tracing is off). */
+function fail(err: unknown, json: boolean): void {
   const code = err instanceof ScribeError ? err.code : 'INTERNAL';
   const message = err instanceof Error ? err.message : String(err);
   if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
@@ -32,7 +35,8 @@ function fail(err: unknown, json: boolean): never {
     : err instanceof StorageUnavailableError ? EXIT.UNAVAILABLE
     : err instanceof ScribeError && err.kind === 'unrecoverable' ? EXIT.BAD_INPUT
     : EXIT.INTERNAL;
-  process.exit(exit);
+  process.exitCode = exit;
+  void shutdownTelemetry().finally(() => process.exit(exit));
 }
 
 export function buildCli(): Command {
@@ -59,8 +63,6 @@ export function buildCli(): Command {
           {
             storage: ctx.storage,
             fleet: ctx.fleet,
-            pageSize: cfg.ENQUEUE_PAGE_SIZE,
-            allowedBuckets: cfg.S3_ALLOWED_BUCKETS,
             onProgress: (p) => {
               if (!o.json && process.stderr.isTTY) process.stderr.write(`\rlisted ${p.listed}  added ${p.added}  already queued ${p.duplicates}`);
             },
@@ -69,7 +71,7 @@ export function buildCli(): Command {
         if (!o.json && process.stderr.isTTY) process.stderr.write('\n');
         const { jobIds, ...summary } = res;
         if (o.json) process.stdout.write(`${JSON.stringify({ ...summary, jobs: jobIds.length })}\n`);
-        else process.stdout.write(`listed ${summary.listed}, skipped ${summary.skipped}, added ${summary.added}, already queued ${summary.duplicates}\n`);
+        else process.stdout.write(`batch ${summary.batchId}: listed ${summary.listed}, added ${summary.added}, already queued ${summary.duplicates}, skipped (outputs exist) ${summary.skipped}\n`);
       } catch (e) {
         fail(e, Boolean(o.json));
       } finally {
@@ -103,5 +105,6 @@ export function buildCli(): Command {
 if (require.main === module) {
   buildCli()
     .parseAsync(process.argv)
+    .then(() => shutdownTelemetry())
     .catch((e) => fail(e, process.argv.includes('--json')));
 }

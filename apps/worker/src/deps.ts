@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
-import { capFor, capSettings, noopTelemetry, parseCapBucketKey, type Config, type Provider } from '@scribe-fleet/core';
+import { capFor, capSettings, parseCapBucketKey, type Config, type Provider } from '@scribe-fleet/core';
+import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 import { RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
@@ -44,7 +45,8 @@ export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {
     providers,
     limiter: overrides.limiter ?? redisLimiter(config),
     clock: systemClock,
-    telemetry: noopTelemetry,
+    // OpenTelemetry API: a no-op unless ./instrumentation.ts (or a test) started the SDK.
+    telemetry: otelTelemetry({ name: 'scribe-worker' }),
     ...overrides,
   };
   if (config.SPOOL_DIR && !deps.spoolDir) deps.spoolDir = config.SPOOL_DIR;

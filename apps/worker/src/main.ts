@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
+import { shutdownTelemetry } from './instrumentation';
 import { loadConfig, ConfigError } from '@scribe-fleet/core';
 import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { createDeps } from './deps';
@@ -23,6 +25,7 @@ async function main() {
     closing = true;
     console.log(`[worker] ${sig}: finishing active jobs`);
     await running.close();
+    await shutdownTelemetry(); // flush the last attempts' spans
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -15,6 +15,7 @@ import {
   type Provider,
   type ProviderResult,
   type SessionEvent,
+  type SpanHandle,
   type Storage,
   type Telemetry,
 } from '@scribe-fleet/core';
@@ -56,7 +57,7 @@ export function createProcessor(deps: ProcessorDeps) {
     const spec = parseJobSpec(data);
     const provider = deps.providers[spec.provider];
     if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
-    const audio = storageAudioInput(deps.storage, spec.source, deps.spoolDir ? { spoolDir: deps.spoolDir } : {});
+    const audio = storageAudioInput(deps.storage, spec.source, { telemetry: deps.telemetry, ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}) });
     const bucket = capBucketKey(capBucketOf(spec));
     try {
       // Everything that needs no provider slot happens before taking one (spooling mp4/m4a inputs).
@@ -80,20 +81,33 @@ async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: Storage
     let retryAfterMs: number | undefined;
     // Open the object's GET while waiting for the slot, so the session starts at once when it comes.
     if (form === 'original') audio.prefetchOriginal();
-    const lease = await deps.telemetry.span('slot.wait', { 'scribe.cap.bucket': bucket }, () => deps.limiter.acquire(bucket, ctx.signal));
+    // The limiter's own Redis traffic (a pump shared by every waiter, lease heartbeats) outlives this
+    // call and serves other jobs too, so it is kept out of this job's trace (suppressInner).
+    const lease = await deps.telemetry.span('slot.wait', { 'scribe.cap.bucket': bucket, 'scribe.rate_limit_retries': rateLimited }, () => deps.limiter.acquire(bucket, ctx.signal), {
+      suppressInner: true,
+    });
     try {
       const signal = lease.signal ? AbortSignal.any([ctx.signal, lease.signal]) : ctx.signal;
       return await deps.telemetry.span(
         `session ${spec.provider}`,
-        { 'transcription.provider': spec.provider, 'transcription.model': spec.model, 'transcription.mode': spec.mode },
+        { 'transcription.provider': spec.provider, 'transcription.model': spec.model, 'transcription.mode': spec.mode, 'transcription.account': spec.account },
         async (span) => {
+          const started = deps.clock.now();
           const r = await provider.transcribe(
             { mode: spec.mode, model: spec.model, options: spec.options, audio },
-            { signal, clock: deps.clock, onEvent: (e) => deps.onSessionEvent?.(spec, e) },
+            {
+              signal,
+              clock: deps.clock,
+              onEvent: (e) => {
+                recordSessionEvent(span, e);
+                deps.onSessionEvent?.(spec, e);
+              },
+            },
           );
-          span.setAttributes({ 'transcription.request_id': r.stats.requestId, 'transcription.audio_seconds': r.transcript.duration });
+          span.setAttributes(sessionAttributes(r, deps.clock.now() - started));
           return r;
         },
+        { kind: 'client' },
       );
     } catch (e) {
       if (ctx.signal.aborted) throw new JobCancelledError('job was cancelled');
@@ -109,6 +123,51 @@ async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: Storage
   }
 }
 
+/** Session events as span events; per-chunk lateness is summarised at the end (pacing stats) instead. */
+function recordSessionEvent(span: SpanHandle, e: SessionEvent): void {
+  switch (e.type) {
+    case 'session:open':
+      span.addEvent('session.open');
+      if (e.requestId) span.setAttributes({ 'transcription.request_id': e.requestId });
+      break;
+    case 'session:first-result':
+      span.addEvent('session.first_result', { 'transcription.audio_seconds': e.audioSeconds });
+      break;
+    case 'session:final':
+      span.addEvent('session.final', { 'transcription.final.index': e.index, 'transcription.final.start': e.start, 'transcription.final.end': e.end });
+      break;
+    case 'session:reconnect':
+      span.addEvent('session.reconnect', { 'transcription.reconnect.attempt': e.attempt, 'transcription.reconnect.reason': e.reason });
+      break;
+    case 'session:closed':
+      span.addEvent('session.closed', { 'transcription.close.code': e.code, 'transcription.close.reason': e.reason });
+      break;
+    case 'session:chunk-lateness':
+      break;
+  }
+}
+
+/** What a finished session reports on its span: audio, bytes and chunks sent, pacing, results. */
+function sessionAttributes(r: ProviderResult, elapsedMs: number) {
+  const { stats } = r;
+  const seconds = r.transcript.duration;
+  return {
+    'transcription.request_id': stats.requestId,
+    'transcription.audio_seconds': seconds,
+    'transcription.bytes_sent': stats.bytesSent,
+    'transcription.chunks_sent': stats.chunksSent,
+    'transcription.final_results': stats.finalResults,
+    'transcription.reconnects': stats.reconnects,
+    // Wall time of the session over the audio's length (a paced stream is ≥ 1).
+    'transcription.rtf': seconds > 0 ? elapsedMs / 1000 / seconds : undefined,
+    'transcription.pacing.lateness_p50_ms': stats.pacing?.latenessP50Ms,
+    'transcription.pacing.lateness_p99_ms': stats.pacing?.latenessP99Ms,
+    'transcription.pacing.lateness_max_ms': stats.pacing?.latenessMaxMs,
+    'transcription.pacing.drift_at_end_ms': stats.pacing?.driftAtEndMs,
+    'transcription.pacing.early_sends': stats.pacing?.earlySends,
+  };
+}
+
 async function writeOutputs(spec: JobSpec, result: ProviderResult, sha256: string, deps: ProcessorDeps): Promise<JobResult> {
   const meta = {
     sha256,
@@ -120,8 +179,9 @@ async function writeOutputs(spec: JobSpec, result: ProviderResult, sha256: strin
   const outputs: Record<string, string> = {};
   for (const format of formats) {
     const key = outputKey(spec, format);
-    await deps.telemetry.span('s3.put', { 'scribe.output.format': format }, () =>
-      deps.storage.put(spec.output.bucket, key, render(result.transcript, format, meta), { contentType: CONTENT_TYPES[format] }),
+    const body = render(result.transcript, format, meta);
+    await deps.telemetry.span('s3.put', { 'aws.s3.bucket': spec.output.bucket, 'scribe.output.format': format, 'scribe.output.bytes': Buffer.byteLength(body) }, () =>
+      deps.storage.put(spec.output.bucket, key, body, { contentType: CONTENT_TYPES[format] }),
     );
     outputs[format] = key;
   }

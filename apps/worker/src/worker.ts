@@ -1,8 +1,10 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { capBucketKey, formatFailedReason, toScribeError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
+import { capBucketKey, formatFailedReason, JobCancelledError, parseJobSpec, toScribeError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
+import { BatchService, deliverWebhook } from '@scribe-fleet/core/adapters/batch-service';
 import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { redisConnection, type JobResult } from '@scribe-fleet/core/adapters/queue';
+import { traceAttempts } from './attempt-span';
 import { createProcessor, type ProcessorDeps } from './processor';
 
 /** Upper bound on "the provider said too many" re-schedules of one job, so nothing waits forever. */
@@ -39,20 +41,35 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', () => {});
   const fleet = new FleetQueues(config, redis, 'worker');
+  const service = new BatchService({ config, redis, storage: deps.storage, fleet });
   const workers = new Map<string, Worker<JobSpec, JobResult, string>>();
   let closed = false;
 
   const handle = async (job: Job<JobSpec, JobResult, string>, token?: string, signal?: AbortSignal) => {
     const ctrl = signal ? undefined : new AbortController();
+    const id = job.id ?? '';
+    // A spec that does not parse fails below (INVALID_JOB_SPEC) without batch bookkeeping.
+    let spec: JobSpec | undefined;
     try {
-      return await processor(job.data, {
-        id: job.id ?? '',
+      spec = parseJobSpec(job.data);
+    } catch {
+      spec = undefined;
+    }
+    try {
+      if (spec && (await service.jobStarted(spec, id)).cancelled) throw new JobCancelledError('its batch was cancelled');
+      const result = await processor(job.data, {
+        id,
         attempt: job.attemptsMade + 1,
         signal: signal ?? ctrl!.signal,
         progress: (p) => job.updateProgress(p),
       });
+      if (spec) await service.jobFinished(spec, id, { result });
+      return result;
     } catch (e) {
-      const err = toScribeError(e);
+      const err = signal?.aborted ? new JobCancelledError('cancelled by request') : toScribeError(e);
+      // The job's last word: unrecoverable, or a transient error on its last attempt.
+      const final = err.kind === 'unrecoverable' || (err.kind === 'retry' && job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
+      if (final && spec) await service.jobFinished(spec, id, { error: err }).catch(() => undefined);
       if (err.kind === 'unrecoverable') throw new UnrecoverableError(formatFailedReason(err));
       if (err.kind === 'rate_limit') {
         const delays = Number((job.progress as { rateLimitDelays?: number } | undefined)?.rateLimitDelays ?? 0) + 1;
@@ -70,7 +87,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const startBucket = (bucket: CapBucket) => {
     const key = capBucketKey(bucket);
     if (workers.has(key) || closed || (opts.buckets && !opts.buckets(bucket))) return;
-    const w = new Worker<JobSpec, JobResult, string>(fleet.queueName(bucket), handle, {
+    // Each attempt is a root span linked to the job's enqueue (see traceAttempts).
+    const w = new Worker<JobSpec, JobResult, string>(fleet.queueName(bucket), traceAttempts(deps.telemetry, handle), {
       connection: redisConnection(config, 'worker'),
       prefix: config.QUEUE_PREFIX,
       concurrency: bucketConcurrency(config, bucket, fleet.activeLimit(bucket)),
@@ -93,6 +111,32 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const timer = setInterval(() => void discover(), config.BUCKET_DISCOVERY_MS);
   timer.unref();
 
+  // Cancellation reaches whichever process runs the job: a broadcast every worker listens to.
+  const sub = redis.duplicate();
+  sub.on('error', () => {});
+  void sub.subscribe(service.cancelChannel);
+  sub.on('message', (_channel: string, jobId: string) => {
+    for (const w of workers.values()) w.cancelJob(jobId, 'cancelled by request');
+  });
+
+  // Batch finalisation (report to S3) and webhook delivery run on small queues of their own.
+  const connection = redisConnection(config, 'worker');
+  const control = new Worker(service.control.name, async (job) => service.finalize(job.data.batchId as string).then((b) => ({ status: b.status, report: b.report })), {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 2,
+  });
+  control.on('error', (e) => console.error(`[worker] control: ${e.message}`));
+  const webhooks = new Worker(
+    service.webhooks.name,
+    async (job) => {
+      if (!config.WEBHOOK_SECRET) throw new UnrecoverableError('CONFIG_INVALID: WEBHOOK_SECRET is not set on this worker');
+      return deliverWebhook(config.WEBHOOK_SECRET, job.data.url as string, job.data.body, job.attemptsMade + 1);
+    },
+    { connection, prefix: config.QUEUE_PREFIX, concurrency: 8 },
+  );
+  webhooks.on('error', (e) => console.error(`[worker] webhooks: ${e.message}`));
+
   return {
     workers,
     discover,
@@ -100,8 +144,11 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       closed = true;
       clearInterval(timer);
       await Promise.all([...workers.values()].map((w) => w.close()));
+      await Promise.all([control.close(), webhooks.close()]);
       await deps.limiter.close?.();
+      await service.close();
       await fleet.close();
+      sub.disconnect();
       redis.disconnect();
     },
   };

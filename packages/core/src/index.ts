@@ -15,3 +15,5 @@ export * from './ports/limiter';
 export * from './ports/telemetry';
 export * from './domain/config';
 export * from './domain/caps';
+export * from './domain/batch';
+export * from './domain/manifest';

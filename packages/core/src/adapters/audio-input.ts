@@ -8,7 +8,9 @@ import { pipeline } from 'node:stream/promises';
 import { EmptyDecodeError, type ScribeError } from '../domain/errors';
 import type { Source } from '../domain/job-spec';
 import type { AudioInput } from '../ports/provider';
-import type { Storage } from '../ports/storage';
+import type { GetOptions, Storage } from '../ports/storage';
+import { noopTelemetry, type Telemetry } from '../ports/telemetry';
+import { PCM_BYTES_PER_SECOND } from '../domain/pacing';
 import { decodeToPcm, needsSpooling } from './ffmpeg-decoder';
 
 /** A pass-through that hashes what flows by; the digest is available once the stream ends. */
@@ -46,11 +48,19 @@ export interface StorageAudioInput extends AudioInput {
 }
 
 /** AudioInput over an S3 object: every accessor streams from storage, pinned to the job's ETag. */
-export function storageAudioInput(storage: Storage, source: Source, opts: { spoolDir?: string; presignSeconds?: number } = {}): StorageAudioInput {
+export function storageAudioInput(storage: Storage, source: Source, opts: { spoolDir?: string; presignSeconds?: number; telemetry?: Telemetry } = {}): StorageAudioInput {
   let sha256: string | undefined;
+  const telemetry = opts.telemetry ?? noopTelemetry;
+  // An `s3.get` span covers opening the object (until the response headers), not reading its body.
+  const get = (getOpts: GetOptions) =>
+    telemetry.span('s3.get', { 'aws.s3.bucket': source.bucket, 'scribe.s3.range': getOpts.range }, async (span) => {
+      const res = await storage.get(source.bucket, source.key, getOpts);
+      span.setAttributes({ 'scribe.s3.content_length': res.info.size });
+      return res;
+    });
   const open = async (signal?: AbortSignal): Promise<{ stream: Readable; info: { contentType?: string } }> => {
     const getOpts = source.versionId ? { ifMatch: source.etag, versionId: source.versionId } : { ifMatch: source.etag };
-    const { body, info } = await storage.get(source.bucket, source.key, getOpts);
+    const { body, info } = await get(getOpts);
     const tap = new HashTap();
     tap.on('end', () => {
       if (tap.digest) sha256 = tap.digest;
@@ -75,7 +85,7 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
       if (source.size === 0) throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
       let body: Readable;
       try {
-        ({ body } = await storage.get(source.bucket, source.key, { ifMatch: source.etag, range: 'bytes=0-15', ...(source.versionId ? { versionId: source.versionId } : {}) }));
+        ({ body } = await get({ ifMatch: source.etag, range: 'bytes=0-15', ...(source.versionId ? { versionId: source.versionId } : {}) }));
       } catch (e) {
         // 416: no byte 0 to range over, i.e. an empty object.
         if ((e as ScribeError).status === 416 || ((e as Error).cause as { name?: string } | undefined)?.name === 'InvalidRange') {
@@ -104,15 +114,32 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
       spoolDir = spoolFile = undefined;
     },
     async *pcm(signal?: AbortSignal) {
-      if (spoolFile) {
-        yield* decodeToPcm({ path: spoolFile }, signal ? { signal } : {});
-        return;
+      // A `decode` span from the first read to the last PCM byte (for a stream, about the audio's length).
+      const span = telemetry.startSpan('decode', { 'scribe.decode.spooled': spoolFile !== undefined });
+      let bytes = 0;
+      const decoded = async function* (): AsyncIterable<Buffer> {
+        if (spoolFile) {
+          yield* decodeToPcm({ path: spoolFile }, signal ? { signal } : {});
+          return;
+        }
+        const { stream } = await open(signal);
+        const decodeOpts: { signal?: AbortSignal; spoolDir?: string } = {};
+        if (signal) decodeOpts.signal = signal;
+        if (opts.spoolDir) decodeOpts.spoolDir = opts.spoolDir;
+        yield* decodeToPcm(stream, decodeOpts);
+      };
+      try {
+        for await (const chunk of decoded()) {
+          bytes += chunk.length;
+          yield chunk;
+        }
+      } catch (e) {
+        span.recordError(e);
+        throw e;
+      } finally {
+        span.setAttributes({ 'scribe.decode.pcm_bytes': bytes, 'scribe.decode.audio_seconds': bytes / PCM_BYTES_PER_SECOND });
+        span.end();
       }
-      const { stream } = await open(signal);
-      const decodeOpts: { signal?: AbortSignal; spoolDir?: string } = {};
-      if (signal) decodeOpts.signal = signal;
-      if (opts.spoolDir) decodeOpts.spoolDir = opts.spoolDir;
-      yield* decodeToPcm(stream, decodeOpts);
     },
     async original(signal?: AbortSignal) {
       const fresh = prefetched && Date.now() - prefetched.at <= prefetched.maxAgeMs ? prefetched.opening : undefined;

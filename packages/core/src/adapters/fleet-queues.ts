@@ -19,7 +19,7 @@ export class FleetQueues {
 
   constructor(
     readonly config: Config,
-    private readonly redis: Redis,
+    readonly redis: Redis,
     private readonly role: 'producer' | 'worker' = 'producer',
   ) {}
 
@@ -69,7 +69,7 @@ export class FleetQueues {
   }
 
   /** Add jobs (deterministic ids: existing ones are not added again). Returns how many were new. */
-  async add(specs: JobSpec[], opts: JobsOptions = {}): Promise<{ added: number; duplicates: number; ids: string[] }> {
+  async add(specs: JobSpec[], opts: JobsOptions = {}): Promise<{ added: number; duplicates: number; ids: string[]; duplicateIds: string[] }> {
     const byQueue = new Map<string, { bucket: CapBucket; specs: JobSpec[] }>();
     for (const spec of specs) {
       const bucket = this.bucketOf(spec);
@@ -78,15 +78,16 @@ export class FleetQueues {
       group.specs.push(spec);
       byQueue.set(name, group);
     }
-    let duplicates = 0;
+    const duplicateIds: string[] = [];
     for (const { bucket, specs: group } of byQueue.values()) {
       await this.register(bucket);
       const q = this.queue(bucket);
-      const existing = (await this.redis.pipeline(group.map((s) => ['exists', q.toKey(jobIdFor(s))])).exec()) ?? [];
-      duplicates += existing.filter(([, n]) => Number(n) === 1).length;
+      const ids = group.map(jobIdFor);
+      const existing = (await this.redis.pipeline(ids.map((id) => ['exists', q.toKey(id)])).exec()) ?? [];
+      existing.forEach(([, n], i) => Number(n) === 1 && duplicateIds.push(ids[i]!));
       await q.addBulk(group.map((s) => bulkEntry(s, opts)));
     }
-    return { added: specs.length - duplicates, duplicates, ids: specs.map(jobIdFor) };
+    return { added: specs.length - duplicateIds.length, duplicates: duplicateIds.length, ids: specs.map(jobIdFor), duplicateIds };
   }
 
   /** Every bucket queue known to Redis (plus any opened here). */

@@ -11,12 +11,14 @@ export function redisConnection(config: Pick<Config, 'REDIS_URL'>, role: 'worker
 }
 
 /** Default options of every transcription job: bounded retries with exponential backoff. */
-export function defaultJobOptions(config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS'>): JobsOptions {
+export function defaultJobOptions(config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS' | 'JOB_RETENTION_SECONDS'>): JobsOptions {
+  // Finished jobs are kept JOB_RETENTION_SECONDS (0 = forever); batches keep their own results and report.
+  const keep = config.JOB_RETENTION_SECONDS > 0 ? { age: config.JOB_RETENTION_SECONDS } : false;
   return {
     attempts: config.JOB_ATTEMPTS,
     backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS, jitter: 0.5 },
-    removeOnComplete: false,
-    removeOnFail: false,
+    removeOnComplete: keep,
+    removeOnFail: keep,
   };
 }
 

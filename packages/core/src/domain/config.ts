@@ -98,6 +98,22 @@ export const ConfigSchema = z.object({
   CAP_DECREASE_FACTOR: z.coerce.number().gt(0).lt(1).default(0.7),
   /** While below the configured cap, the effective cap grows by 1 per this interval without 429s. */
   CAP_INCREASE_INTERVAL_MS: int(5_000, 100),
+  // ---- batches, retention, webhooks, API ----
+  /** Finished jobs are removed from Redis this long after they finish (batch reports stay in S3). */
+  JOB_RETENTION_SECONDS: int(7 * 24 * 3600, 0),
+  /** Webhook for every batch and job completion (in addition to a batch's own `webhookUrl`). */
+  WEBHOOK_URL: z.string().url().optional(),
+  /** HMAC-SHA256 key that signs webhook bodies (required to send webhooks). */
+  WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** Delivery attempts per webhook (exponential backoff from WEBHOOK_BACKOFF_MS). */
+  WEBHOOK_ATTEMPTS: int(8, 1),
+  WEBHOOK_BACKOFF_MS: int(2000, 10),
+  /** Send a webhook per job (`job.completed` / `job.failed`) as well as per batch. */
+  WEBHOOK_JOB_EVENTS: bool(true),
+  /** Bearer tokens the HTTP API and dashboard accept (comma-separated; empty = the API refuses to start). */
+  API_TOKENS: csv,
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** How often a worker looks for newly registered cap buckets (queues) to consume. */
   BUCKET_DISCOVERY_MS: int(5_000, 100),
 });

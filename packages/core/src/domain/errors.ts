@@ -57,6 +57,10 @@ export class UnsupportedCombinationError extends define('UNSUPPORTED_COMBINATION
 export class UnknownProviderError extends define('UNKNOWN_PROVIDER', 'unrecoverable') {}
 export class JobCancelledError extends define('JOB_CANCELLED', 'unrecoverable') {}
 export class ConfigError extends define('CONFIG_INVALID', 'unrecoverable') {}
+export class InvalidManifestError extends define('INVALID_MANIFEST', 'unrecoverable') {}
+export class JobNotFoundError extends define('JOB_NOT_FOUND', 'unrecoverable') {}
+export class BatchNotFoundError extends define('BATCH_NOT_FOUND', 'unrecoverable') {}
+export class InvalidRequestError extends define('INVALID_REQUEST', 'unrecoverable') {}
 
 // ---- provider errors ----------------------------------------------------------------------------
 export class ProviderAuthError extends define('PROVIDER_AUTH', 'unrecoverable') {}

@@ -1,0 +1,524 @@
+import { createHmac } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Queue, type Job, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { batchProgress, newBatchId, type BatchJobResult, type BatchJobState, type BatchProgress, type BatchRecord } from '../domain/batch';
+import { checkCombination, isProviderName, PROVIDERS, CATALOGUE } from '../domain/catalogue';
+import type { Config } from '../domain/config';
+import {
+  BatchNotFoundError,
+  BucketNotAllowedError,
+  InvalidManifestError,
+  InvalidRequestError,
+  JobNotFoundError,
+  parseFailedReason,
+  UnknownProviderError,
+  UnsupportedCombinationError,
+  type ScribeError,
+} from '../domain/errors';
+import { normaliseEtag, outputKey, parseJobSpec, jobIdFor, type JobSpec, type JobSpecInput } from '../domain/job-spec';
+import { parseManifest } from '../domain/manifest';
+import { formatS3Url, outputKeyBase, parseS3Url, type S3Location } from '../domain/s3-url';
+import type { ObjectInfo, Storage } from '../ports/storage';
+import { BatchStore, type BatchJobEntry } from './batch-store';
+import type { FleetQueues } from './fleet-queues';
+import { redisConnection, type JobResult } from './queue';
+
+export interface CreateBatchRequest {
+  /** `s3://bucket/prefix` to transcribe (or give `manifest`). */
+  source?: string;
+  /** A manifest of files (JSONL or CSV), each optionally with its own options. */
+  manifest?: { text: string; format: 'jsonl' | 'csv'; defaultBucket?: string };
+  /** `s3://bucket/prefix/` for outputs (and the batch report). */
+  out: string;
+  provider?: string;
+  model?: string;
+  mode?: string;
+  options?: JobSpecInput['options'];
+  account?: string;
+  formats?: JobSpecInput['output']['formats'];
+  /** BullMQ priority of every job of the batch: 1 (highest) … 2 097 152; omitted = normal FIFO. */
+  priority?: number;
+  /** Transcribe again even where outputs exist (and re-run finished jobs). */
+  force?: boolean;
+  webhookUrl?: string;
+}
+
+export interface CreateBatchProgress {
+  listed: number;
+  /** Listed keys that are not inputs: folder markers and keys under the output prefix. */
+  ignored: number;
+  added: number;
+  duplicates: number;
+  skipped: number;
+}
+
+export interface CreateBatchResult extends CreateBatchProgress {
+  batchId: string;
+  /** Job ids in batch order (only for batches up to `returnIdsUpTo` files). */
+  jobIds?: string[];
+}
+
+export interface JobView {
+  id: string;
+  batchId?: string;
+  state: string;
+  source: string;
+  provider: string;
+  model: string;
+  mode: string;
+  attemptsMade: number;
+  progress: unknown;
+  createdAt?: string;
+  finishedAt?: string;
+  outputs?: Record<string, string>;
+  duration?: number;
+  requestId?: string;
+  error?: { code: string; message: string };
+}
+
+export type WebhookEvent = 'job.completed' | 'job.failed' | 'batch.completed';
+
+export interface WebhookDelivery {
+  id: string;
+  event: WebhookEvent;
+  url: string;
+  state: string;
+  attempts: number;
+  lastError?: string;
+  deliveredAt?: string;
+}
+
+const HEAD_CONCURRENCY = 16;
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Sign a webhook body: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` (replay-resistant). */
+export function signWebhook(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {
+  const mac = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+  return `t=${timestamp},v1=${mac}`;
+}
+
+/**
+ * Batches and job operations, shared by the CLI, the HTTP API and the workers: create a batch from a
+ * prefix or a manifest (skipping files whose outputs exist), follow its jobs, cancel, redrive,
+ * finalise it with a report in S3, and queue signed webhooks.
+ */
+export class BatchService {
+  readonly batches: BatchStore;
+  readonly control: Queue;
+  readonly webhooks: Queue;
+
+  constructor(
+    private readonly deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues },
+  ) {
+    const { config } = deps;
+    this.batches = new BatchStore(deps.redis, `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`);
+    const connection = redisConnection(config, 'worker');
+    this.control = new Queue(`${config.QUEUE_NAME}-control`, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 1000 } });
+    this.webhooks = new Queue(`${config.QUEUE_NAME}-webhooks`, {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      defaultJobOptions: { attempts: config.WEBHOOK_ATTEMPTS, backoff: { type: 'exponential', delay: config.WEBHOOK_BACKOFF_MS, jitter: 0.3 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+    });
+  }
+
+  get cancelChannel(): string {
+    return `${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:cancel`;
+  }
+  private extraBatchesKey(jobId: string): string {
+    return `${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:job-batches:${jobId}`;
+  }
+
+  // ---- creating -------------------------------------------------------------------------------
+
+  /** Check everything about the request that can be checked before touching storage. */
+  validate(req: CreateBatchRequest): { out: S3Location; source?: S3Location } {
+    if (!req.source === !req.manifest) throw new InvalidRequestError('give exactly one of `source` (s3://bucket/prefix) or `manifest`');
+    const out = parseS3Url(req.out);
+    const source = req.source ? parseS3Url(req.source) : undefined;
+    const allowed = this.deps.config.S3_ALLOWED_BUCKETS;
+    for (const b of [out.bucket, source?.bucket, req.manifest?.defaultBucket]) {
+      if (b && allowed.length && !allowed.includes(b)) throw new BucketNotAllowedError(`bucket ${b} is not in S3_ALLOWED_BUCKETS (${allowed.join(', ')})`);
+    }
+    const provider = req.provider ?? 'local';
+    if (!isProviderName(provider)) throw new UnknownProviderError(`unknown provider ${JSON.stringify(provider)} (known: ${PROVIDERS.join(', ')})`);
+    const reason = checkCombination(provider, req.model ?? CATALOGUE[provider].defaultModel, req.mode ?? 'batch');
+    if (reason) throw new UnsupportedCombinationError(reason);
+    if (req.priority !== undefined && !(Number.isInteger(req.priority) && req.priority >= 1 && req.priority <= 2_097_152)) {
+      throw new InvalidRequestError('priority must be an integer from 1 (highest) to 2097152');
+    }
+    if (req.webhookUrl !== undefined && !/^https?:\/\//.test(req.webhookUrl)) throw new InvalidRequestError('webhookUrl must be an http(s) URL');
+    return source ? { out, source } : { out };
+  }
+
+  private specFor(req: CreateBatchRequest, obj: ObjectInfo, listedPrefix: string, out: S3Location, batchId: string, options?: JobSpecInput['options']): JobSpec {
+    const input: JobSpecInput = {
+      source: { bucket: obj.bucket, key: obj.key, etag: normaliseEtag(obj.etag), size: obj.size, ...(obj.versionId ? { versionId: obj.versionId } : {}) },
+      output: { bucket: out.bucket, keyBase: outputKeyBase(obj.key, listedPrefix, out.key), ...(req.formats ? { formats: req.formats } : {}) },
+      options: { ...(req.options ?? {}), ...(options ?? {}) },
+      batchId,
+      ...(req.provider ? { provider: req.provider as JobSpecInput['provider'] } : {}),
+      ...(req.model ? { model: req.model } : {}),
+      ...(req.mode ? { mode: req.mode as JobSpecInput['mode'] } : {}),
+      ...(req.account ? { account: req.account } : {}),
+    };
+    return parseJobSpec(input);
+  }
+
+  /**
+   * Create a batch and enqueue its jobs page by page. A manifest is validated whole first: any bad
+   * line (or a missing object) refuses the batch and nothing is enqueued.
+   */
+  async create(req: CreateBatchRequest, opts: { onProgress?: (p: CreateBatchProgress) => void; returnIdsUpTo?: number; decorate?: (spec: JobSpec) => JobSpec } = {}): Promise<CreateBatchResult> {
+    const { out, source } = this.validate(req);
+    let pages: AsyncIterable<Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>>;
+    if (source) {
+      const storage = this.deps.storage;
+      const pageSize = Math.min(1000, this.deps.config.ENQUEUE_PAGE_SIZE);
+      pages = (async function* () {
+        for await (const page of storage.listPages(source.bucket, source.key, { pageSize })) {
+          yield page.map((obj) => ({ obj, listedPrefix: source.key }));
+        }
+      })();
+    } else {
+      const parsed = parseManifest(req.manifest!.text, req.manifest!.format, req.manifest!.defaultBucket);
+      if (parsed.entries.length === 0 && parsed.errors.length === 0) throw new InvalidManifestError('the manifest lists no files');
+      // Every object must exist: HEAD them all before enqueuing anything.
+      const heads = await mapLimit(parsed.entries, HEAD_CONCURRENCY, (e) => this.deps.storage.head(e.location.bucket, e.location.key));
+      heads.forEach((h, i) => {
+        if (!h) parsed.errors.push({ line: parsed.entries[i]!.line, message: `object ${formatS3Url(parsed.entries[i]!.location)} not found` });
+      });
+      if (parsed.errors.length) {
+        parsed.errors.sort((a, b) => a.line - b.line);
+        const shown = parsed.errors.slice(0, 20).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+        throw new InvalidManifestError(`manifest refused, nothing enqueued: ${parsed.errors.length} bad line(s): ${shown}${parsed.errors.length > 20 ? '; …' : ''}`, {
+          details: { errors: parsed.errors.slice(0, 1000) },
+        });
+      }
+      const items = parsed.entries.map((e, i) => ({ obj: heads[i]!, listedPrefix: e.location.key.slice(0, e.location.key.lastIndexOf('/') + 1), ...(e.options ? { options: e.options } : {}) }));
+      pages = (async function* () {
+        for (let i = 0; i < items.length; i += 500) yield items.slice(i, i + 500);
+      })();
+    }
+
+    const batchId = newBatchId();
+    await this.batches.create({
+      id: batchId,
+      createdAt: new Date().toISOString(),
+      source: req.source ?? 'manifest',
+      out: req.out,
+      provider: req.provider ?? 'local',
+      mode: req.mode ?? 'batch',
+      ...(req.model ? { model: req.model } : {}),
+      ...(req.priority !== undefined ? { priority: req.priority } : {}),
+      ...(req.webhookUrl ? { webhookUrl: req.webhookUrl } : {}),
+    });
+    const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
+    const jobIds: string[] = [];
+    const jobOpts: JobsOptions = req.priority !== undefined ? { priority: req.priority } : {};
+    for await (const page of pages) {
+      progress.listed += page.length;
+      const candidates = page
+        .filter(({ obj }) => !obj.key.endsWith('/') && !(obj.bucket === out.bucket && out.key !== '' && obj.key.startsWith(out.key)))
+        .map(({ obj, listedPrefix, options }) => {
+          const spec = this.specFor(req, obj, listedPrefix, out, batchId, options);
+          return opts.decorate ? opts.decorate(spec) : spec;
+        });
+      // Files whose outputs already exist are skipped (one HEAD of the JSON, written last, each).
+      const exists = req.force ? candidates.map(() => null) : await mapLimit(candidates, HEAD_CONCURRENCY, (s) => this.deps.storage.head(s.output.bucket, outputKey(s, 'json')));
+      const entries: BatchJobEntry[] = [];
+      const toAdd: JobSpec[] = [];
+      candidates.forEach((spec, i) => {
+        const id = jobIdFor(spec);
+        if (exists[i]) {
+          const outputs = Object.fromEntries(spec.output.formats.map((f) => [f, outputKey(spec, f)]));
+          entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0, state: 'skipped', result: { key: spec.source.key, state: 'skipped', outputs } });
+        } else {
+          toAdd.push(spec);
+          entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0 });
+        }
+        if (!opts.returnIdsUpTo || jobIds.length < opts.returnIdsUpTo) jobIds.push(id);
+      });
+      progress.ignored += page.length - candidates.length;
+      progress.skipped += candidates.length - toAdd.length;
+      if (req.force) await this.removeFinished(toAdd.map(jobIdFor));
+      // Record the batch's jobs before they can run, so no transition is missed.
+      await this.batches.addJobs(batchId, entries);
+      const res = await this.deps.fleet.add(toAdd, jobOpts);
+      progress.added += res.added;
+      progress.duplicates += res.duplicates;
+      await this.adoptDuplicates(batchId, res.duplicateIds);
+      opts.onProgress?.({ ...progress });
+    }
+    if (await this.batches.seal(batchId)) await this.scheduleFinalize(batchId);
+    return { batchId, ...progress, ...(opts.returnIdsUpTo ? { jobIds } : {}) };
+  }
+
+  /** With `force`, finished jobs with the same id are removed so the new ones run again. */
+  private async removeFinished(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      const job = await this.deps.fleet.getJob(id);
+      if (job && (await job.isCompleted() || await job.isFailed())) await job.remove();
+    }
+  }
+
+  /**
+   * A job that already exists (enqueued by an earlier batch) also belongs to this batch: record its
+   * outcome now if it has one, else let the worker report to this batch too.
+   */
+  private async adoptDuplicates(batchId: string, ids: string[]): Promise<void> {
+    for (const id of ids) {
+      await this.deps.redis.sadd(this.extraBatchesKey(id), batchId);
+      const job = await this.deps.fleet.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'completed' || state === 'failed') {
+        const r = this.resultOf(job as Job<JobSpec, JobResult>, state);
+        await this.batches.transition(batchId, id, r.state, r, r.duration ?? 0, job.data.source.size ?? 0);
+      }
+    }
+  }
+
+  private resultOf(job: Job<JobSpec, JobResult>, state: 'completed' | 'failed'): BatchJobResult {
+    if (state === 'completed') {
+      const rv = job.returnvalue;
+      return { key: job.data.source.key, state: 'completed', duration: rv?.duration, requestId: rv?.requestId, outputs: rv?.outputs };
+    }
+    const err = parseFailedReason(job.failedReason) ?? { code: 'INTERNAL', message: '' };
+    return { key: job.data.source.key, state: err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed', errorCode: err.code, errorMessage: err.message };
+  }
+
+  // ---- worker hooks ---------------------------------------------------------------------------
+
+  private async batchesOf(spec: JobSpec, jobId: string): Promise<string[]> {
+    const extra = await this.deps.redis.smembers(this.extraBatchesKey(jobId));
+    return [...new Set([...(spec.batchId ? [spec.batchId] : []), ...extra])];
+  }
+
+  /** Called by the worker when an attempt starts; throws JobCancelled if its batch was cancelled. */
+  async jobStarted(spec: JobSpec, jobId: string): Promise<{ cancelled: boolean }> {
+    if (spec.batchId && (await this.batches.isCancelled(spec.batchId))) return { cancelled: true };
+    for (const b of await this.batchesOf(spec, jobId)) await this.batches.transition(b, jobId, 'active');
+    return { cancelled: false };
+  }
+
+  /** Called by the worker when a job ends for good (completed, failed, cancelled). */
+  async jobFinished(spec: JobSpec, jobId: string, outcome: { result?: JobResult; error?: ScribeError }): Promise<void> {
+    const r: BatchJobResult = outcome.result
+      ? { key: spec.source.key, state: 'completed', duration: outcome.result.duration, requestId: outcome.result.requestId, outputs: outcome.result.outputs }
+      : { key: spec.source.key, state: outcome.error?.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed', errorCode: outcome.error?.code ?? 'INTERNAL', errorMessage: outcome.error?.message ?? '' };
+    for (const b of await this.batchesOf(spec, jobId)) {
+      const last = await this.batches.transition(b, jobId, r.state, r, r.duration ?? 0, spec.source.size ?? 0);
+      const batch = this.deps.config.WEBHOOK_JOB_EVENTS ? await this.batches.get(b) : null;
+      if (batch) await this.queueWebhook(r.state === 'completed' ? 'job.completed' : 'job.failed', { batchId: b, jobId, ...r }, batch.webhookUrl);
+      if (last) await this.scheduleFinalize(b);
+    }
+    if (!spec.batchId) {
+      if (this.deps.config.WEBHOOK_JOB_EVENTS) await this.queueWebhook(r.state === 'completed' ? 'job.completed' : 'job.failed', { jobId, ...r });
+    }
+  }
+
+  async scheduleFinalize(batchId: string): Promise<void> {
+    await this.control.add('finalize-batch', { batchId }, { jobId: `finalize-${batchId}-${Date.now()}` });
+  }
+
+  /** Write the report (JSONL, one line per file) and a summary to S3, mark the batch finished, notify. */
+  async finalize(batchId: string): Promise<BatchRecord> {
+    const batch = await this.batches.get(batchId);
+    if (!batch) throw new BatchNotFoundError(`batch ${batchId} not found`);
+    const out = parseS3Url(batch.out);
+    const base = `${out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`}_reports/${batchId}`;
+    const store = this.batches;
+    const lines = Readable.from(
+      (async function* () {
+        for await (const page of store.results(batchId)) {
+          yield page
+            .map(([jobId, r]) =>
+              JSON.stringify({ job_id: jobId, key: r.key, status: r.state, duration: r.duration ?? null, request_id: r.requestId ?? null, outputs: r.outputs ?? null, error_code: r.errorCode ?? null, error_message: r.errorMessage ?? null }),
+            )
+            .join('\n') + '\n';
+        }
+      })(),
+    );
+    await this.deps.storage.put(out.bucket, `${base}.jsonl`, lines, { contentType: 'application/x-ndjson' });
+    const finishedAt = new Date().toISOString();
+    const reportUrl = formatS3Url({ bucket: out.bucket, key: `${base}.jsonl` });
+    const final: BatchRecord = { ...batch, status: batch.status === 'cancelled' ? 'cancelled' : 'finished', finishedAt, report: reportUrl };
+    await this.deps.storage.put(out.bucket, `${base}.summary.json`, `${JSON.stringify({ ...final, progress: batchProgress(final) }, null, 2)}\n`, { contentType: 'application/json' });
+    await this.batches.setFields(batchId, { status: final.status, finishedAt, report: reportUrl });
+    await this.queueWebhook('batch.completed', { batchId, status: final.status, counts: final.counts, total: final.total, audioSecondsDone: final.audioSecondsDone, report: reportUrl }, batch.webhookUrl, batchId);
+    return final;
+  }
+
+  // ---- reading --------------------------------------------------------------------------------
+
+  async getBatch(id: string): Promise<{ batch: BatchRecord; progress: BatchProgress }> {
+    const batch = await this.batches.get(id);
+    if (!batch) throw new BatchNotFoundError(`batch ${id} not found`);
+    return { batch, progress: batchProgress(batch) };
+  }
+
+  async listBatchJobs(id: string, opts: { state?: BatchJobState; offset?: number; limit?: number } = {}) {
+    if (!(await this.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
+    const page = await this.batches.jobsPage(id, opts.offset ?? 0, Math.min(500, opts.limit ?? 100), opts.state);
+    return Promise.all(page.map(async (p) => ({ ...p, result: await this.batches.result(id, p.jobId) })));
+  }
+
+  async getJob(id: string): Promise<JobView> {
+    const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
+    if (!job) throw new JobNotFoundError(`job ${id} not found (it may have been removed after the retention period)`);
+    const state = await job.getState();
+    const view: JobView = {
+      id,
+      state,
+      source: formatS3Url({ bucket: job.data.source.bucket, key: job.data.source.key }),
+      provider: job.data.provider,
+      model: job.data.model,
+      mode: job.data.mode,
+      attemptsMade: job.attemptsMade,
+      progress: job.progress,
+      createdAt: new Date(job.timestamp).toISOString(),
+    };
+    if (job.data.batchId) view.batchId = job.data.batchId;
+    if (job.finishedOn) view.finishedAt = new Date(job.finishedOn).toISOString();
+    if (state === 'completed' && job.returnvalue) Object.assign(view, { outputs: job.returnvalue.outputs, duration: job.returnvalue.duration, requestId: job.returnvalue.requestId });
+    if (state === 'failed') view.error = parseFailedReason(job.failedReason) ?? { code: 'INTERNAL', message: job.failedReason ?? '' };
+    return view;
+  }
+
+  // ---- cancel and redrive ---------------------------------------------------------------------
+
+  /** Cancel one job: removed if not started, aborted (→ JOB_CANCELLED) on its worker if running. */
+  async cancelJob(id: string): Promise<{ id: string; state: string }> {
+    const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
+    if (!job) throw new JobNotFoundError(`job ${id} not found`);
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed') return { id, state };
+    if (state === 'active') {
+      await this.deps.redis.publish(this.cancelChannel, id);
+      return { id, state: 'cancelling' };
+    }
+    await job.remove();
+    await this.jobFinished(job.data, id, { error: { code: 'JOB_CANCELLED', message: 'cancelled before it started', kind: 'unrecoverable' } as ScribeError });
+    return { id, state: 'cancelled' };
+  }
+
+  async cancelBatch(id: string): Promise<{ cancelled: number; cancelling: number }> {
+    if (!(await this.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
+    await this.batches.setFields(id, { status: 'cancelled' });
+    let cancelled = 0;
+    let cancelling = 0;
+    for (const state of ['queued', 'active'] as const) {
+      for (;;) {
+        const ids = await this.batches.jobIds(id, state, 0, 500);
+        const todo = ids.filter((x) => x);
+        if (!todo.length) break;
+        let progressed = false;
+        for (const jobId of todo) {
+          const r = await this.cancelJob(jobId).catch(() => ({ id: jobId, state: 'gone' }));
+          if (r.state === 'cancelled' || r.state === 'gone') {
+            cancelled += 1;
+            progressed = true;
+            if (r.state === 'gone') await this.batches.transition(id, jobId, 'cancelled', { key: jobId, state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'job no longer exists' });
+          } else if (r.state === 'cancelling') cancelling += 1;
+        }
+        if (!progressed || state === 'active') break;
+      }
+    }
+    return { cancelled, cancelling };
+  }
+
+  /** Put a failed job back in the queue (attempts start again). */
+  async redriveJob(id: string): Promise<{ id: string; state: string }> {
+    const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
+    if (!job) throw new JobNotFoundError(`job ${id} not found`);
+    if ((await job.getState()) !== 'failed') throw new InvalidRequestError(`job ${id} is not failed`);
+    for (const b of await this.batchesOf(job.data, id)) {
+      await this.deps.redis.hdel(`${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:batch:${b}`, 'finalising');
+      await this.batches.setFields(b, { status: 'running' });
+      await this.batches.transition(b, id, 'queued');
+    }
+    await job.retry('failed');
+    return { id, state: 'waiting' };
+  }
+
+  async redriveBatch(id: string): Promise<{ redriven: number }> {
+    if (!(await this.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
+    let redriven = 0;
+    for (;;) {
+      const ids = await this.batches.jobIds(id, 'failed', 0, 500);
+      if (!ids.length) break;
+      for (const jobId of ids) {
+        await this.redriveJob(jobId).then(
+          () => (redriven += 1),
+          async () => this.batches.transition(id, jobId, 'failed'), // gone: leave it failed, but stop looping on it
+        );
+      }
+      if (ids.length < 500) break;
+    }
+    return { redriven };
+  }
+
+  // ---- webhooks -------------------------------------------------------------------------------
+
+  /** Queue one delivery per configured URL (the batch's and WEBHOOK_URL); deliveries retry with backoff. */
+  async queueWebhook(event: WebhookEvent, payload: Record<string, unknown>, batchUrl?: string, batchId?: string): Promise<void> {
+    const { config } = this.deps;
+    const urls = [...new Set([batchUrl, config.WEBHOOK_URL].filter((u): u is string => Boolean(u)))];
+    if (!urls.length || !config.WEBHOOK_SECRET) return;
+    const body = { event, createdAt: new Date().toISOString(), data: payload };
+    for (const url of urls) {
+      await this.webhooks.add(event, { url, body, batchId: batchId ?? payload.batchId });
+    }
+  }
+
+  /** Deliveries of a batch's webhooks, newest first (from the webhook queue). */
+  async webhookDeliveries(batchId: string, limit = 200): Promise<WebhookDelivery[]> {
+    const jobs = await this.webhooks.getJobs(['completed', 'failed', 'delayed', 'waiting', 'active'], 0, 5000);
+    return jobs
+      .filter((j) => j && j.data.batchId === batchId)
+      .slice(0, limit)
+      .map((j) => ({
+        id: j.id!,
+        event: j.name as WebhookEvent,
+        url: j.data.url as string,
+        state: j.finishedOn ? (j.failedReason && !j.returnvalue ? 'failed' : 'delivered') : j.attemptsMade > 0 ? 'retrying' : 'pending',
+        attempts: j.attemptsMade,
+        ...(j.failedReason ? { lastError: j.failedReason } : {}),
+        ...(j.finishedOn && j.returnvalue ? { deliveredAt: new Date(j.finishedOn).toISOString() } : {}),
+      }));
+  }
+
+  async close(): Promise<void> {
+    await this.control.close();
+    await this.webhooks.close();
+  }
+}
+
+/** POST one webhook: signed body, 10 s timeout; a non-2xx answer throws (BullMQ retries with backoff). */
+export async function deliverWebhook(secret: string, url: string, body: unknown, attempt: number): Promise<{ status: number }> {
+  const text = JSON.stringify(body);
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-scribe-signature': signWebhook(secret, text), 'x-scribe-event': String((body as { event?: string }).event ?? ''), 'x-scribe-attempt': String(attempt) },
+    body: text,
+    signal: AbortSignal.timeout(10_000),
+  });
+  await res.arrayBuffer().catch(() => undefined);
+  if (res.status < 200 || res.status >= 300) throw new Error(`webhook ${new URL(url).host} answered HTTP ${res.status}`);
+  return { status: res.status };
+}
+

@@ -1,0 +1,221 @@
+import type { Redis } from 'ioredis';
+import { BATCH_JOB_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../domain/batch';
+
+/**
+ * Batches in Redis. Per batch:
+ *   <p>:batch:<id>            hash   the record's fields
+ *   <p>:batch:<id>:s:<state>  zset   job ids in that state (score = position in the batch), for
+ *                                    counts (ZCARD) and paged listing by state
+ *   <p>:batch:<id>:r          hash   job id → compact result (for the report), deleted once it is written
+ *   <p>:batches               zset   batch ids by creation time
+ * A job's state moves with one script (remove from every state set, add to the new one), so
+ * recording the same transition twice (a retried attempt) changes nothing.
+ */
+// Finished? Sealed, every job in a terminal state, and nobody has claimed the finalisation yet.
+// KEYS[1] = state-set key prefix, KEYS[2] = the record.
+const FINISHED_TAIL = `
+local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
+local sealed = redis.call('HGET', KEYS[2], 'sealed')
+local done = 0
+for _, t in ipairs({'completed', 'failed', 'cancelled', 'skipped'}) do done = done + redis.call('ZCARD', KEYS[1] .. t) end
+if sealed == '1' and done >= total and redis.call('HSETNX', KEYS[2], 'finalising', '1') == 1 then return 1 end
+return 0
+`;
+
+const SEAL = `redis.call('HSET', KEYS[2], 'sealed', '1')` + FINISHED_TAIL;
+
+const MOVE = `
+local id = ARGV[1]
+local state = ARGV[2]
+local score = nil
+for i = 3, #KEYS - 2 do
+  local s = redis.call('ZSCORE', KEYS[i], id)
+  if s then score = s; redis.call('ZREM', KEYS[i], id) end
+end
+if not score then score = ARGV[3] end
+redis.call('ZADD', KEYS[1] .. state, score, id)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[#KEYS - 1], id, ARGV[4]) end
+if ARGV[5] ~= '0' then
+  redis.call('HINCRBYFLOAT', KEYS[2], 'audioSecondsDone', ARGV[5])
+end
+if ARGV[6] ~= '0' then
+  redis.call('HINCRBY', KEYS[2], 'bytesDone', ARGV[6])
+end
+` + FINISHED_TAIL;
+
+export interface BatchJobEntry {
+  jobId: string;
+  key: string;
+  bytes: number;
+  state?: BatchJobState;
+  result?: BatchJobResult;
+}
+
+export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report'>;
+
+type WithScripts = Redis & {
+  batchMove(...args: Array<string | number>): Promise<number>;
+  batchSeal(k1: string, k2: string): Promise<number>;
+};
+
+export class BatchStore {
+  private readonly redis: WithScripts;
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.redis = redis as WithScripts;
+    if (!('batchMove' in redis)) {
+      redis.defineCommand('batchMove', { lua: MOVE });
+      redis.defineCommand('batchSeal', { numberOfKeys: 2, lua: SEAL });
+    }
+  }
+
+  private k(id: string, suffix = ''): string {
+    return `${this.prefix}:batch:${id}${suffix}`;
+  }
+  private stateKeys(id: string): string[] {
+    return BATCH_JOB_STATES.map((s) => this.k(id, `:s:${s}`));
+  }
+  private get indexKey() {
+    return `${this.prefix}:batches`;
+  }
+
+  async create(b: BatchCreate): Promise<void> {
+    const fields: Record<string, string> = {
+      id: b.id,
+      createdAt: b.createdAt,
+      status: 'running',
+      source: b.source,
+      out: b.out,
+      provider: b.provider,
+      mode: b.mode,
+      total: '0',
+      bytesTotal: '0',
+      bytesDone: '0',
+      audioSecondsDone: '0',
+      sealed: '0',
+    };
+    if (b.model) fields.model = b.model;
+    if (b.priority !== undefined) fields.priority = String(b.priority);
+    if (b.webhookUrl) fields.webhookUrl = b.webhookUrl;
+    await this.redis.multi().hset(this.k(b.id), fields).zadd(this.indexKey, Date.parse(b.createdAt), b.id).exec();
+  }
+
+  /** Add a page of jobs (idempotent per job id). */
+  async addJobs(id: string, entries: BatchJobEntry[]): Promise<void> {
+    if (!entries.length) return;
+    const m = this.redis.multi();
+    const position = await this.redis.hincrby(this.k(id), 'positions', entries.length);
+    let pos = position - entries.length;
+    let added = 0;
+    let bytes = 0;
+    for (const e of entries) {
+      const state = e.state ?? 'queued';
+      m.zadd(this.k(id, `:s:${state}`), 'NX', pos++, e.jobId);
+      if (e.result) m.hset(this.k(id, ':r'), e.jobId, JSON.stringify(e.result));
+      added += 1;
+      bytes += e.bytes;
+    }
+    m.hincrby(this.k(id), 'total', added).hincrby(this.k(id), 'bytesTotal', bytes);
+    await m.exec();
+  }
+
+  /** No more jobs will be added: the batch may finish. Returns true if it already has (all terminal). */
+  async seal(id: string): Promise<boolean> {
+    return (await this.redis.batchSeal(this.k(id, ':s:'), this.k(id))) === 1;
+  }
+
+  /**
+   * Record a job's new state (and its result when terminal). Returns true exactly once per batch: for
+   * the call that saw every job reach a terminal state, which must then finalise the batch.
+   */
+  async transition(id: string, jobId: string, state: BatchJobState, result?: BatchJobResult, audioSeconds = 0, bytes = 0): Promise<boolean> {
+    const keys = [this.k(id, ':s:'), this.k(id), ...this.stateKeys(id), this.k(id, ':r'), this.indexKey];
+    const r = await this.redis.batchMove(keys.length, ...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes));
+    return r === 1;
+  }
+
+  async get(id: string): Promise<BatchRecord | null> {
+    const h = await this.redis.hgetall(this.k(id));
+    if (!h.id) return null;
+    const cards = await Promise.all(this.stateKeys(id).map((k) => this.redis.zcard(k)));
+    const counts = Object.fromEntries(BATCH_JOB_STATES.map((s, i) => [s, cards[i]!])) as Record<BatchJobState, number>;
+    const rec: BatchRecord = {
+      id: h.id,
+      createdAt: h.createdAt!,
+      status: (h.status as BatchRecord['status']) ?? 'running',
+      source: h.source!,
+      out: h.out!,
+      provider: h.provider!,
+      mode: h.mode!,
+      total: Number(h.total ?? 0),
+      bytesTotal: Number(h.bytesTotal ?? 0),
+      bytesDone: Number(h.bytesDone ?? 0),
+      audioSecondsDone: Number(h.audioSecondsDone ?? 0),
+      counts,
+    };
+    if (h.model) rec.model = h.model;
+    if (h.priority) rec.priority = Number(h.priority);
+    if (h.finishedAt) rec.finishedAt = h.finishedAt;
+    if (h.report) rec.report = h.report;
+    if (h.webhookUrl) rec.webhookUrl = h.webhookUrl;
+    return rec;
+  }
+
+  async setFields(id: string, fields: Partial<Record<'status' | 'finishedAt' | 'report', string>>): Promise<void> {
+    await this.redis.hset(this.k(id), fields as Record<string, string>);
+  }
+
+  async isCancelled(id: string): Promise<boolean> {
+    return (await this.redis.hget(this.k(id), 'status')) === 'cancelled';
+  }
+
+  /** Job ids of a batch in one state, paged in batch order. */
+  async jobIds(id: string, state: BatchJobState, offset = 0, limit = 100): Promise<string[]> {
+    return this.redis.zrange(this.k(id, `:s:${state}`), offset, offset + limit - 1);
+  }
+
+  /**
+   * A page of a batch's jobs in batch order. Unfiltered, positions are 0..total-1 across the state
+   * sets, so the page is the positions [offset, offset+limit); filtered by a state, it pages by rank.
+   */
+  async jobsPage(id: string, offset = 0, limit = 100, state?: BatchJobState): Promise<Array<{ jobId: string; state: BatchJobState; position: number }>> {
+    const page: Array<{ jobId: string; state: BatchJobState; position: number }> = [];
+    const states = state ? [state] : BATCH_JOB_STATES;
+    for (const s of states) {
+      const ws = state
+        ? await this.redis.zrange(this.k(id, `:s:${s}`), offset, offset + limit - 1, 'WITHSCORES')
+        : await this.redis.zrangebyscore(this.k(id, `:s:${s}`), offset, offset + limit - 1, 'WITHSCORES');
+      for (let i = 0; i < ws.length; i += 2) page.push({ jobId: ws[i]!, state: s, position: Number(ws[i + 1]) });
+    }
+    return page.sort((a, b) => a.position - b.position);
+  }
+
+  async result(id: string, jobId: string): Promise<BatchJobResult | null> {
+    const r = await this.redis.hget(this.k(id, ':r'), jobId);
+    return r ? (JSON.parse(r) as BatchJobResult) : null;
+  }
+
+  /** Results in pages (HSCAN), for writing the report without holding them all in memory. */
+  async *results(id: string): AsyncGenerator<Array<[string, BatchJobResult]>> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(this.k(id, ':r'), cursor, 'COUNT', 1000);
+      cursor = next;
+      const page: Array<[string, BatchJobResult]> = [];
+      for (let i = 0; i < flat.length; i += 2) page.push([flat[i]!, JSON.parse(flat[i + 1]!) as BatchJobResult]);
+      if (page.length) yield page;
+    } while (cursor !== '0');
+  }
+
+  /** After the report is in S3, drop the per-job results (the record and state sets stay for counts). */
+  async compact(id: string): Promise<void> {
+    await this.redis.del(this.k(id, ':r'));
+  }
+
+  /** Newest batches first. */
+  async recent(limit = 20): Promise<string[]> {
+    return this.redis.zrevrange(this.indexKey, 0, limit - 1);
+  }
+}

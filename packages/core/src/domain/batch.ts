@@ -1,0 +1,85 @@
+/**
+ * Batches: one enqueue request (an S3 prefix or a manifest) and the jobs it created, tracked
+ * together. Pure types and arithmetic; the Redis side is adapters/batch-store.ts.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** Where a job of a batch stands, from the batch's point of view. */
+export const BATCH_JOB_STATES = ['queued', 'active', 'completed', 'failed', 'cancelled', 'skipped'] as const;
+export type BatchJobState = (typeof BATCH_JOB_STATES)[number];
+export const TERMINAL_STATES: readonly BatchJobState[] = ['completed', 'failed', 'cancelled', 'skipped'];
+
+export type BatchStatus = 'running' | 'finished' | 'cancelled';
+
+export interface BatchRecord {
+  id: string;
+  createdAt: string;
+  finishedAt?: string;
+  status: BatchStatus;
+  /** `s3://bucket/prefix` or `manifest` */
+  source: string;
+  out: string;
+  provider: string;
+  model?: string;
+  mode: string;
+  priority?: number;
+  /** Jobs in the batch (every listed file, including the skipped ones). */
+  total: number;
+  /** Bytes of all source objects, and of those done: the basis of the audio-seconds estimate. */
+  bytesTotal: number;
+  bytesDone: number;
+  audioSecondsDone: number;
+  counts: Record<BatchJobState, number>;
+  /** S3 URL of the report, once written. */
+  report?: string;
+  webhookUrl?: string;
+}
+
+/** What the batch keeps of each finished job (for the report), small on purpose. */
+export interface BatchJobResult {
+  key: string;
+  state: BatchJobState;
+  duration?: number;
+  requestId?: string;
+  outputs?: Record<string, string>;
+  errorCode?: string;
+  errorMessage?: string;
+}
+
+export function newBatchId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `b_${stamp}_${randomBytes(4).toString('hex')}`;
+}
+
+export function doneCount(counts: Record<BatchJobState, number>): number {
+  return TERMINAL_STATES.reduce((n, s) => n + counts[s], 0);
+}
+
+export interface BatchProgress {
+  done: number;
+  total: number;
+  fraction: number;
+  audioSecondsDone: number;
+  /** Estimated from bytes: audio seconds per byte so far × all bytes. Exact once the batch is done. */
+  audioSecondsTotalEstimate: number | null;
+  /** Files per second since the batch started, and the remaining time at that rate. */
+  filesPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export function batchProgress(b: BatchRecord, now = Date.now()): BatchProgress {
+  const done = doneCount(b.counts);
+  const elapsed = Math.max(0.001, ((b.finishedAt ? Date.parse(b.finishedAt) : now) - Date.parse(b.createdAt)) / 1000);
+  const rate = done / elapsed;
+  const remaining = b.total - done;
+  const estimate = b.status === 'finished' ? b.audioSecondsDone : b.bytesDone > 0 ? (b.audioSecondsDone * b.bytesTotal) / b.bytesDone : null;
+  return {
+    done,
+    total: b.total,
+    fraction: b.total ? done / b.total : 1,
+    audioSecondsDone: b.audioSecondsDone,
+    audioSecondsTotalEstimate: estimate,
+    filesPerSecond: rate,
+    etaSeconds: remaining === 0 ? 0 : rate > 0 ? remaining / rate : null,
+  };
+}
