@@ -15,7 +15,7 @@ import type { Lease, Limiter } from '../ports/limiter';
  *   connection; a release publishes on the bucket's channel and wakes the head waiter, which tries
  *   once. The only timer is a fallback at the earliest lease expiry (capped at 5 s) for crashed holders.
  * - Adaptive cap (AIMD): a 429 multiplies the bucket's *effective* cap by `decreaseFactor` (from the
- *   number in flight, at most once per second); each release after `increaseIntervalMs` without a
+ *   number in flight, at most every 500 ms); each release after `increaseIntervalMs` without a
  *   change adds 1 back, up to the configured cap.
  */
 export interface RedisLimiterOptions {
@@ -85,7 +85,8 @@ redis.call('PUBLISH', ARGV[4], '1')
 return eff
 `;
 
-// KEYS[1] leases, KEYS[2] state. ARGV: configuredCap, factor. Multiplicative decrease, once per second.
+// KEYS[1] leases, KEYS[2] state. ARGV: configuredCap, factor. Multiplicative decrease, at most every 500 ms
+// (the 429s of one burst arrive together and must not cut the cap to nothing).
 const DECREASE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -93,7 +94,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local configured = tonumber(ARGV[1])
 local eff = tonumber(redis.call('HGET', KEYS[2], 'eff') or configured)
 local dec = tonumber(redis.call('HGET', KEYS[2], 'decreasedAt') or '0')
-if now - dec < 1000 then return {0, eff} end
+if now - dec < 500 then return {0, eff} end
 local n = redis.call('ZCARD', KEYS[1])
 local base = math.min(eff, math.max(n, 1))
 local nextEff = math.max(1, math.floor(base * tonumber(ARGV[2])))
