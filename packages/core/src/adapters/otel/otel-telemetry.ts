@@ -46,7 +46,8 @@ export function recordError(span: Span, err: unknown, code?: string): void {
   const message = err instanceof Error ? err.message : String(err);
   span.recordException(err instanceof Error ? err : { name: type, message });
   span.setAttribute('error.type', type);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: `${type}: ${message}` });
+  // As `failedReason`: `CODE: message` (BullMQ-bound errors already carry it).
+  span.setStatus({ code: SpanStatusCode.ERROR, message: message.startsWith(`${type}: `) ? message : `${type}: ${message}` });
 }
 
 function handleOf(span: Span): SpanHandle {

@@ -14,7 +14,7 @@
  * index): the SDK is required lazily, only when tracing is on.
  */
 import type { RequestOptions } from 'node:http';
-import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export interface StartTelemetryOptions {
   /** `service.name` unless `OTEL_SERVICE_NAME` (or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`) says otherwise. */
@@ -29,6 +29,9 @@ export interface StartTelemetryOptions {
 }
 
 export type ShutdownTelemetry = () => Promise<void>;
+
+/** Events a span keeps unless OTEL_SPAN_EVENT_COUNT_LIMIT says otherwise (one per final result: hours of speech). */
+export const SESSION_EVENT_LIMIT = 2000;
 
 const nonEmpty = (v: string | undefined) => (v && v.trim() !== '' ? v.trim() : undefined);
 
@@ -76,11 +79,13 @@ function instrumentations() {
   const { AwsInstrumentation } = require('@opentelemetry/instrumentation-aws-sdk') as typeof import('@opentelemetry/instrumentation-aws-sdk');
   return [
     new HttpInstrumentation({
-      disableIncomingRequestInstrumentation: true, // neither app serves HTTP
+      // Only outgoing calls: the HTTP API's own requests are not traced (server spans would record
+      // query strings and need their own redaction policy).
+      disableIncomingRequestInstrumentation: true,
       requireParentforOutgoingSpans: true,
       // Replaces the url.full the instrumentation computed (which keeps the query, only redacting a
-      // few known parameter values) before the span starts.
-      // url.full is the only URL attribute of client spans (stable HTTP semconv).
+      // few known parameter values) before the span starts; it is the only URL attribute of client
+      // spans (stable HTTP semconv).
       startOutgoingSpanHook: (req) => ({ 'url.full': outgoingUrl(req) }),
     }),
     new IORedisInstrumentation({
@@ -104,20 +109,22 @@ export function startTelemetry(opts: StartTelemetryOptions): ShutdownTelemetry {
   if (!opts.spanProcessors && !tracingEnabled()) return async () => {};
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const serviceNameFromEnv = nonEmpty(process.env.OTEL_SERVICE_NAME) ?? /(^|,)\s*service\.name\s*=/.test(process.env.OTEL_RESOURCE_ATTRIBUTES ?? '');
-  let spanProcessors = opts.spanProcessors;
-  if (!spanProcessors) {
+  let exporting: { spanProcessors: SpanProcessor[] } | { traceExporter: SpanExporter };
+  if (opts.spanProcessors) exporting = { spanProcessors: opts.spanProcessors };
+  else {
     const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
-    const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
-    // The exporter reads its URL, headers, timeout and compression from OTEL_EXPORTER_OTLP_*; the
-    // processor its batching from OTEL_BSP_*.
-    spanProcessors = [new BatchSpanProcessor(new OTLPTraceExporter())];
+    // The exporter reads its URL, headers, timeout and compression from OTEL_EXPORTER_OTLP_*; the SDK
+    // wraps it in a batch processor configured by OTEL_BSP_*.
+    exporting = { traceExporter: new OTLPTraceExporter() };
   }
   const sdk = new NodeSDK({
     ...(serviceNameFromEnv ? {} : { serviceName: opts.serviceName }),
-    spanProcessors,
+    ...exporting,
     // Traces only: no metric readers or log processors (the SDK would otherwise default to OTLP ones).
     metricReaders: [],
     logRecordProcessors: [],
+    // A session span has an event per final result: more than the default 128 on long recordings.
+    ...(nonEmpty(process.env.OTEL_SPAN_EVENT_COUNT_LIMIT) ? {} : { spanLimits: { eventCountLimit: SESSION_EVENT_LIMIT } }),
     instrumentations: opts.instrumentations === false ? [] : instrumentations(),
   });
   sdk.start();
