@@ -11,6 +11,8 @@ export interface EnqueueDeps {
   storage: Storage;
   fleet: FleetQueues;
   onProgress?: (p: EnqueueProgress) => void;
+  /** Called once the request is validated and the batch exists (before its first page is enqueued). */
+  onCreated?: (batchId: string) => void;
   /** Default: OpenTelemetry (a no-op unless ./instrumentation.ts or a test started the SDK). */
   telemetry?: Telemetry;
 }
@@ -21,12 +23,22 @@ export interface EnqueueDeps {
  * same prefix again adds nothing; files whose outputs exist are skipped unless `force`.
  */
 export async function enqueuePrefix(req: EnqueuePrefixRequest, deps: EnqueueDeps): Promise<CreateBatchResult & { jobIds: string[] }> {
-  const service = new BatchService({ config: deps.fleet.config, redis: deps.fleet.redis, storage: deps.storage, fleet: deps.fleet });
+  const res = await enqueueBatch(req, deps, { returnIdsUpTo: Number.MAX_SAFE_INTEGER });
+  return { ...res, jobIds: res.jobIds ?? [] };
+}
+
+/**
+ * Enqueue a batch from a prefix or a manifest (BatchService.create inside one `send <queue>` span).
+ * `returnIdsUpTo` bounds the job ids kept in memory (a million-file prefix would hold them all).
+ */
+export async function enqueueBatch(req: CreateBatchRequest, deps: EnqueueDeps, opts: { returnIdsUpTo?: number; service?: BatchService } = {}): Promise<CreateBatchResult> {
+  const service = opts.service ?? new BatchService({ config: deps.fleet.config, redis: deps.fleet.redis, storage: deps.storage, fleet: deps.fleet });
   try {
     // One `send <queue>` span per request; its trace context rides in every job's `spec.trace`.
-    const res = await traceEnqueue(deps.telemetry ?? otelTelemetry({ name: 'scribe-producer' }), deps.fleet, req, (tracing) =>
+    return await traceEnqueue(deps.telemetry ?? otelTelemetry({ name: 'scribe-producer' }), deps.fleet, req, (tracing) =>
       service.create(req, {
-        returnIdsUpTo: Number.MAX_SAFE_INTEGER,
+        ...(opts.returnIdsUpTo ? { returnIdsUpTo: opts.returnIdsUpTo } : {}),
+        ...(deps.onCreated ? { onCreated: deps.onCreated } : {}),
         decorate: tracing.decorate,
         onProgress: (p) => {
           tracing.page(p);
@@ -34,8 +46,7 @@ export async function enqueuePrefix(req: EnqueuePrefixRequest, deps: EnqueueDeps
         },
       }),
     );
-    return { ...res, jobIds: res.jobIds ?? [] };
   } finally {
-    await service.close();
+    if (!opts.service) await service.close();
   }
 }

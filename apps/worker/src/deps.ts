@@ -1,10 +1,11 @@
 import { Redis } from 'ioredis';
 import { capFor, capSettings, parseCapBucketKey, type Config, type Provider } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
-import { RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
+import { RedisLimiter, type LimiterEvent } from '@scribe-fleet/core/adapters/redis-limiter';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
+import { instrumentDeps, type WorkerMetrics } from './metrics';
 import type { ProcessorDeps } from './processor';
 
 export function s3StorageFromConfig(config: Config): S3Storage {
@@ -18,8 +19,8 @@ export function s3StorageFromConfig(config: Config): S3Storage {
   });
 }
 
-/** The fleet-wide cap semaphore, with caps from configuration. */
-export function redisLimiter(config: Config): RedisLimiter {
+/** The fleet-wide cap semaphore, with caps from configuration (`onEvent`: lease and cap events, for metrics). */
+export function redisLimiter(config: Config, onEvent?: (e: LimiterEvent) => void): RedisLimiter {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', () => {});
   const settings = capSettings(config);
@@ -33,22 +34,26 @@ export function redisLimiter(config: Config): RedisLimiter {
     leaseTtlMs: config.LEASE_TTL_MS,
     decreaseFactor: config.CAP_DECREASE_FACTOR,
     increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,
+    ...(onEvent ? { onEvent } : {}),
     ownsConnection: true,
   });
 }
 
-/** Production wiring: real storage, real clock, the providers this worker has credentials for. */
-export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {}): ProcessorDeps {
+/**
+ * Production wiring: real storage, real clock, the providers this worker has credentials for; with
+ * `metrics`, sessions, 429s, limiter events, pacing lateness and attempt ends feed them.
+ */
+export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {}, metrics?: WorkerMetrics): ProcessorDeps {
   const providers: Record<string, Provider> = createProviders(config);
   const deps: ProcessorDeps = {
     storage: s3StorageFromConfig(config),
     providers,
-    limiter: overrides.limiter ?? redisLimiter(config),
+    limiter: overrides.limiter ?? redisLimiter(config, metrics?.limiterEvent),
     clock: systemClock,
     // OpenTelemetry API: a no-op unless ./instrumentation.ts (or a test) started the SDK.
     telemetry: otelTelemetry({ name: 'scribe-worker' }),
     ...overrides,
   };
   if (config.SPOOL_DIR && !deps.spoolDir) deps.spoolDir = config.SPOOL_DIR;
-  return deps;
+  return metrics ? instrumentDeps(deps, metrics) : deps;
 }

@@ -4,6 +4,7 @@ import { shutdownTelemetry } from './instrumentation';
 import { loadConfig, ConfigError } from '@scribe-fleet/core';
 import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { createDeps } from './deps';
+import { createWorkerMetrics, serveMetrics } from './metrics';
 import { startWorker } from './worker';
 
 async function main() {
@@ -17,7 +18,10 @@ async function main() {
     }
     throw e;
   }
-  const running = startWorker(config, createDeps(config));
+  const metrics = config.METRICS_PORT > 0 ? createWorkerMetrics({ defaultMetrics: true }) : undefined;
+  const running = startWorker(config, createDeps(config, {}, metrics));
+  const metricsServer = metrics ? await serveMetrics(metrics, config.METRICS_PORT, config.METRICS_HOST) : undefined;
+  if (metricsServer) console.log(`[worker] metrics on http://${config.METRICS_HOST}:${config.METRICS_PORT}/metrics`);
   console.log(`[worker] pid ${process.pid} consuming the ${config.QUEUE_PREFIX}:${config.QUEUE_NAME}.* cap-bucket queues`);
   let closing = false;
   const shutdown = async (sig: string) => {
@@ -25,6 +29,7 @@ async function main() {
     closing = true;
     console.log(`[worker] ${sig}: finishing active jobs`);
     await running.close();
+    metricsServer?.close();
     await shutdownTelemetry(); // flush the last attempts' spans
     process.exit(0);
   };

@@ -21,6 +21,7 @@ import {
 } from '@scribe-fleet/core';
 import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
 import type { JobResult } from '@scribe-fleet/core/adapters/queue';
+import type { JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {
@@ -31,6 +32,8 @@ export interface ProcessorDeps {
   telemetry: Telemetry;
   spoolDir?: string;
   onSessionEvent?: (spec: JobSpec, e: SessionEvent) => void;
+  /** Every attempt's end (worker.ts): metrics. */
+  onJobEnd?: (o: JobOutcome) => void;
   /** Provider 429s retried inside one attempt before the job is re-scheduled (default 8). */
   maxRateLimitRetries?: number;
 }

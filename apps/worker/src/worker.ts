@@ -1,8 +1,9 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { capBucketKey, formatFailedReason, JobCancelledError, parseJobSpec, toScribeError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
+import { capBucketKey, capBucketOf, formatFailedReason, JobCancelledError, parseJobSpec, toScribeError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
 import { BatchService, deliverWebhook } from '@scribe-fleet/core/adapters/batch-service';
 import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetStats, type JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
 import { redisConnection, type JobResult } from '@scribe-fleet/core/adapters/queue';
 import { traceAttempts } from './attempt-span';
 import { createProcessor, type ProcessorDeps } from './processor';
@@ -45,6 +46,18 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const workers = new Map<string, Worker<JobSpec, JobResult, string>>();
   let closed = false;
 
+  // Every attempt's end goes to the fleet history (dashboard) and this process's metrics; never throws.
+  const fleetStats = new FleetStats(redis, config);
+  const ended = async (spec: JobSpec | undefined, o: Omit<JobOutcome, 'bucket'>) => {
+    const outcome: JobOutcome = { ...o, bucket: spec ? capBucketKey(capBucketOf(spec)) : 'unknown' };
+    try {
+      deps.onJobEnd?.(outcome);
+    } catch {
+      // metrics must not fail a job
+    }
+    await fleetStats.record(outcome).catch(() => undefined);
+  };
+
   const handle = async (job: Job<JobSpec, JobResult, string>, token?: string, signal?: AbortSignal) => {
     const ctrl = signal ? undefined : new AbortController();
     const id = job.id ?? '';
@@ -64,12 +77,14 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         progress: (p) => job.updateProgress(p),
       });
       if (spec) await service.jobFinished(spec, id, { result });
+      await ended(spec, { outcome: 'completed', audioSeconds: result.duration });
       return result;
     } catch (e) {
       const err = signal?.aborted ? new JobCancelledError('cancelled by request') : toScribeError(e);
       // The job's last word: unrecoverable, or a transient error on its last attempt.
       const final = err.kind === 'unrecoverable' || (err.kind === 'retry' && job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
       if (final && spec) await service.jobFinished(spec, id, { error: err }).catch(() => undefined);
+      await ended(spec, { outcome: final ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : err.kind === 'rate_limit' ? 'rate_limited' : 'retry', code: err.code });
       if (err.kind === 'unrecoverable') throw new UnrecoverableError(formatFailedReason(err));
       if (err.kind === 'rate_limit') {
         const delays = Number((job.progress as { rateLimitDelays?: number } | undefined)?.rateLimitDelays ?? 0) + 1;
@@ -131,7 +146,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     service.webhooks.name,
     async (job) => {
       if (!config.WEBHOOK_SECRET) throw new UnrecoverableError('CONFIG_INVALID: WEBHOOK_SECRET is not set on this worker');
-      return deliverWebhook(config.WEBHOOK_SECRET, job.data.url as string, job.data.body, job.attemptsMade + 1);
+      return deliverWebhook(config.WEBHOOK_SECRET, job.data.url as string, job.data.body, job.attemptsMade + 1, job.id);
     },
     { connection, prefix: config.QUEUE_PREFIX, concurrency: 8 },
   );

@@ -10,6 +10,7 @@ import {
   BucketNotAllowedError,
   InvalidManifestError,
   InvalidRequestError,
+  InvalidStateError,
   JobNotFoundError,
   parseFailedReason,
   UnknownProviderError,
@@ -80,12 +81,15 @@ export interface JobView {
 export type WebhookEvent = 'job.completed' | 'job.failed' | 'batch.completed';
 
 export interface WebhookDelivery {
+  /** Also sent as the `x-scribe-delivery` header (the same on every attempt: receivers can deduplicate). */
   id: string;
   event: WebhookEvent;
   url: string;
-  state: string;
+  state: 'pending' | 'delivering' | 'retrying' | 'delivered' | 'failed' | 'expired';
   attempts: number;
+  createdAt?: string;
   lastError?: string;
+  httpStatus?: number;
   deliveredAt?: string;
 }
 
@@ -161,6 +165,16 @@ export class BatchService {
       throw new InvalidRequestError('priority must be an integer from 1 (highest) to 2097152');
     }
     if (req.webhookUrl !== undefined && !/^https?:\/\//.test(req.webhookUrl)) throw new InvalidRequestError('webhookUrl must be an http(s) URL');
+    // Options, formats and account are checked now on a stand-in file, so no page can fail on them later.
+    parseJobSpec({
+      source: { bucket: out.bucket, key: 'validate', etag: 'validate' },
+      output: { bucket: out.bucket, keyBase: 'validate', ...(req.formats ? { formats: req.formats } : {}) },
+      options: req.options ?? {},
+      provider,
+      ...(req.model ? { model: req.model } : {}),
+      ...(req.mode ? { mode: req.mode } : {}),
+      ...(req.account ? { account: req.account } : {}),
+    });
     return source ? { out, source } : { out };
   }
 
@@ -182,15 +196,30 @@ export class BatchService {
    * Create a batch and enqueue its jobs page by page. A manifest is validated whole first: any bad
    * line (or a missing object) refuses the batch and nothing is enqueued.
    */
-  async create(req: CreateBatchRequest, opts: { onProgress?: (p: CreateBatchProgress) => void; returnIdsUpTo?: number; decorate?: (spec: JobSpec) => JobSpec } = {}): Promise<CreateBatchResult> {
+  async create(
+    req: CreateBatchRequest,
+    opts: {
+      onProgress?: (p: CreateBatchProgress) => void;
+      /** Called once the request has been validated and the batch record exists (before the first page is enqueued). */
+      onCreated?: (batchId: string) => void;
+      returnIdsUpTo?: number;
+      decorate?: (spec: JobSpec) => JobSpec;
+    } = {},
+  ): Promise<CreateBatchResult> {
     const { out, source } = this.validate(req);
     let pages: AsyncIterable<Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>>;
     if (source) {
-      const storage = this.deps.storage;
       const pageSize = Math.min(1000, this.deps.config.ENQUEUE_PAGE_SIZE);
+      // The first page is listed before the batch exists: a missing bucket or an empty prefix is
+      // refused with nothing created.
+      const it = this.deps.storage.listPages(source.bucket, source.key, { pageSize })[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done || first.value.length === 0) throw new InvalidRequestError(`no objects under ${formatS3Url(source)}`);
       pages = (async function* () {
-        for await (const page of storage.listPages(source.bucket, source.key, { pageSize })) {
-          yield page.map((obj) => ({ obj, listedPrefix: source.key }));
+        let page: IteratorResult<ObjectInfo[]> = first;
+        while (!page.done) {
+          yield page.value.map((obj) => ({ obj, listedPrefix: source.key }));
+          page = await it.next();
         }
       })();
     } else {
@@ -226,9 +255,33 @@ export class BatchService {
       ...(req.priority !== undefined ? { priority: req.priority } : {}),
       ...(req.webhookUrl ? { webhookUrl: req.webhookUrl } : {}),
     });
+    opts.onCreated?.(batchId);
     const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
     const jobIds: string[] = [];
     const jobOpts: JobsOptions = req.priority !== undefined ? { priority: req.priority } : {};
+    try {
+      await this.enqueuePages(batchId, req, out, pages, progress, jobIds, jobOpts, opts);
+    } catch (e) {
+      // Storage or Redis failed mid-way: the batch keeps (and finishes with) what was enqueued, and
+      // says why it is short. Enqueuing the same source again adds only the missing files.
+      await this.batches.setFields(batchId, { listError: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
+      if (await this.batches.seal(batchId).catch(() => false)) await this.scheduleFinalize(batchId).catch(() => undefined);
+      throw e;
+    }
+    if (await this.batches.seal(batchId)) await this.scheduleFinalize(batchId);
+    return { batchId, ...progress, ...(opts.returnIdsUpTo ? { jobIds } : {}) };
+  }
+
+  private async enqueuePages(
+    batchId: string,
+    req: CreateBatchRequest,
+    out: S3Location,
+    pages: AsyncIterable<Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>>,
+    progress: CreateBatchProgress,
+    jobIds: string[],
+    jobOpts: JobsOptions,
+    opts: { onProgress?: (p: CreateBatchProgress) => void; returnIdsUpTo?: number; decorate?: (spec: JobSpec) => JobSpec },
+  ): Promise<void> {
     for await (const page of pages) {
       progress.listed += page.length;
       const candidates = page
@@ -263,8 +316,6 @@ export class BatchService {
       await this.adoptDuplicates(batchId, res.duplicateIds);
       opts.onProgress?.({ ...progress });
     }
-    if (await this.batches.seal(batchId)) await this.scheduleFinalize(batchId);
-    return { batchId, ...progress, ...(opts.returnIdsUpTo ? { jobIds } : {}) };
   }
 
   /** With `force`, finished jobs with the same id are removed so the new ones run again. */
@@ -311,7 +362,10 @@ export class BatchService {
   /** Called by the worker when an attempt starts; throws JobCancelled if its batch was cancelled. */
   async jobStarted(spec: JobSpec, jobId: string): Promise<{ cancelled: boolean }> {
     if (spec.batchId && (await this.batches.isCancelled(spec.batchId))) return { cancelled: true };
-    for (const b of await this.batchesOf(spec, jobId)) await this.batches.transition(b, jobId, 'active');
+    for (const b of await this.batchesOf(spec, jobId)) {
+      await this.batches.transition(b, jobId, 'active');
+      await this.batches.markStarted(b);
+    }
     return { cancelled: false };
   }
 
@@ -411,7 +465,14 @@ export class BatchService {
       await this.deps.redis.publish(this.cancelChannel, id);
       return { id, state: 'cancelling' };
     }
-    await job.remove();
+    try {
+      await job.remove();
+    } catch (e) {
+      // A worker took it between the two calls (BullMQ refuses to remove a locked job): abort it there.
+      if ((await job.getState()) !== 'active') throw e;
+      await this.deps.redis.publish(this.cancelChannel, id);
+      return { id, state: 'cancelling' };
+    }
     await this.jobFinished(job.data, id, { error: { code: 'JOB_CANCELLED', message: 'cancelled before it started', kind: 'unrecoverable' } as ScribeError });
     return { id, state: 'cancelled' };
   }
@@ -445,9 +506,11 @@ export class BatchService {
   async redriveJob(id: string): Promise<{ id: string; state: string }> {
     const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
     if (!job) throw new JobNotFoundError(`job ${id} not found`);
-    if ((await job.getState()) !== 'failed') throw new InvalidRequestError(`job ${id} is not failed`);
+    const state = await job.getState();
+    if (state !== 'failed') throw new InvalidStateError(`job ${id} is ${state}: only failed jobs can be redriven`);
     for (const b of await this.batchesOf(job.data, id)) {
-      await this.deps.redis.hdel(`${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:batch:${b}`, 'finalising');
+      // Open again: it finalises (a new report) when the redriven jobs end.
+      await this.deps.redis.hdel(`${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:batch:${b}`, 'finalising', 'finishedAt', 'report');
       await this.batches.setFields(b, { status: 'running' });
       await this.batches.transition(b, id, 'queued');
     }
@@ -480,26 +543,51 @@ export class BatchService {
     const urls = [...new Set([batchUrl, config.WEBHOOK_URL].filter((u): u is string => Boolean(u)))];
     if (!urls.length || !config.WEBHOOK_SECRET) return;
     const body = { event, createdAt: new Date().toISOString(), data: payload };
+    const owner = batchId ?? (typeof payload.batchId === 'string' ? payload.batchId : undefined);
     for (const url of urls) {
-      await this.webhooks.add(event, { url, body, batchId: batchId ?? payload.batchId });
+      const job = await this.webhooks.add(event, { url, body, ...(owner ? { batchId: owner } : {}) });
+      // Index the delivery under its batch, so its status can be listed without scanning the queue.
+      if (owner && job.id) {
+        const key = this.webhookIndexKey(owner);
+        await this.deps.redis.multi().zadd(key, Date.now(), job.id).expire(key, 30 * 24 * 3600).exec();
+      }
     }
   }
 
-  /** Deliveries of a batch's webhooks, newest first (from the webhook queue). */
-  async webhookDeliveries(batchId: string, limit = 200): Promise<WebhookDelivery[]> {
-    const jobs = await this.webhooks.getJobs(['completed', 'failed', 'delayed', 'waiting', 'active'], 0, 5000);
-    return jobs
-      .filter((j) => j && j.data.batchId === batchId)
-      .slice(0, limit)
-      .map((j) => ({
-        id: j.id!,
-        event: j.name as WebhookEvent,
-        url: j.data.url as string,
-        state: j.finishedOn ? (j.failedReason && !j.returnvalue ? 'failed' : 'delivered') : j.attemptsMade > 0 ? 'retrying' : 'pending',
-        attempts: j.attemptsMade,
-        ...(j.failedReason ? { lastError: j.failedReason } : {}),
-        ...(j.finishedOn && j.returnvalue ? { deliveredAt: new Date(j.finishedOn).toISOString() } : {}),
-      }));
+  private webhookIndexKey(batchId: string): string {
+    return `${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:batch:${batchId}:webhooks`;
+  }
+
+  /**
+   * Deliveries of a batch's webhooks, newest first: `pending` (waiting), `delivering` (being sent),
+   * `retrying` (an attempt failed, the next one is scheduled), `delivered`, `failed` (attempts used
+   * up), or `expired` (removed from Redis after its retention).
+   */
+  async webhookDeliveries(batchId: string, opts: { offset?: number; limit?: number } = {}): Promise<{ total: number; deliveries: WebhookDelivery[] }> {
+    const key = this.webhookIndexKey(batchId);
+    const offset = Math.max(0, opts.offset ?? 0);
+    const limit = Math.min(500, Math.max(1, opts.limit ?? 100));
+    const [total, ids] = await Promise.all([this.deps.redis.zcard(key), this.deps.redis.zrevrange(key, offset, offset + limit - 1)]);
+    const deliveries = await Promise.all(
+      ids.map(async (id): Promise<WebhookDelivery> => {
+        const j = await this.webhooks.getJob(id);
+        if (!j) return { id, event: 'job.completed', url: '', state: 'expired', attempts: 0 };
+        const state = await j.getState();
+        const rv = j.returnvalue as { status?: number } | null;
+        return {
+          id,
+          event: j.name as WebhookEvent,
+          url: j.data.url as string,
+          state: state === 'completed' ? 'delivered' : state === 'failed' ? 'failed' : state === 'active' ? 'delivering' : j.attemptsMade > 0 ? 'retrying' : 'pending',
+          attempts: j.attemptsMade,
+          createdAt: new Date(j.timestamp).toISOString(),
+          ...(j.failedReason ? { lastError: j.failedReason } : {}),
+          ...(state === 'completed' && rv?.status ? { httpStatus: rv.status } : {}),
+          ...(state === 'completed' && j.finishedOn ? { deliveredAt: new Date(j.finishedOn).toISOString() } : {}),
+        };
+      }),
+    );
+    return { total, deliveries };
   }
 
   async close(): Promise<void> {
@@ -509,11 +597,17 @@ export class BatchService {
 }
 
 /** POST one webhook: signed body, 10 s timeout; a non-2xx answer throws (BullMQ retries with backoff). */
-export async function deliverWebhook(secret: string, url: string, body: unknown, attempt: number): Promise<{ status: number }> {
+export async function deliverWebhook(secret: string, url: string, body: unknown, attempt: number, deliveryId?: string): Promise<{ status: number }> {
   const text = JSON.stringify(body);
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-scribe-signature': signWebhook(secret, text), 'x-scribe-event': String((body as { event?: string }).event ?? ''), 'x-scribe-attempt': String(attempt) },
+    headers: {
+      'content-type': 'application/json',
+      'x-scribe-signature': signWebhook(secret, text),
+      'x-scribe-event': String((body as { event?: string }).event ?? ''),
+      'x-scribe-attempt': String(attempt),
+      ...(deliveryId ? { 'x-scribe-delivery': deliveryId } : {}),
+    },
     body: text,
     signal: AbortSignal.timeout(10_000),
   });

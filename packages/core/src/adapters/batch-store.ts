@@ -157,14 +157,22 @@ export class BatchStore {
     };
     if (h.model) rec.model = h.model;
     if (h.priority) rec.priority = Number(h.priority);
+    if (h.startedAt) rec.startedAt = h.startedAt;
+    if (h.sealed !== '1') rec.listing = true;
+    if (h.listError) rec.listError = h.listError;
     if (h.finishedAt) rec.finishedAt = h.finishedAt;
     if (h.report) rec.report = h.report;
     if (h.webhookUrl) rec.webhookUrl = h.webhookUrl;
     return rec;
   }
 
-  async setFields(id: string, fields: Partial<Record<'status' | 'finishedAt' | 'report', string>>): Promise<void> {
+  async setFields(id: string, fields: Partial<Record<'status' | 'finishedAt' | 'report' | 'listError', string>>): Promise<void> {
     await this.redis.hset(this.k(id), fields as Record<string, string>);
+  }
+
+  /** Record when the batch's first job started (only the first call counts). */
+  async markStarted(id: string, at = new Date().toISOString()): Promise<void> {
+    await this.redis.hsetnx(this.k(id), 'startedAt', at);
   }
 
   async isCancelled(id: string): Promise<boolean> {
@@ -215,7 +223,12 @@ export class BatchStore {
   }
 
   /** Newest batches first. */
-  async recent(limit = 20): Promise<string[]> {
-    return this.redis.zrevrange(this.indexKey, 0, limit - 1);
+  async recent(limit = 20, offset = 0): Promise<string[]> {
+    return this.redis.zrevrange(this.indexKey, offset, offset + limit - 1);
+  }
+
+  /** How many batches the index holds. */
+  async count(): Promise<number> {
+    return this.redis.zcard(this.indexKey);
   }
 }

@@ -14,8 +14,14 @@ export type BatchStatus = 'running' | 'finished' | 'cancelled';
 export interface BatchRecord {
   id: string;
   createdAt: string;
+  /** When the first of its jobs started running. */
+  startedAt?: string;
   finishedAt?: string;
   status: BatchStatus;
+  /** True while its source is still being listed and enqueued (the total still grows). */
+  listing?: boolean;
+  /** Why listing stopped early (storage failed mid-way): the batch holds only the jobs enqueued before. */
+  listError?: string;
   /** `s3://bucket/prefix` or `manifest` */
   source: string;
   out: string;

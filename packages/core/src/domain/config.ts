@@ -114,8 +114,20 @@ export const ConfigSchema = z.object({
   API_TOKENS: csv,
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /**
+   * POST /v1/batches waits this long for listing and enqueuing to finish (201 with the final counts);
+   * past it, it answers 202 and listing goes on in the background (0 = always 202 once validated).
+   */
+  API_CREATE_WAIT_MS: int(5_000, 0),
+  /** Largest request body the API accepts (an inline manifest of a million lines is ~100 MB). */
+  API_MAX_BODY_BYTES: int(64 * 1024 * 1024, 1024),
   /** How often a worker looks for newly registered cap buckets (queues) to consume. */
   BUCKET_DISCOVERY_MS: int(5_000, 100),
+  // ---- metrics ----
+  /** Port of a worker process's Prometheus endpoint (`GET /metrics`); 0 = no endpoint. Give each worker on one host its own. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Interface the worker's metrics endpoint listens on (all, so Prometheus can scrape the pod). */
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

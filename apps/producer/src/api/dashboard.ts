@@ -1,0 +1,183 @@
+/**
+ * The operator dashboard, behind the API's tokens:
+ *
+ *   GET  /login, POST /login     a form that takes an API token and sets the HttpOnly, SameSite=Strict
+ *                                `scribe_token` cookie (the API's auth accepts it like a bearer token)
+ *   GET|POST /logout             clears the cookie
+ *   GET  /dashboard              the fleet page: caps in use per bucket, throughput, audio hours,
+ *                                failures by code, recent batches with progress (server-rendered, then
+ *                                refreshed from GET /v1/fleet by a small inline script)
+ *   GET  /v1/fleet               the same data as JSON (auth by the API's /v1 hook)
+ *   /dashboard/queues/…          Bull Board over every cap-bucket queue and the control and webhook
+ *                                queues, read-only (no retry/clean/obliterate from the browser)
+ *
+ * Unauthenticated page requests are redirected to /login; unauthenticated API calls get 401.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Queue } from 'bullmq';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import { capBucketKey } from '@scribe-fleet/core';
+import { isAuthorised, TOKEN_COOKIE } from './auth';
+import { closeFleetReader, fleetReader, type FleetContext } from './dashboard/fleet-view';
+import { csp, fleetPage, loginPage } from './dashboard/pages';
+import { describeRoutes } from './openapi';
+import type { ApiContext, ApiExtension } from './server';
+
+export const BULL_BOARD_PATH = '/dashboard/queues';
+/** How long the login cookie lasts. */
+const COOKIE_MAX_AGE_S = 12 * 3600;
+const POLL_MS = { default: 3000, min: 250, max: 60_000 };
+
+/** Only local dashboard paths are valid after login (no open redirect). */
+export function safeNext(next: unknown): string {
+  return typeof next === 'string' && /^\/dashboard(?:[/?#][^\s\\]*)?$/.test(next) ? next : '/dashboard';
+}
+
+function loginRedirect(req: FastifyRequest, reply: FastifyReply) {
+  return reply.redirect(`/login?next=${encodeURIComponent(safeNext(req.url))}`, 302);
+}
+
+function tokenCookie(req: FastifyRequest, value: string, maxAge: number): string {
+  const secure = req.protocol === 'https' ? '; Secure' : '';
+  return `${TOKEN_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`;
+}
+
+function html(reply: FastifyReply, body: string, nonce: string, status = 200) {
+  return reply
+    .code(status)
+    .header('content-type', 'text/html; charset=utf-8')
+    .header('content-security-policy', csp(nonce))
+    .header('cache-control', 'no-store')
+    .header('x-content-type-options', 'nosniff')
+    .header('referrer-policy', 'same-origin')
+    .send(body);
+}
+
+const nonce = () => randomBytes(16).toString('base64');
+
+async function registerPages(scope: FastifyInstance, ctx: FleetContext): Promise<void> {
+  const tokens = ctx.config.API_TOKENS;
+  const { reader } = fleetReader(ctx);
+  // The login form posts urlencoded; the parser is scoped to these routes.
+  if (!scope.hasContentTypeParser('application/x-www-form-urlencoded')) {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    });
+  }
+
+  scope.get<{ Querystring: { next?: string } }>('/login', async (req, reply) => {
+    if (isAuthorised(req, tokens)) return reply.redirect(safeNext(req.query.next), 302);
+    const n = nonce();
+    return html(reply, loginPage({ nonce: n, next: safeNext(req.query.next) }), n);
+  });
+
+  scope.post<{ Body: { token?: string; next?: string } | undefined }>('/login', async (req, reply) => {
+    const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
+    const next = safeNext(req.body?.next);
+    // Check the presented token with the API's own (constant-time) check.
+    const probe = { headers: { authorization: `Bearer ${token}` } } as FastifyRequest;
+    if (!token || !isAuthorised(probe, tokens)) {
+      await new Promise((r) => setTimeout(r, 300)); // slows guessing a little
+      const n = nonce();
+      return html(reply, loginPage({ nonce: n, next, error: token ? 'That token is not valid.' : 'Enter an API token.' }), n, 401);
+    }
+    // 303: the browser follows with a GET; the SameSite=Strict cookie goes along (same site).
+    return reply.header('set-cookie', tokenCookie(req, token, COOKIE_MAX_AGE_S)).redirect(next, 303);
+  });
+
+  const logout = async (req: FastifyRequest, reply: FastifyReply) => reply.header('set-cookie', tokenCookie(req, '', 0)).redirect('/login', 303);
+  scope.post('/logout', logout);
+  scope.get('/logout', logout);
+
+  scope.get<{ Querystring: { poll?: string; batches?: string } }>('/dashboard', async (req, reply) => {
+    if (!isAuthorised(req, tokens)) return loginRedirect(req, reply);
+    const poll = Number(req.query.poll);
+    const pollMs = Number.isFinite(poll) && poll > 0 ? Math.min(POLL_MS.max, Math.max(POLL_MS.min, poll)) : POLL_MS.default;
+    const batches = Math.min(50, Math.max(1, Number(req.query.batches) || 10));
+    const view = await reader.view({ batches });
+    const n = nonce();
+    return html(reply, fleetPage({ nonce: n, view, pollMs, batches }), n);
+  });
+}
+
+/** Bull Board, read-only, behind the same auth; the queue list follows the registered cap buckets. */
+async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Promise<void> {
+  const tokens = ctx.config.API_TOKENS;
+  const { fleet, service } = ctx;
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(BULL_BOARD_PATH);
+  const adapter = (q: Queue, description: string) => new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false, description });
+  const board = createBullBoard({
+    queues: [adapter(service.control, 'batch finalisation (reports)'), adapter(service.webhooks, 'webhook deliveries')],
+    serverAdapter,
+    options: {
+      uiConfig: {
+        boardTitle: 'scribe-fleet',
+        miscLinks: [
+          { text: 'Fleet', url: '/dashboard' },
+          { text: 'Log out', url: '/logout' },
+        ],
+        pollingInterval: { forceInterval: 5000 },
+        hideDocsLink: true,
+      },
+    },
+  });
+  const shown = new Set<string>();
+  let refreshedAt = 0;
+  const refresh = async () => {
+    if (Date.now() - refreshedAt < 2000) return;
+    refreshedAt = Date.now();
+    for (const b of await fleet.buckets()) {
+      const name = fleet.queueName(b);
+      if (shown.has(name)) continue;
+      shown.add(name);
+      board.addQueue(adapter(fleet.queue(b) as unknown as Queue, `cap bucket ${capBucketKey(b)}`));
+    }
+  };
+
+  scope.addHook('onRequest', async (req, reply) => {
+    if (!isAuthorised(req, tokens)) {
+      const path = req.url.split('?')[0] ?? '';
+      if (req.method === 'GET' && !path.startsWith(`${BULL_BOARD_PATH}/api/`) && !path.startsWith(`${BULL_BOARD_PATH}/static/`)) return loginRedirect(req, reply);
+      return reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'sign in at /login or send "Authorization: Bearer <token>"' } });
+    }
+    await refresh().catch(() => undefined); // Redis down: the board shows what it has
+    return undefined;
+  });
+  // Bull Board's page links a web font on a CDN; the dashboard works offline, so drop external links.
+  scope.addHook('onSend', async (_req, reply, payload) => {
+    if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').includes('text/html')) return payload;
+    return payload.replace(/<link[^>]+href="https?:\/\/[^"]*"[^>]*>/g, '');
+  });
+  await scope.register(serverAdapter.registerPlugin());
+}
+
+export const registerDashboard: ApiExtension = async (app: FastifyInstance, ctx: ApiContext) => {
+  const { reader } = fleetReader(ctx);
+  app.addHook('onClose', async () => closeFleetReader(ctx));
+
+  describeRoutes([
+    {
+      method: 'get',
+      path: '/v1/fleet',
+      operationId: 'getFleet',
+      summary: 'The fleet now: cap buckets (slots, queue counts, backlog), throughput, audio hours, failures by code, recent batches',
+      description: 'What the dashboard at /dashboard polls. History (throughput, audio hours, failures) comes from per-minute counters the workers keep in Redis.',
+      auth: true,
+      query: { type: 'object', properties: { batches: { type: 'integer', minimum: 1, maximum: 50, default: 10, description: 'How many recent batches to include.' } } },
+      responses: { '200': { description: 'FleetView JSON.' }, '401': { description: 'Missing or invalid token.' } },
+    },
+  ]);
+  // Auth: the API's hook covers every /v1/ route.
+  app.get<{ Querystring: { batches?: number } }>(
+    '/v1/fleet',
+    { schema: { querystring: { type: 'object', properties: { batches: { type: 'integer', minimum: 1, maximum: 50, default: 10 } } } } },
+    async (req) => reader.view({ batches: req.query.batches ?? 10 }),
+  );
+
+  await app.register(async (scope) => registerPages(scope, ctx));
+  await app.register(async (scope) => registerBullBoard(scope, ctx), { prefix: BULL_BOARD_PATH });
+};

@@ -1,0 +1,281 @@
+/**
+ * What the fleet looks like right now, read from Redis: per cap bucket the queue's job counts and
+ * the cap semaphore (slots in use / effective / configured), the fleet history the workers record
+ * (throughput, audio hours, failures by code), and the recent batches. Shared by GET /v1/fleet (the
+ * dashboard) and GET /metrics (Prometheus), which read it at request/scrape time.
+ */
+import type { Redis as RedisClient } from 'ioredis';
+import { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
+import { capBucketKey, capFor, capSettings, parseCapBucketKey, type BatchJobState, type BatchRecord, type CapBucket, type Config } from '@scribe-fleet/core';
+import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetStats } from '@scribe-fleet/core/adapters/fleet-stats';
+import { RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
+
+/** The part of the API context the fleet view reads (ApiContext has all of it). */
+export interface FleetContext {
+  config: Config;
+  service: BatchService;
+  fleet: FleetQueues;
+  redis: RedisClient;
+}
+
+/** BullMQ job states counted per queue. */
+export const QUEUE_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed', 'waiting-children'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+export type QueueCounts = Record<QueueState, number>;
+
+export interface BucketView {
+  /** `provider:account:class:mode` */
+  bucket: string;
+  queue: string;
+  provider: string;
+  account: string;
+  modelClass: string;
+  mode: string;
+  counts: QueueCounts;
+  /**
+   * Jobs waiting to run: waiting + prioritized + delayed. Not the raw `wait` list, which misses
+   * prioritized jobs (a ZSET) and delayed ones (retry backoff, rate-limit re-schedules).
+   */
+  backlog: number;
+  /** Slots of the cap semaphore (null when Redis did not answer). */
+  slots: { inUse: number; effective: number; configured: number } | null;
+  /** Jobs of the bucket allowed active fleet-wide (the queue's global concurrency: cap + prefetch). */
+  activeLimit: number;
+  /** Jobs of the bucket one worker process runs at once (same formula as the worker's). */
+  perWorker: number;
+  /** Worker processes this bucket can keep busy now: ceil(min(backlog + active, activeLimit) / perWorker). */
+  desiredWorkers: number;
+}
+
+export interface QueueView {
+  name: string;
+  role: 'control' | 'webhooks';
+  counts: QueueCounts;
+}
+
+export interface BatchView {
+  id: string;
+  status: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  source: string;
+  provider: string;
+  mode: string;
+  total: number;
+  listing: boolean;
+  counts: Record<BatchJobState, number>;
+  done: number;
+  fraction: number;
+  audioSecondsDone: number;
+  audioSecondsTotalEstimate: number | null;
+  filesPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export interface FleetView {
+  generatedAt: string;
+  buckets: BucketView[];
+  queues: QueueView[];
+  backlog: { total: number };
+  throughput: {
+    /** Jobs finished per minute over the last hour (oldest first, the current minute last). */
+    perMinute: Array<{ t: number; completed: number; failed: number; cancelled: number }>;
+    lastMinute: number;
+    lastHour: number;
+  };
+  audio: {
+    /** Audio hours transcribed per hour over the last 24 hours (oldest first). */
+    hoursPerHour: Array<{ t: number; hours: number }>;
+    last24h: number;
+  };
+  /** Jobs failed for good over the last 24 hours, by error code (most first). */
+  failures: Array<{ code: string; count: number }>;
+  batches: BatchView[];
+}
+
+const EMPTY_COUNTS = (): QueueCounts => Object.fromEntries(QUEUE_STATES.map((s) => [s, 0])) as QueueCounts;
+
+async function countsOf(q: Queue): Promise<QueueCounts> {
+  const raw = await q.getJobCounts(...QUEUE_STATES);
+  const out = EMPTY_COUNTS();
+  for (const s of QUEUE_STATES) out[s] = Number(raw[s] ?? 0);
+  return out;
+}
+
+/** Jobs of one bucket a worker process runs at once: mirrors apps/worker bucketConcurrency. */
+export function perWorkerConcurrency(config: Config, bucket: CapBucket, activeLimit: number): number {
+  if (bucket.provider === 'local') return config.LOCAL_CONCURRENCY;
+  return Math.max(1, Math.min(config.WORKER_CONCURRENCY, activeLimit));
+}
+
+/**
+ * Reads the fleet. Holds a RedisLimiter (for `snapshot`, built like the worker's) on a connection of
+ * its own, and the fleet history reader. One per API process (see fleetReader).
+ */
+export class FleetReader {
+  readonly limiter: RedisLimiter;
+  readonly stats: FleetStats;
+  private cached?: { at: number; value: Promise<BucketView[]> };
+
+  constructor(private readonly ctx: FleetContext) {
+    const { config } = ctx;
+    const settings = capSettings(config);
+    const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
+    redis.on('error', () => {}); // scrapes report Redis being down; no unhandled error events
+    this.limiter = new RedisLimiter({
+      redis,
+      prefix: `${config.QUEUE_PREFIX}:cap`,
+      capFor: (key) => {
+        const b = parseCapBucketKey(key);
+        return b ? capFor(b, settings) : 1;
+      },
+      leaseTtlMs: config.LEASE_TTL_MS,
+      decreaseFactor: config.CAP_DECREASE_FACTOR,
+      increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,
+      ownsConnection: true,
+    });
+    this.stats = new FleetStats(ctx.redis, config);
+  }
+
+  /** Every registered bucket with its queue counts and cap slots. */
+  async buckets(): Promise<BucketView[]> {
+    const { fleet, config } = this.ctx;
+    const buckets = (await fleet.buckets()).sort((a, b) => capBucketKey(a).localeCompare(capBucketKey(b)));
+    return Promise.all(
+      buckets.map(async (b): Promise<BucketView> => {
+        const key = capBucketKey(b);
+        const [counts, slots] = await Promise.all([
+          countsOf(fleet.queue(b)),
+          this.limiter.snapshot(key).then(
+            (s) => ({ inUse: s.inFlight, effective: s.effectiveCap, configured: s.configuredCap }),
+            () => null,
+          ),
+        ]);
+        const activeLimit = fleet.activeLimit(b);
+        const perWorker = perWorkerConcurrency(config, b, activeLimit);
+        const backlog = counts.waiting + counts.prioritized + counts.delayed;
+        const runnable = Math.min(backlog + counts.active, activeLimit);
+        return {
+          bucket: key,
+          queue: fleet.queueName(b),
+          provider: b.provider,
+          account: b.account,
+          modelClass: b.modelClass,
+          mode: b.mode,
+          counts,
+          backlog,
+          slots,
+          activeLimit,
+          perWorker,
+          desiredWorkers: Math.ceil(runnable / perWorker),
+        };
+      }),
+    );
+  }
+
+  /** `buckets()` shared by the gauges of one scrape (and scrapes less than `maxAgeMs` apart). */
+  bucketsCached(maxAgeMs = 1000): Promise<BucketView[]> {
+    const now = Date.now();
+    if (!this.cached || now - this.cached.at > maxAgeMs) {
+      const value = this.buckets();
+      value.catch(() => (this.cached = undefined));
+      this.cached = { at: now, value };
+    }
+    return this.cached.value;
+  }
+
+  /** The batch finalisation and webhook delivery queues. */
+  async queues(): Promise<QueueView[]> {
+    const { service } = this.ctx;
+    return Promise.all([
+      countsOf(service.control).then((counts): QueueView => ({ name: service.control.name, role: 'control', counts })),
+      countsOf(service.webhooks).then((counts): QueueView => ({ name: service.webhooks.name, role: 'webhooks', counts })),
+    ]);
+  }
+
+  /** The `limit` most recent batches, newest first. */
+  async batches(limit: number): Promise<BatchView[]> {
+    const { service } = this.ctx;
+    const ids = await service.batches.recent(limit);
+    const views = await Promise.all(
+      ids.map((id) =>
+        service.getBatch(id).then(
+          ({ batch, progress }) => batchView(batch, progress),
+          () => null, // removed meanwhile
+        ),
+      ),
+    );
+    return views.filter((v): v is BatchView => v !== null);
+  }
+
+  async view(opts: { batches?: number } = {}): Promise<FleetView> {
+    const [buckets, queues, history, batches] = await Promise.all([this.buckets(), this.queues(), this.stats.read({ minutes: 60, hours: 24 }), this.batches(opts.batches ?? 10)]);
+    const perMinute = history.minutes.map((m) => ({ t: m.t, completed: m.completed, failed: m.failed, cancelled: m.cancelled }));
+    const finished = (m: { completed: number; failed: number; cancelled: number }) => m.completed + m.failed + m.cancelled;
+    const hoursPerHour = history.hours.map((h) => ({ t: h.t, hours: h.audioSeconds / 3600 }));
+    return {
+      generatedAt: new Date().toISOString(),
+      buckets,
+      queues,
+      backlog: { total: buckets.reduce((n, b) => n + b.backlog, 0) },
+      throughput: {
+        perMinute,
+        lastMinute: finished(perMinute[perMinute.length - 1] ?? { completed: 0, failed: 0, cancelled: 0 }),
+        lastHour: perMinute.reduce((n, m) => n + finished(m), 0),
+      },
+      audio: { hoursPerHour, last24h: hoursPerHour.reduce((n, h) => n + h.hours, 0) },
+      failures: Object.entries(history.failuresByCode)
+        .map(([code, count]) => ({ code, count }))
+        .sort((a, b) => b.count - a.count || a.code.localeCompare(b.code)),
+      batches,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.limiter.close();
+  }
+}
+
+function batchView(batch: BatchRecord, progress: { done: number; fraction: number; audioSecondsDone: number; audioSecondsTotalEstimate: number | null; filesPerSecond: number; etaSeconds: number | null }): BatchView {
+  return {
+    id: batch.id,
+    status: batch.status,
+    createdAt: batch.createdAt,
+    ...(batch.startedAt ? { startedAt: batch.startedAt } : {}),
+    ...(batch.finishedAt ? { finishedAt: batch.finishedAt } : {}),
+    source: batch.source,
+    provider: batch.provider,
+    mode: batch.mode,
+    total: batch.total,
+    listing: batch.listing === true,
+    counts: batch.counts,
+    done: progress.done,
+    fraction: progress.fraction,
+    audioSecondsDone: progress.audioSecondsDone,
+    audioSecondsTotalEstimate: progress.audioSecondsTotalEstimate,
+    filesPerSecond: progress.filesPerSecond,
+    etaSeconds: progress.etaSeconds,
+  };
+}
+
+const readers = new WeakMap<FleetContext, FleetReader>();
+
+/** The reader of an API context (one per context, so the dashboard and /metrics share it). */
+export function fleetReader(ctx: FleetContext): { reader: FleetReader; created: boolean } {
+  let reader = readers.get(ctx);
+  if (reader) return { reader, created: false };
+  reader = new FleetReader(ctx);
+  readers.set(ctx, reader);
+  return { reader, created: true };
+}
+
+/** Forget (and close) the context's reader: called when its app closes. */
+export async function closeFleetReader(ctx: FleetContext): Promise<void> {
+  const reader = readers.get(ctx);
+  readers.delete(ctx);
+  await reader?.close();
+}

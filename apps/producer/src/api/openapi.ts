@@ -1,0 +1,428 @@
+/**
+ * The OpenAPI 3.1 description of the HTTP API, hand-written next to the JSON Schemas the routes
+ * validate with (the same objects), served at GET /openapi.json. A test checks that every route the
+ * server registers is described here.
+ */
+import { BATCH_JOB_STATES, OUTPUT_FORMATS } from '@scribe-fleet/core';
+
+type Schema = Record<string, unknown>;
+
+// ---- shared schemas (also used by the routes for validation) ----------------------------------
+
+const optionValue: Schema = { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }] };
+
+export const CreateBatchBody: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['out'],
+  description: 'Exactly one of `source` and `manifest`.',
+  properties: {
+    source: { type: 'string', description: '`s3://bucket/prefix` to transcribe: one job per object under it (folder markers and keys under `out` are ignored).', examples: ['s3://archive/calls/2019/'] },
+    manifest: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['text', 'format'],
+      description:
+        'An inline list of files. JSONL: one `{"source":"s3://b/k.wav","options":{…}}` (or `"key"` with `defaultBucket`) per line. CSV: `source[,options-as-json]`, optional header `source,options`. Blank lines and `#` comments are ignored. Any malformed line (or missing object, or duplicate) refuses the whole manifest with 400 INVALID_MANIFEST naming every bad line in `details.errors`; nothing is enqueued.',
+      properties: {
+        text: { type: 'string' },
+        format: { type: 'string', enum: ['jsonl', 'csv'] },
+        defaultBucket: { type: 'string', description: 'Bucket of bare keys.' },
+      },
+    },
+    out: { type: 'string', description: '`s3://bucket/prefix/` for the outputs (`<out><key relative to the listed prefix>.{json,txt,srt,vtt}`) and the batch report (`<out>_reports/<batchId>.jsonl`).' },
+    provider: { type: 'string', description: 'local (default), deepgram, assemblyai, fireworks, openai.' },
+    model: { type: 'string', description: "Provider model (the provider's default if omitted)." },
+    mode: { type: 'string', description: '`batch` (default) or `stream` (paced at real time).' },
+    options: { type: 'object', additionalProperties: optionValue, description: 'Provider options (part of the job identity).' },
+    account: { type: 'string', description: 'Provider account/project the jobs bill to (selects the cap bucket).' },
+    formats: { type: 'array', minItems: 1, items: { type: 'string', enum: [...OUTPUT_FORMATS] }, description: 'Output formats (default all).' },
+    priority: { type: 'integer', minimum: 1, maximum: 2097152, description: 'BullMQ priority of every job: 1 is the highest; omitted = FIFO ahead of nothing.' },
+    force: { type: 'boolean', description: 'Transcribe again even where outputs exist (and re-run finished jobs).' },
+    webhookUrl: { type: 'string', description: 'http(s) URL that receives signed `job.completed`, `job.failed` and `batch.completed` events of this batch (needs WEBHOOK_SECRET on the workers).' },
+  },
+};
+
+export const PagingQuery: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    offset: { type: 'integer', minimum: 0, default: 0 },
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+  },
+};
+
+export const BatchJobsQuery: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    state: { type: 'string', enum: [...BATCH_JOB_STATES], description: 'Only jobs in this state (paged by rank in it).' },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+  },
+};
+
+export const IdParams: Schema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+};
+
+const ErrorBody: Schema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: {
+          type: 'string',
+          description:
+            'Stable code: INVALID_S3_URL, INVALID_MANIFEST, INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER (400); UNAUTHORIZED (401); BUCKET_NOT_ALLOWED (403); BATCH_NOT_FOUND, JOB_NOT_FOUND, SOURCE_NOT_FOUND, NOT_FOUND (404); INVALID_STATE (409); PAYLOAD_TOO_LARGE (413); STORAGE_UNAVAILABLE, REDIS_UNAVAILABLE (503); INTERNAL (500).',
+        },
+        message: { type: 'string' },
+        details: { type: 'object', description: 'Structured details, e.g. `{errors:[{line,message}]}` for a refused manifest, `{errors:[{path,message}]}` for a schema violation.' },
+      },
+    },
+  },
+};
+
+const counts: Schema = { type: 'object', properties: Object.fromEntries(BATCH_JOB_STATES.map((s) => [s, { type: 'integer' }])) };
+
+const Progress: Schema = {
+  type: 'object',
+  properties: {
+    done: { type: 'integer', description: 'Jobs in a terminal state (completed, failed, cancelled, skipped).' },
+    total: { type: 'integer' },
+    fraction: { type: 'number' },
+    audioSecondsDone: { type: 'number' },
+    audioSecondsTotalEstimate: { type: ['number', 'null'], description: 'Audio seconds done scaled by bytes (exact once finished).' },
+    filesPerSecond: { type: 'number' },
+    etaSeconds: { type: ['number', 'null'] },
+  },
+};
+
+const Batch: Schema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['running', 'finished', 'cancelled'] },
+    listing: { type: 'boolean', description: 'True while the source is still being listed (the total still grows).' },
+    listError: { type: 'string', description: 'Why listing stopped early (the batch holds the jobs enqueued before).' },
+    createdAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: 'string', format: 'date-time', description: 'When its first job started.' },
+    finishedAt: { type: 'string', format: 'date-time' },
+    source: { type: 'string' },
+    out: { type: 'string' },
+    provider: { type: 'string' },
+    model: { type: 'string' },
+    mode: { type: 'string' },
+    priority: { type: 'integer' },
+    total: { type: 'integer' },
+    bytesTotal: { type: 'integer' },
+    bytesDone: { type: 'integer' },
+    audioSecondsDone: { type: 'number' },
+    counts,
+    report: { type: 'string', description: 'S3 URL of the JSONL report (one line per file), once finished.' },
+    reportDownloadUrl: { type: 'string', description: 'A presigned HTTPS URL of the report, valid for an hour.' },
+    webhookUrl: { type: 'string' },
+    progress: Progress,
+  },
+};
+
+const CreateBatchResult: Schema = {
+  type: 'object',
+  required: ['batchId', 'listing', 'listed', 'ignored', 'added', 'duplicates', 'skipped'],
+  properties: {
+    batchId: { type: 'string' },
+    listing: { type: 'boolean', description: 'false: listing finished (201). true: still listing in the background (202): follow GET /v1/batches/{id}.' },
+    listed: { type: 'integer', description: 'Objects listed (so far).' },
+    ignored: { type: 'integer', description: 'Folder markers and keys under `out`.' },
+    added: { type: 'integer', description: 'New jobs enqueued.' },
+    duplicates: { type: 'integer', description: 'Jobs that already existed (same file and settings); the batch follows them too.' },
+    skipped: { type: 'integer', description: 'Files whose outputs already exist (unless `force`).' },
+  },
+};
+
+const BatchJob: Schema = {
+  type: 'object',
+  properties: {
+    jobId: { type: 'string' },
+    state: { type: 'string', enum: [...BATCH_JOB_STATES] },
+    position: { type: 'integer', description: 'Position in the batch (listing order).' },
+    result: {
+      type: ['object', 'null'],
+      description: 'Outcome once terminal: key, state, duration, requestId, outputs, errorCode, errorMessage.',
+    },
+  },
+};
+
+const Job: Schema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    batchId: { type: 'string' },
+    state: { type: 'string', description: 'BullMQ state: waiting, prioritized, delayed, active, completed, failed.' },
+    source: { type: 'string' },
+    provider: { type: 'string' },
+    model: { type: 'string' },
+    mode: { type: 'string' },
+    attemptsMade: { type: 'integer' },
+    progress: { description: 'Latest progress the worker reported.' },
+    createdAt: { type: 'string', format: 'date-time' },
+    finishedAt: { type: 'string', format: 'date-time' },
+    outputs: { type: 'object', additionalProperties: { type: 'string' }, description: 'Output keys by format (completed jobs).' },
+    duration: { type: 'number', description: 'Audio seconds.' },
+    requestId: { type: 'string' },
+    error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, description: 'Failed jobs: stable code (e.g. DECODE_FAILED, JOB_CANCELLED) and message.' },
+  },
+};
+
+const WebhookDelivery: Schema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', description: 'Delivery id, sent as `x-scribe-delivery` on every attempt.' },
+    event: { type: 'string', enum: ['job.completed', 'job.failed', 'batch.completed'] },
+    url: { type: 'string' },
+    state: { type: 'string', enum: ['pending', 'delivering', 'retrying', 'delivered', 'failed', 'expired'] },
+    attempts: { type: 'integer' },
+    createdAt: { type: 'string', format: 'date-time' },
+    lastError: { type: 'string' },
+    httpStatus: { type: 'integer' },
+    deliveredAt: { type: 'string', format: 'date-time' },
+  },
+};
+
+// ---- operations ---------------------------------------------------------------------------------
+
+interface Operation {
+  method: 'get' | 'post';
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  auth: boolean;
+  params?: Schema;
+  query?: Schema;
+  body?: Schema;
+  responses: Record<string, { description: string; schema?: Schema }>;
+}
+
+const json = (schema: Schema) => ({ 'application/json': { schema } });
+const err = (description: string) => ({ description, schema: ErrorBody });
+const AUTH_ERRORS = { '401': err('Missing or invalid token (UNAUTHORIZED).'), '503': err('Redis or S3 unreachable (REDIS_UNAVAILABLE, STORAGE_UNAVAILABLE).') };
+
+export const OPERATIONS: Operation[] = [
+  {
+    method: 'post',
+    path: '/v1/batches',
+    operationId: 'createBatch',
+    summary: 'Create a batch from an S3 prefix or a manifest',
+    description:
+      'Validation is synchronous: a bad S3 URL, a bucket outside S3_ALLOWED_BUCKETS, an unknown provider or model, an impossible combination, bad options, an empty prefix or a manifest with any malformed line is refused (400/403/404) before anything is enqueued. A manifest is checked whole (every object HEADed) before the answer. ' +
+      'Then the batch is created and its source listed page by page (ListObjectsV2 + addBulk). The request waits up to API_CREATE_WAIT_MS (default 5 s) for that: if listing finished, the answer is **201** with the final counts; otherwise **202** with the counts so far (`listing: true`) and a `Location` header, and listing continues in the background — follow `GET /v1/batches/{id}` (its `listing` turns false when every file is enqueued). A prefix of millions of keys takes minutes to list, so large batches normally answer 202.',
+    auth: true,
+    body: CreateBatchBody,
+    responses: {
+      '201': { description: 'Created; listing finished within the wait.', schema: CreateBatchResult },
+      '202': { description: 'Created; listing continues in the background.', schema: CreateBatchResult },
+      '400': err('Bad request: INVALID_S3_URL, INVALID_MANIFEST (details.errors names the lines), INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER.'),
+      '403': err('BUCKET_NOT_ALLOWED.'),
+      '404': err('SOURCE_NOT_FOUND (the source bucket does not exist).'),
+      '413': err('PAYLOAD_TOO_LARGE (over API_MAX_BODY_BYTES).'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/batches',
+    operationId: 'listBatches',
+    summary: 'Recent batches, newest first (paged)',
+    auth: true,
+    query: PagingQuery,
+    responses: { '200': { description: 'A page of batches.', schema: { type: 'object', properties: { total: { type: 'integer' }, offset: { type: 'integer' }, limit: { type: 'integer' }, batches: { type: 'array', items: Batch } } } }, ...AUTH_ERRORS },
+  },
+  {
+    method: 'get',
+    path: '/v1/batches/{id}',
+    operationId: 'getBatch',
+    summary: 'A batch with its progress',
+    description: 'Counts by state, audio seconds done and the estimated total, created/started/finished times, rate and ETA, and the report URL once finished. Read from the batch store, so it keeps working after the jobs themselves are removed from Redis (JOB_RETENTION_SECONDS).',
+    auth: true,
+    params: IdParams,
+    responses: { '200': { description: 'The batch.', schema: Batch }, '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+  },
+  {
+    method: 'get',
+    path: '/v1/batches/{id}/jobs',
+    operationId: 'listBatchJobs',
+    summary: "A batch's jobs in batch order (paged, optionally one state)",
+    auth: true,
+    params: IdParams,
+    query: BatchJobsQuery,
+    responses: {
+      '200': { description: 'A page of jobs.', schema: { type: 'object', properties: { total: { type: 'integer', description: 'Jobs in the batch (or in `state`).' }, offset: { type: 'integer' }, limit: { type: 'integer' }, jobs: { type: 'array', items: BatchJob } } } },
+      '400': err('INVALID_REQUEST (bad state, offset or limit).'),
+      '404': err('BATCH_NOT_FOUND.'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/batches/{id}/cancel',
+    operationId: 'cancelBatch',
+    summary: 'Cancel a batch',
+    description: 'Queued jobs are removed (cancelled); running ones are aborted on their worker and end failed with JOB_CANCELLED (`cancelling`). The batch then finishes with status `cancelled` and a report.',
+    auth: true,
+    params: IdParams,
+    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { cancelled: { type: 'integer' }, cancelling: { type: 'integer' } } } }, '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+  },
+  {
+    method: 'post',
+    path: '/v1/batches/{id}/redrive',
+    operationId: 'redriveBatch',
+    summary: "Put every failed job of a batch back in the queue",
+    description: 'Attempts start again; the batch is running again and writes a new report when they end.',
+    auth: true,
+    params: IdParams,
+    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { redriven: { type: 'integer' } } } }, '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+  },
+  {
+    method: 'get',
+    path: '/v1/batches/{id}/webhooks',
+    operationId: 'listBatchWebhooks',
+    summary: "Delivery status of a batch's webhooks, newest first (paged)",
+    auth: true,
+    params: IdParams,
+    query: PagingQuery,
+    responses: {
+      '200': { description: 'Deliveries.', schema: { type: 'object', properties: { total: { type: 'integer' }, offset: { type: 'integer' }, limit: { type: 'integer' }, deliveries: { type: 'array', items: WebhookDelivery } } } },
+      '404': err('BATCH_NOT_FOUND.'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/{id}',
+    operationId: 'getJob',
+    summary: 'One job: state, progress, outputs, error',
+    description: 'Jobs are removed from Redis JOB_RETENTION_SECONDS after they finish (then 404; the batch keeps its result and report).',
+    auth: true,
+    params: IdParams,
+    responses: { '200': { description: 'The job.', schema: Job }, '404': err('JOB_NOT_FOUND.'), ...AUTH_ERRORS },
+  },
+  {
+    method: 'post',
+    path: '/v1/jobs/{id}/cancel',
+    operationId: 'cancelJob',
+    summary: 'Cancel a job',
+    description: 'A job that has not started is removed (`cancelled`); a running one is aborted on its worker (`cancelling`) and ends failed with JOB_CANCELLED.',
+    auth: true,
+    params: IdParams,
+    responses: {
+      '200': { description: 'Cancelled or being cancelled.', schema: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string', enum: ['cancelled', 'cancelling'] } } } },
+      '404': err('JOB_NOT_FOUND.'),
+      '409': err('INVALID_STATE: the job already finished.'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/jobs/{id}/redrive',
+    operationId: 'redriveJob',
+    summary: 'Put a failed job back in the queue',
+    auth: true,
+    params: IdParams,
+    responses: {
+      '200': { description: 'Queued again.', schema: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string' } } } },
+      '404': err('JOB_NOT_FOUND.'),
+      '409': err('INVALID_STATE: only failed jobs can be redriven.'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
+    method: 'get',
+    path: '/healthz',
+    operationId: 'health',
+    summary: 'Liveness: the process is up (no auth)',
+    auth: false,
+    responses: { '200': { description: 'Up.', schema: { type: 'object', properties: { status: { type: 'string', const: 'ok' } } } } },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    operationId: 'ready',
+    summary: 'Readiness: Redis and S3 reachable (no auth)',
+    auth: false,
+    responses: {
+      '200': { description: 'Ready.', schema: { type: 'object', properties: { status: { type: 'string', const: 'ready' }, checks: { type: 'object' } } } },
+      '503': err('REDIS_UNAVAILABLE or STORAGE_UNAVAILABLE; details.checks has each check.'),
+    },
+  },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'openapi',
+    summary: 'This document (no auth)',
+    auth: false,
+    responses: { '200': { description: 'OpenAPI 3.1 document.' } },
+  },
+];
+
+function parameters(op: Operation): unknown[] {
+  const out: unknown[] = [];
+  for (const [where, schema] of [['path', op.params], ['query', op.query]] as const) {
+    const props = (schema?.properties ?? {}) as Record<string, Schema>;
+    const required = (schema?.required ?? []) as string[];
+    for (const [name, s] of Object.entries(props)) {
+      out.push({ name, in: where, required: where === 'path' || required.includes(name), schema: s, ...(s.description ? { description: s.description } : {}) });
+    }
+  }
+  return out;
+}
+
+/** Extra operations an extension (dashboard, metrics) documents; registered with `describeRoutes`. */
+const extra: Operation[] = [];
+
+/** Lets an extension add its routes to the document (optional; undocumented routes are still served). */
+export function describeRoutes(ops: Operation[]): void {
+  for (const op of ops) if (!extra.some((e) => e.method === op.method && e.path === op.path)) extra.push(op);
+}
+
+export type { Operation as OpenApiOperation };
+
+export function openApiDocument(opts: { serverUrl?: string } = {}): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of [...OPERATIONS, ...extra]) {
+    const responses = Object.fromEntries(Object.entries(op.responses).map(([code, r]) => [code, { description: r.description, ...(r.schema ? { content: json(r.schema) } : {}) }]));
+    (paths[op.path] ??= {})[op.method] = {
+      operationId: op.operationId,
+      summary: op.summary,
+      ...(op.description ? { description: op.description } : {}),
+      security: op.auth ? [{ bearer: [] }, { cookie: [] }] : [],
+      parameters: parameters(op),
+      ...(op.body ? { requestBody: { required: true, content: json(op.body) } } : {}),
+      responses,
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'scribe-fleet API',
+      version: '1',
+      description:
+        'Batches of transcription jobs: create from an S3 prefix or a manifest, follow, cancel, redrive, audit. Every error is `{"error":{"code","message","details?"}}` with a stable code. Authenticate with `Authorization: Bearer <token>` (one of API_TOKENS) or the `scribe_token` cookie the dashboard login sets.',
+    },
+    ...(opts.serverUrl ? { servers: [{ url: opts.serverUrl }] } : {}),
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'One of API_TOKENS.' },
+        cookie: { type: 'apiKey', in: 'cookie', name: 'scribe_token', description: 'Set by POST /login (dashboard).' },
+      },
+      schemas: { Error: ErrorBody, Batch, CreateBatchRequest: CreateBatchBody, CreateBatchResult, BatchJob, Job, WebhookDelivery, Progress },
+    },
+    security: [{ bearer: [] }, { cookie: [] }],
+    paths,
+  };
+}

@@ -1,0 +1,97 @@
+/** A real API server on a free port, on the test Redis + S3 server, with its own queue name. */
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Config } from '@scribe-fleet/core';
+import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import type { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import { buildApi, type ApiExtension } from '../../apps/producer/src/api/server';
+import { testStorage } from '../helpers/env';
+import { testConfig } from '../helpers/fleet';
+
+export interface Answer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface ApiHarness {
+  config: Config;
+  token: string;
+  url: string;
+  app: FastifyInstance;
+  service: BatchService;
+  fleet: FleetQueues;
+  storage: S3Storage;
+  redis: Redis;
+  /** A request with the valid token (or `auth: null` for none, or another token). */
+  call<T = any>(method: string, path: string, opts?: { body?: unknown; auth?: string | null; headers?: Record<string, string> }): Promise<Answer<T>>;
+  close(): Promise<void>;
+}
+
+export async function startApi(overrides: Record<string, string> = {}, extensions: ApiExtension[] = []): Promise<ApiHarness> {
+  const token = `tok-${randomBytes(12).toString('hex')}`;
+  const config = testConfig({ API_TOKENS: `other-${randomBytes(6).toString('hex')},${token}`, BUCKET_DISCOVERY_MS: '200', ...overrides });
+  const storage = testStorage();
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+  redis.on('error', () => {});
+  const fleet = new FleetQueues(config, redis);
+  const service = new BatchService({ config, redis, storage, fleet });
+  service.control.on('error', () => {});
+  service.webhooks.on('error', () => {});
+  const app = await buildApi({ config, service, fleet, storage, redis }, { extensions });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  return {
+    config,
+    token,
+    url,
+    app,
+    service,
+    fleet,
+    storage,
+    redis,
+    async call(method, path, opts = {}) {
+      const auth = opts.auth === undefined ? token : opts.auth;
+      const res = await fetch(url + path, {
+        method,
+        headers: {
+          ...(auth !== null ? { authorization: `Bearer ${auth}` } : {}),
+          ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(opts.headers ?? {}),
+        },
+        ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}),
+      });
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // not JSON: keep the text
+      }
+      return { status: res.status, body: body as never, headers: res.headers };
+    },
+    async close() {
+      await app.close();
+      await service.close();
+      await fleet.close();
+      storage.destroy();
+      redis.disconnect();
+    },
+  };
+}
+
+/** Poll GET /v1/batches/:id until the batch has its report (finished or cancelled). */
+export async function waitBatch(api: ApiHarness, id: string, timeoutMs = 60_000, onTick?: () => Promise<unknown>): Promise<any> {
+  const t0 = Date.now();
+  for (;;) {
+    await onTick?.();
+    const r = await api.call('GET', `/v1/batches/${id}`);
+    if (r.status !== 200) throw new Error(`GET /v1/batches/${id}: ${r.status} ${JSON.stringify(r.body)}`);
+    if (r.body.report && r.body.status !== 'running') return r.body;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`batch ${id} did not finish: ${JSON.stringify(r.body)}`);
+    await new Promise((res) => setTimeout(res, 150));
+  }
+}
