@@ -81,19 +81,19 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       return result;
     } catch (e) {
       const err = signal?.aborted ? new JobCancelledError('cancelled by request') : toScribeError(e);
-      // The job's last word: unrecoverable, or a transient error on its last attempt.
-      const final = err.kind === 'unrecoverable' || (err.kind === 'retry' && job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
+      // A rate limit goes back to `delayed` without spending an attempt, while re-schedules remain.
+      const delays = Number((job.progress as { rateLimitDelays?: number } | undefined)?.rateLimitDelays ?? 0) + 1;
+      const reschedule = err.kind === 'rate_limit' && delays <= MAX_RATE_LIMIT_DELAYS && Boolean(token);
+      // The job's last word: unrecoverable, or (not re-scheduled) on its last attempt.
+      const final = err.kind === 'unrecoverable' || (!reschedule && job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
       if (final && spec) await service.jobFinished(spec, id, { error: err }).catch(() => undefined);
-      await ended(spec, { outcome: final ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : err.kind === 'rate_limit' ? 'rate_limited' : 'retry', code: err.code });
+      await ended(spec, { outcome: final ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : reschedule ? 'rate_limited' : 'retry', code: err.code });
       if (err.kind === 'unrecoverable') throw new UnrecoverableError(formatFailedReason(err));
-      if (err.kind === 'rate_limit') {
-        const delays = Number((job.progress as { rateLimitDelays?: number } | undefined)?.rateLimitDelays ?? 0) + 1;
-        if (delays <= MAX_RATE_LIMIT_DELAYS && token) {
-          const wait = (err.retryAfterMs ?? 5000) * (0.75 + Math.random() * 0.5);
-          await job.updateProgress({ ...(typeof job.progress === 'object' ? job.progress : {}), rateLimitDelays: delays });
-          await job.moveToDelayed(Date.now() + Math.round(wait), token);
-          throw new DelayedError();
-        }
+      if (reschedule) {
+        const wait = (err.retryAfterMs ?? 5000) * (0.75 + Math.random() * 0.5);
+        await job.updateProgress({ ...(typeof job.progress === 'object' ? job.progress : {}), rateLimitDelays: delays });
+        await job.moveToDelayed(Date.now() + Math.round(wait), token);
+        throw new DelayedError();
       }
       throw new Error(formatFailedReason(err));
     }

@@ -27,6 +27,44 @@ import { describeRoutes } from './openapi';
 import type { ApiContext, ApiExtension } from './server';
 
 export const BULL_BOARD_PATH = '/dashboard/queues';
+
+const ERROR_SCHEMA = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+};
+const COUNTS = { type: 'object', additionalProperties: { type: 'integer' } };
+/** GET /v1/fleet (FleetView in dashboard/fleet-view.ts), for the OpenAPI document. */
+const FLEET_VIEW_SCHEMA = {
+  type: 'object',
+  required: ['generatedAt', 'buckets', 'queues', 'backlog', 'throughput', 'audio', 'failures', 'batches'],
+  properties: {
+    generatedAt: { type: 'string', format: 'date-time' },
+    buckets: {
+      type: 'array',
+      description: 'Every cap bucket (provider:account:class:mode) with its queue.',
+      items: {
+        type: 'object',
+        properties: {
+          bucket: { type: 'string' },
+          queue: { type: 'string' },
+          counts: { ...COUNTS, description: 'BullMQ job counts by state.' },
+          backlog: { type: 'integer', description: 'waiting + prioritized + delayed.' },
+          slots: { type: ['object', 'null'], properties: { inUse: { type: 'integer' }, effective: { type: 'integer' }, configured: { type: 'integer' } } },
+          activeLimit: { type: 'integer' },
+          perWorker: { type: 'integer' },
+          desiredWorkers: { type: 'integer' },
+        },
+      },
+    },
+    queues: { type: 'array', description: 'The batch finalisation and webhook queues.', items: { type: 'object', properties: { name: { type: 'string' }, role: { type: 'string' }, counts: COUNTS } } },
+    backlog: { type: 'object', properties: { total: { type: 'integer' } } },
+    throughput: { type: 'object', description: 'Jobs finished per minute over the last hour (fleet history in Redis).' },
+    audio: { type: 'object', description: 'Audio hours per hour over the last 24 hours.' },
+    failures: { type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, count: { type: 'integer' } } } },
+    batches: { type: 'array', description: 'Recent batches, newest first, with counts by state, audio seconds and ETA.' },
+  },
+};
 /** How long the login cookie lasts. */
 const COOKIE_MAX_AGE_S = 12 * 3600;
 const POLL_MS = { default: 3000, min: 250, max: 60_000 };
@@ -91,6 +129,8 @@ async function registerPages(scope: FastifyInstance, ctx: FleetContext): Promise
   const logout = async (req: FastifyRequest, reply: FastifyReply) => reply.header('set-cookie', tokenCookie(req, '', 0)).redirect('/login', 303);
   scope.post('/logout', logout);
   scope.get('/logout', logout);
+
+  scope.get('/dashboard/', async (_req, reply) => reply.redirect('/dashboard', 301));
 
   scope.get<{ Querystring: { poll?: string; batches?: string } }>('/dashboard', async (req, reply) => {
     if (!isAuthorised(req, tokens)) return loginRedirect(req, reply);
@@ -168,7 +208,7 @@ export const registerDashboard: ApiExtension = async (app: FastifyInstance, ctx:
       description: 'What the dashboard at /dashboard polls. History (throughput, audio hours, failures) comes from per-minute counters the workers keep in Redis.',
       auth: true,
       query: { type: 'object', properties: { batches: { type: 'integer', minimum: 1, maximum: 50, default: 10, description: 'How many recent batches to include.' } } },
-      responses: { '200': { description: 'FleetView JSON.' }, '401': { description: 'Missing or invalid token.' } },
+      responses: { '200': { description: 'The fleet now.', schema: FLEET_VIEW_SCHEMA }, '401': { description: 'Missing or invalid token (UNAUTHORIZED).', schema: ERROR_SCHEMA } },
     },
   ]);
   // Auth: the API's hook covers every /v1/ route.

@@ -178,7 +178,13 @@ export const registerMetrics: ApiExtension = async (app: FastifyInstance, ctx: A
       summary: 'Prometheus metrics of the fleet (queues per cap bucket, backlog, cap slots, batches)',
       description: 'Prometheus text exposition format (not JSON). Worker processes export their own metrics on METRICS_PORT.',
       auth: true,
-      responses: { '200': { description: 'Prometheus text format.' }, '401': { description: 'Missing or invalid token.' } },
+      responses: {
+        '200': { description: 'Prometheus text format.' },
+        '401': {
+          description: 'Missing or invalid token (UNAUTHORIZED).',
+          schema: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
+        },
+      },
     },
   ]);
   app.get('/metrics', { preHandler: requireAuth(ctx.config.API_TOKENS) }, async (_req, reply) => {

@@ -83,9 +83,12 @@ export interface FleetView {
   backlog: { total: number };
   throughput: {
     /** Jobs finished per minute over the last hour (oldest first, the current minute last). */
-    perMinute: Array<{ t: number; completed: number; failed: number; cancelled: number }>;
+    perMinute: Array<{ t: number; completed: number; failed: number; cancelled: number; retried: number; rateLimited: number }>;
     lastMinute: number;
     lastHour: number;
+    /** Attempts that ended in a transient error (retried with backoff), and re-scheduled after a provider 429, last hour. */
+    retriedLastHour: number;
+    rateLimitedLastHour: number;
   };
   audio: {
     /** Audio hours transcribed per hour over the last 24 hours (oldest first). */
@@ -214,7 +217,7 @@ export class FleetReader {
 
   async view(opts: { batches?: number } = {}): Promise<FleetView> {
     const [buckets, queues, history, batches] = await Promise.all([this.buckets(), this.queues(), this.stats.read({ minutes: 60, hours: 24 }), this.batches(opts.batches ?? 10)]);
-    const perMinute = history.minutes.map((m) => ({ t: m.t, completed: m.completed, failed: m.failed, cancelled: m.cancelled }));
+    const perMinute = history.minutes.map((m) => ({ t: m.t, completed: m.completed, failed: m.failed, cancelled: m.cancelled, retried: m.retried, rateLimited: m.rateLimited }));
     const finished = (m: { completed: number; failed: number; cancelled: number }) => m.completed + m.failed + m.cancelled;
     const hoursPerHour = history.hours.map((h) => ({ t: h.t, hours: h.audioSeconds / 3600 }));
     return {
@@ -226,6 +229,8 @@ export class FleetReader {
         perMinute,
         lastMinute: finished(perMinute[perMinute.length - 1] ?? { completed: 0, failed: 0, cancelled: 0 }),
         lastHour: perMinute.reduce((n, m) => n + finished(m), 0),
+        retriedLastHour: perMinute.reduce((n, m) => n + m.retried, 0),
+        rateLimitedLastHour: perMinute.reduce((n, m) => n + m.rateLimited, 0),
       },
       audio: { hoursPerHour, last24h: hoursPerHour.reduce((n, h) => n + h.hours, 0) },
       failures: Object.entries(history.failuresByCode)

@@ -34,10 +34,10 @@ export function fleetRenderer(): FleetRenderer {
   const cell = (testid: string, value: number, text = int(value), extra = '') => `<td class="num" data-testid="${testid}" data-value="${value}"${extra}>${text}</td>`;
 
   /** Bars of a series as inline SVG (no chart library, no CDN). */
-  const bars = (testid: string, points: Array<{ t: number; v: number; label: string }>, color: string): string => {
+  const bars = (testid: string, points: Array<{ t: number; v: number; label: string }>, color: string, floor: number): string => {
     const w = 720;
     const h = 90;
-    const max = Math.max(1, ...points.map((p) => p.v));
+    const max = Math.max(floor, ...points.map((p) => p.v));
     const bw = w / Math.max(1, points.length);
     const rects = points
       .map((p, i) => {
@@ -52,7 +52,7 @@ export function fleetRenderer(): FleetRenderer {
       `<line x1="0" y1="${h}" x2="${w}" y2="${h}" stroke="#bbb"/>${rects}` +
       `<text x="0" y="${h + 12}" font-size="10" fill="#666">${first ? hhmm(first.t) : ''}</text>` +
       `<text x="${w}" y="${h + 12}" font-size="10" fill="#666" text-anchor="end">${last ? `${hhmm(last.t)} UTC` : ''}</text>` +
-      `<text x="2" y="10" font-size="10" fill="#666">max ${esc(max % 1 ? fixed(max, 2) : int(max))}</text></svg>`
+      `<text x="2" y="10" font-size="10" fill="#666">max ${esc(max % 1 ? fixed(max, 3) : int(max))}</text></svg>`
     );
   };
 
@@ -112,7 +112,8 @@ export function fleetRenderer(): FleetRenderer {
       return (
         `<p>Jobs finished per minute, last hour. Last minute: <b data-testid="throughput-last-minute" data-value="${v.throughput.lastMinute}">${int(v.throughput.lastMinute)}</b>; ` +
         `last hour: <b data-testid="throughput-last-hour" data-value="${v.throughput.lastHour}">${int(v.throughput.lastHour)}</b> ` +
-        `(${fixed(v.throughput.lastHour / 60, 1)}/min).</p>${bars('throughput-chart', pts, '#2f7ed8')}`
+        `(${fixed(v.throughput.lastHour / 60, 1)}/min). Attempts retried after a transient error: <b data-testid="throughput-retried" data-value="${v.throughput.retriedLastHour}">${int(v.throughput.retriedLastHour)}</b>; ` +
+        `re-scheduled after a provider 429: <b data-testid="throughput-rate-limited" data-value="${v.throughput.rateLimitedLastHour}">${int(v.throughput.rateLimitedLastHour)}</b>.</p>${bars('throughput-chart', pts, '#2f7ed8', 1)}`
       );
     },
 
@@ -120,7 +121,7 @@ export function fleetRenderer(): FleetRenderer {
       const pts = v.audio.hoursPerHour.map((h) => ({ t: h.t, v: h.hours, label: `${hhmm(h.t)} UTC: ${fixed(h.hours, 3)} audio hours` }));
       return (
         `<p>Audio hours transcribed per hour, last 24 hours. Total: <b data-testid="audio-hours-24h" data-value="${v.audio.last24h}">${fixed(v.audio.last24h, 3)}</b> h ` +
-        `(${int(v.audio.last24h * 3600)} s).</p>${bars('audio-chart', pts, '#4a9e5c')}`
+        `(${int(v.audio.last24h * 3600)} s).</p>${bars('audio-chart', pts, '#4a9e5c', 0.001)}`
       );
     },
 
