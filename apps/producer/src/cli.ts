@@ -1,103 +1,357 @@
 #!/usr/bin/env node
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
-import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, ScribeError, StorageUnavailableError, type Config } from '@scribe-fleet/core';
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, InvalidRequestError, InvalidStateError, loadConfig, parseS3Url, ScribeError, StorageUnavailableError, type BatchProgress, type BatchRecord, type Config } from '@scribe-fleet/core';
+import { BatchService, type CreateBatchProgress, type CreateBatchRequest } from '@scribe-fleet/core/adapters/batch-service';
 import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
-import { openProducer } from './context';
-import { enqueuePrefix } from './enqueue';
+import { isRedisDown } from './api/http-errors';
+import { bar, formatCount, formatDuration, formatHours, LiveBlock, percent } from './cli/progress';
+import { watchBatch } from './cli/watch';
+import { openProducer, type ProducerContext } from './context';
+import { enqueueBatch } from './enqueue';
 import { queueStatus } from './status';
 
-/** Exit codes scripts can rely on. */
-export const EXIT = { OK: 0, INTERNAL: 1, BAD_INPUT: 2, UNAVAILABLE: 3, CONFIG: 78 } as const;
+/** Exit codes scripts can rely on (README "CLI exit codes" lists them). */
+export const EXIT = {
+  OK: 0,
+  INTERNAL: 1,
+  /** Invalid S3 URL, bucket not allowed, unknown provider/model, impossible combination, bad manifest, bad usage. */
+  BAD_INPUT: 2,
+  /** S3 or Redis unreachable. */
+  UNAVAILABLE: 3,
+  /** `watch`: the batch finished and at least one job failed. */
+  JOBS_FAILED: 4,
+  /** `watch`: the batch was cancelled (or some of its jobs were), none failed. */
+  CANCELLED: 5,
+  /** No such batch or job (never existed, or removed after JOB_RETENTION_SECONDS). */
+  NOT_FOUND: 6,
+  /** The operation does not fit the state: redrive of a job that has not failed, cancel of a finished one. */
+  CONFLICT: 7,
+  CONFIG: 78,
+  /** Ctrl-C: `enqueue` stopped after the current page (the batch keeps what was enqueued), `watch` stopped watching. */
+  INTERRUPTED: 130,
+} as const;
+
+class Interrupted extends Error {}
 
 function parseOption(kv: string, acc: Record<string, string | boolean | number> = {}) {
   const eq = kv.indexOf('=');
-  if (eq <= 0) throw new Error(`--option expects key=value, got ${JSON.stringify(kv)}`);
+  if (eq <= 0) throw new InvalidRequestError(`--option expects key=value, got ${JSON.stringify(kv)}`);
   const k = kv.slice(0, eq);
   const v = kv.slice(eq + 1);
   acc[k] = v === 'true' ? true : v === 'false' ? false : /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
   return acc;
 }
 
+function parseInteger(name: string) {
+  return (v: string) => {
+    if (!/^-?\d+$/.test(v)) throw new InvalidRequestError(`${name} expects an integer, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+}
+
 function config(): Config {
   return loadConfig(envWithSecrets(process.env));
 }
 
+function exitCodeOf(err: unknown): { exit: number; code: string } {
+  if (err instanceof Interrupted) return { exit: EXIT.INTERRUPTED, code: 'INTERRUPTED' };
+  if (err instanceof CommanderError) return { exit: EXIT.BAD_INPUT, code: 'INVALID_REQUEST' };
+  if (err instanceof ConfigError) return { exit: EXIT.CONFIG, code: err.code };
+  if (err instanceof StorageUnavailableError) return { exit: EXIT.UNAVAILABLE, code: err.code };
+  if (isRedisDown(err)) return { exit: EXIT.UNAVAILABLE, code: 'REDIS_UNAVAILABLE' };
+  if (err instanceof ScribeError) {
+    if (err.code === 'JOB_NOT_FOUND' || err.code === 'BATCH_NOT_FOUND') return { exit: EXIT.NOT_FOUND, code: err.code };
+    if (err instanceof InvalidStateError) return { exit: EXIT.CONFLICT, code: err.code };
+    if (err.kind === 'unrecoverable') return { exit: EXIT.BAD_INPUT, code: err.code };
+    return { exit: EXIT.INTERNAL, code: err.code };
+  }
+  return { exit: EXIT.INTERNAL, code: 'INTERNAL' };
+}
+
 /** Report the error and exit with its code, once this run's spans are flushed (at once when tracing is off). */
 function fail(err: unknown, json: boolean): void {
-  const code = err instanceof ScribeError ? err.code : 'INTERNAL';
+  const { exit, code } = exitCodeOf(err);
   const message = err instanceof Error ? err.message : String(err);
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
-  else process.stderr.write(`scribe: ${code}: ${message}\n`);
-  const exit =
-    err instanceof ConfigError ? EXIT.CONFIG
-    : err instanceof StorageUnavailableError ? EXIT.UNAVAILABLE
-    : err instanceof ScribeError && err.kind === 'unrecoverable' ? EXIT.BAD_INPUT
-    : EXIT.INTERNAL;
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code, message, ...(err instanceof ScribeError && err.details ? { details: err.details } : {}) } })}\n`);
+  else if (!(err instanceof CommanderError)) process.stderr.write(`scribe: ${code}: ${message}\n`); // commander printed its own
   process.exitCode = exit;
   void shutdownTelemetry().finally(() => process.exit(exit));
 }
 
+interface Ctx {
+  producer: ProducerContext;
+  service: BatchService;
+}
+
+/** Open Redis/S3 and a BatchService, run `fn`, close; any error is reported and mapped to an exit code. */
+async function withService(json: boolean, fn: (c: Ctx) => Promise<void>): Promise<void> {
+  let producer: ProducerContext | undefined;
+  let service: BatchService | undefined;
+  try {
+    producer = openProducer(config());
+    producer.redis.on('error', () => {}); // reported through the failing command instead
+    service = new BatchService({ config: producer.config, redis: producer.redis, storage: producer.storage, fleet: producer.fleet });
+    service.control.on('error', () => {});
+    service.webhooks.on('error', () => {});
+    await fn({ producer, service });
+  } catch (e) {
+    fail(e, json);
+  } finally {
+    const closing = Promise.all([service?.close(), producer?.close()]).catch(() => undefined);
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 5_000).unref())]);
+  }
+}
+
+const print = (json: boolean, value: unknown, human: () => string) => process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
+
+/** Files a manifest lists (for the progress bar; the service validates it for real). */
+function manifestSize(text: string, format: 'jsonl' | 'csv'): number {
+  const lines = text.split(/\r?\n/).map((l) => l.trim());
+  return lines.filter((l, i) => l && !l.startsWith('#') && !(format === 'csv' && i === 0 && /^source\s*(,|$)/i.test(l))).length;
+}
+
+function enqueueLines(p: CreateBatchProgress, what: string, elapsedS: number, total?: number): string[] {
+  const rate = elapsedS > 0 ? p.listed / elapsedS : 0;
+  const counts = `${formatCount(p.added)} added · ${formatCount(p.skipped)} skipped (outputs exist) · ${formatCount(p.duplicates)} already queued · ${formatCount(p.ignored)} ignored`;
+  if (total) {
+    const f = p.listed / total;
+    const eta = rate > 0 ? (total - p.listed) / rate : null;
+    return [`enqueue ${bar(f)} ${percent(f)}  ${formatCount(p.listed)} / ${formatCount(total)} files · ${rate.toFixed(0)}/s · ETA ${formatDuration(eta)}`, `        ${counts}`];
+  }
+  return [`listing ${what}: ${formatCount(p.listed)} objects · ${rate.toFixed(0)}/s · ${formatDuration(elapsedS)}`, `        ${counts}`];
+}
+
 export function buildCli(): Command {
-  const program = new Command('scribe').description('Enqueue and watch bulk transcription jobs').showHelpAfterError();
+  const program = new Command('scribe').description('Enqueue, follow and operate bulk transcription batches').showHelpAfterError().exitOverride();
 
   program
     .command('enqueue')
-    .description('enqueue one transcription job per object under an S3 prefix')
-    .argument('<source>', 's3://bucket/prefix of the audio files')
-    .requiredOption('--out <s3url>', 's3://bucket/prefix/ for the transcripts')
+    .description('create a batch: one job per object under an S3 prefix, or per line of a manifest')
+    .argument('[source]', 's3://bucket/prefix of the audio files (with --manifest: s3://bucket of bare keys)')
+    .requiredOption('--out <s3url>', 's3://bucket/prefix/ for the transcripts and the batch report')
+    .option('--manifest <file>', 'a JSONL (.jsonl/.ndjson) or CSV (.csv) list of files instead of a prefix; any bad line refuses it whole')
     .option('--provider <name>', 'provider', 'local')
     .option('--model <id>', 'model (provider default if omitted)')
     .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
     .option('--option <key=value>', 'provider option (repeatable)', parseOption, {})
     .option('--account <id>', 'provider account/project the jobs bill to')
-    .option('--json', 'print a JSON result')
-    .action(async (source: string, o: { out: string; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; json?: boolean }) => {
-      let ctx;
-      try {
-        const cfg = config();
-        ctx = openProducer(cfg);
-        const res = await enqueuePrefix(
-          { source, out: o.out, provider: o.provider, mode: o.mode, options: o.option, ...(o.model ? { model: o.model } : {}), ...(o.account ? { account: o.account } : {}) },
-          {
-            storage: ctx.storage,
-            fleet: ctx.fleet,
-            onProgress: (p) => {
-              if (!o.json && process.stderr.isTTY) process.stderr.write(`\rlisted ${p.listed}  added ${p.added}  already queued ${p.duplicates}`);
-            },
+    .option('--priority <n>', 'BullMQ priority of every job, 1 (highest) … 2097152', parseInteger('--priority'))
+    .option('--force', 'transcribe again even where outputs exist')
+    .option('--webhook <url>', 'http(s) URL for signed job and batch events of this batch')
+    .option('--json', 'print a JSON result (no progress output)')
+    .action(
+      async (
+        source: string | undefined,
+        o: { out: string; manifest?: string; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; priority?: number; force?: boolean; webhook?: string; json?: boolean },
+      ) => {
+        const json = Boolean(o.json);
+        await withService(json, async ({ producer, service }) => {
+          const req: CreateBatchRequest = {
+            out: o.out,
+            provider: o.provider,
+            mode: o.mode,
+            options: o.option,
+            ...(o.model ? { model: o.model } : {}),
+            ...(o.account ? { account: o.account } : {}),
+            ...(o.priority !== undefined ? { priority: o.priority } : {}),
+            ...(o.force ? { force: true } : {}),
+            ...(o.webhook ? { webhookUrl: o.webhook } : {}),
+          };
+          let total: number | undefined;
+          if (o.manifest) {
+            const ext = extname(o.manifest).toLowerCase();
+            const format = ext === '.csv' ? 'csv' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : null;
+            if (!format) throw new InvalidRequestError(`--manifest ${o.manifest}: the extension must be .jsonl, .ndjson or .csv`);
+            let text: string;
+            try {
+              text = readFileSync(o.manifest, 'utf8');
+            } catch (e) {
+              throw new InvalidRequestError(`--manifest ${o.manifest}: ${(e as Error).message}`);
+            }
+            let defaultBucket: string | undefined;
+            if (source) {
+              const loc = parseS3Url(source);
+              if (loc.key) throw new InvalidRequestError(`with --manifest, <source> only names the bucket of bare keys (s3://${loc.bucket}), not a prefix`);
+              defaultBucket = loc.bucket;
+            }
+            req.manifest = { text, format, ...(defaultBucket ? { defaultBucket } : {}) };
+            total = manifestSize(text, format);
+          } else if (source) {
+            req.source = source;
+          } else {
+            throw new InvalidRequestError('give <source> (s3://bucket/prefix) or --manifest FILE');
+          }
+
+          const live = new LiveBlock(process.stderr);
+          const showProgress = !json && live.enabled;
+          const t0 = Date.now();
+          const interrupt = new AbortController();
+          const onSigint = () => interrupt.abort();
+          process.once('SIGINT', onSigint);
+          try {
+            const res = await enqueueBatch(
+              req,
+              {
+                storage: producer.storage,
+                fleet: producer.fleet,
+                onProgress: (p) => {
+                  if (showProgress) live.render(enqueueLines(p, source ?? o.manifest ?? '', (Date.now() - t0) / 1000, total));
+                  if (interrupt.signal.aborted) throw new Interrupted('interrupted: stopped after the current page; the batch keeps what was enqueued (enqueue again to add the rest)');
+                },
+              },
+              { service },
+            );
+            if (showProgress) live.done();
+            const summary = { batchId: res.batchId, listed: res.listed, ignored: res.ignored, added: res.added, duplicates: res.duplicates, skipped: res.skipped, jobs: res.listed - res.ignored };
+            print(json, summary, () =>
+              [
+                `batch ${res.batchId}: listed ${formatCount(res.listed)}, added ${formatCount(res.added)}, already queued ${formatCount(res.duplicates)}, skipped (outputs exist) ${formatCount(res.skipped)}, ignored ${formatCount(res.ignored)}`,
+                `follow it with: scribe watch ${res.batchId}`,
+              ].join('\n'),
+            );
+          } finally {
+            process.off('SIGINT', onSigint);
+          }
+        });
+      },
+    );
+
+  program
+    .command('watch')
+    .description('follow a batch until it finishes: live bars on a TTY, or JSON lines (exit 0 all done, 4 some failed, 5 cancelled)')
+    .argument('<batchId>')
+    .option('--interval <ms>', 'poll interval', parseInteger('--interval'), 1000)
+    .option('--json', 'one JSON line per tick on stdout, then a final line ("type":"final")')
+    .action(async (batchId: string, o: { interval: number; json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ service }) => {
+        const stop = new AbortController();
+        const onSigint = () => stop.abort();
+        process.once('SIGINT', onSigint);
+        try {
+          const { outcome, interrupted } = await watchBatch(service, batchId, { intervalMs: Math.max(50, o.interval), json, stdout: process.stdout, stderr: process.stderr, signal: stop.signal });
+          process.exitCode = interrupted ? EXIT.INTERRUPTED : outcome === 'failed' ? EXIT.JOBS_FAILED : outcome === 'cancelled' ? EXIT.CANCELLED : EXIT.OK;
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      });
+    });
+
+  program
+    .command('batches')
+    .description('recent batches, newest first')
+    .option('--limit <n>', 'how many', parseInteger('--limit'), 20)
+    .option('--json', 'print JSON')
+    .action(async (o: { limit: number; json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ service }) => {
+        const ids = await service.batches.recent(Math.max(1, o.limit));
+        const batches: Array<BatchRecord & { progress: BatchProgress }> = [];
+        for (const id of ids) {
+          const b = await service.getBatch(id).catch(() => null);
+          if (b) batches.push({ ...b.batch, progress: b.progress });
+        }
+        print(json, { total: await service.batches.count(), batches }, () =>
+          batches.length === 0
+            ? 'no batches'
+            : [
+                `${'BATCH'.padEnd(28)} ${'STATUS'.padEnd(9)} ${'CREATED'.padEnd(20)} ${'DONE'.padStart(15)} ${'FAILED'.padStart(7)} ${'AUDIO'.padStart(9)}  SOURCE`,
+                ...batches.map(
+                  (b) =>
+                    `${b.id.padEnd(28)} ${(b.listing ? 'listing' : b.status).padEnd(9)} ${b.createdAt.slice(0, 19).replace('T', ' ').padEnd(20)} ${`${formatCount(b.progress.done)}/${formatCount(b.total)}`.padStart(15)} ${formatCount(b.counts.failed).padStart(7)} ${formatHours(b.audioSecondsDone).padStart(9)}  ${b.source}`,
+                ),
+              ].join('\n'),
+        );
+      });
+    });
+
+  program
+    .command('job')
+    .description('one job: state, progress, outputs, error')
+    .argument('<jobId>')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ service }) => {
+        const j = await service.getJob(id);
+        print(json, j, () =>
+          [
+            `job      ${j.id}${j.batchId ? `  (batch ${j.batchId})` : ''}`,
+            `state    ${j.state}  attempts ${j.attemptsMade}`,
+            `source   ${j.source}`,
+            `provider ${j.provider} ${j.model} ${j.mode}`,
+            ...(j.duration !== undefined ? [`audio    ${j.duration.toFixed(1)} s`] : []),
+            ...(j.outputs ? Object.entries(j.outputs).map(([f, k]) => `output   ${f}: ${k}`) : []),
+            ...(j.error ? [`error    ${j.error.code}: ${j.error.message}`] : []),
+          ].join('\n'),
+        );
+      });
+    });
+
+  type Result = Record<string, unknown>;
+  const byKind = async (service: BatchService, id: string, batch: () => Promise<Result>, job: () => Promise<Result>): Promise<{ kind: 'batch' | 'job'; result: Result }> => {
+    if (id.startsWith('b_')) return { kind: 'batch', result: await batch() };
+    if (id.startsWith('tx_')) return { kind: 'job', result: await job() };
+    return (await service.batches.get(id)) ? { kind: 'batch', result: await batch() } : { kind: 'job', result: await job() };
+  };
+
+  program
+    .command('cancel')
+    .description('cancel a job or a whole batch (queued jobs are removed; running ones end with JOB_CANCELLED)')
+    .argument('<id>', 'a batch id (b_…) or a job id (tx_…)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ service }) => {
+        const r = await byKind(
+          service,
+          id,
+          async () => ({ ...(await service.cancelBatch(id)) }),
+          async () => {
+            const c = await service.cancelJob(id);
+            if (c.state === 'completed' || c.state === 'failed') throw new InvalidStateError(`job ${id} already ${c.state}: nothing to cancel`);
+            return { ...c };
           },
         );
-        if (!o.json && process.stderr.isTTY) process.stderr.write('\n');
-        const { jobIds, ...summary } = res;
-        if (o.json) process.stdout.write(`${JSON.stringify({ ...summary, jobs: jobIds.length })}\n`);
-        else process.stdout.write(`batch ${summary.batchId}: listed ${summary.listed}, added ${summary.added}, already queued ${summary.duplicates}, skipped (outputs exist) ${summary.skipped}\n`);
-      } catch (e) {
-        fail(e, Boolean(o.json));
-      } finally {
-        await ctx?.close();
-      }
+        print(json, { id, kind: r.kind, ...r.result }, () =>
+          r.kind === 'batch'
+            ? `batch ${id}: ${String(r.result.cancelled)} queued job(s) cancelled, ${String(r.result.cancelling)} running job(s) being cancelled`
+            : `job ${id}: ${String(r.result.state)}`,
+        );
+      });
+    });
+
+  program
+    .command('redrive')
+    .description('put a failed job, or every failed job of a batch, back in the queue')
+    .argument('<id>', 'a batch id (b_…) or a job id (tx_…)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ service }) => {
+        const r = await byKind(service, id, async () => ({ ...(await service.redriveBatch(id)) }), async () => ({ ...(await service.redriveJob(id)) }));
+        print(json, { id, kind: r.kind, ...r.result }, () =>
+          r.kind === 'batch' ? `batch ${id}: ${String(r.result.redriven)} failed job(s) queued again` : `job ${id}: queued again`,
+        );
+      });
     });
 
   program
     .command('status')
-    .description('job counts by state and failures by error code')
+    .description('job counts by state and failures by error code, over every cap-bucket queue')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      let ctx;
-      try {
-        ctx = openProducer(config());
-        const st = await queueStatus(ctx.fleet);
-        if (o.json) process.stdout.write(`${JSON.stringify(st)}\n`);
-        else {
-          for (const [state, n] of Object.entries(st.counts)) process.stdout.write(`${state.padEnd(12)} ${n}\n`);
-          for (const [code, n] of Object.entries(st.failuresByCode)) process.stdout.write(`  failed ${code}: ${n}\n`);
-        }
-      } catch (e) {
-        fail(e, Boolean(o.json));
-      } finally {
-        await ctx?.close();
-      }
+      const json = Boolean(o.json);
+      await withService(json, async ({ producer }) => {
+        const st = await queueStatus(producer.fleet);
+        print(json, st, () =>
+          [...Object.entries(st.counts).map(([state, n]) => `${state.padEnd(12)} ${n}`), ...Object.entries(st.failuresByCode).map(([code, n]) => `  failed ${code}: ${n}`)].join('\n'),
+        );
+      });
     });
   return program;
 }
@@ -106,5 +360,12 @@ if (require.main === module) {
   buildCli()
     .parseAsync(process.argv)
     .then(() => shutdownTelemetry())
-    .catch((e) => fail(e, process.argv.includes('--json')));
+    .catch((e: unknown) => {
+      // --help / --version: commander printed them; not an error.
+      if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) {
+        process.exitCode = EXIT.OK;
+        return;
+      }
+      fail(e, process.argv.includes('--json'));
+    });
 }

@@ -43,9 +43,9 @@ export const CreateBatchBody: Schema = {
   },
 };
 
+// Query strings tolerate unknown parameters (cache busters); bodies do not.
 export const PagingQuery: Schema = {
   type: 'object',
-  additionalProperties: false,
   properties: {
     offset: { type: 'integer', minimum: 0, default: 0 },
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
@@ -54,7 +54,6 @@ export const PagingQuery: Schema = {
 
 export const BatchJobsQuery: Schema = {
   type: 'object',
-  additionalProperties: false,
   properties: {
     state: { type: 'string', enum: [...BATCH_JOB_STATES], description: 'Only jobs in this state (paged by rank in it).' },
     offset: { type: 'integer', minimum: 0, default: 0 },
