@@ -9,7 +9,9 @@ import {
   ScribeError,
   toScribeError,
   UnknownProviderError,
+  fromDeepgramJson,
   type Clock,
+  type DeepgramStyleJson,
   type JobSpec,
   type Limiter,
   type Provider,
@@ -62,6 +64,12 @@ export function createProcessor(deps: ProcessorDeps) {
     if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
     const audio = storageAudioInput(deps.storage, spec.source, { telemetry: deps.telemetry, ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}) });
     const bucket = capBucketKey(capBucketOf(spec));
+    // A re-run of a job whose outputs are already complete (a crash or a Redis error after the
+    // outputs were written) returns them instead of transcribing again.
+    if (!spec.force) {
+      const done = await existingResult(spec, deps.storage);
+      if (done) return done;
+    }
     try {
       // Everything that needs no provider slot happens before taking one (spooling mp4/m4a inputs).
       // Streams (and the local recogniser) read decoded PCM; batch providers say what they read.
@@ -168,6 +176,36 @@ function sessionAttributes(r: ProviderResult, elapsedMs: number) {
     'transcription.pacing.lateness_max_ms': stats.pacing?.latenessMaxMs,
     'transcription.pacing.drift_at_end_ms': stats.pacing?.driftAtEndMs,
     'transcription.pacing.early_sends': stats.pacing?.earlySends,
+  };
+}
+
+/** The result of this very job from its outputs, if its JSON (written last) exists and matches the job. */
+async function existingResult(spec: JobSpec, storage: Storage): Promise<JobResult | null> {
+  const jsonKey = outputKey(spec, 'json');
+  if (!(await storage.head(spec.output.bucket, jsonKey))) return null;
+  const { body } = await storage.get(spec.output.bucket, jsonKey);
+  const parts: Buffer[] = [];
+  for await (const c of body) parts.push(c as Buffer);
+  let doc: DeepgramStyleJson;
+  try {
+    doc = JSON.parse(Buffer.concat(parts).toString('utf8')) as DeepgramStyleJson;
+  } catch {
+    return null;
+  }
+  const m = doc.metadata;
+  if (m?.source?.etag !== spec.source.etag || m.provider !== spec.provider || m.models?.[0] !== `${spec.provider}:${spec.model}`) return null;
+  const t = fromDeepgramJson(doc);
+  return {
+    outputs: Object.fromEntries(spec.output.formats.map((f) => [f, outputKey(spec, f)])),
+    bucket: spec.output.bucket,
+    duration: t.duration,
+    sha256: m.sha256,
+    requestId: t.requestId,
+    words: t.segments.reduce((n, s) => n + s.words.length, 0),
+    finalResults: t.segments.length,
+    provider: spec.provider,
+    model: spec.model,
+    mode: spec.mode,
   };
 }
 

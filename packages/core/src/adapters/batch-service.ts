@@ -184,6 +184,7 @@ export class BatchService {
       output: { bucket: out.bucket, keyBase: outputKeyBase(obj.key, listedPrefix, out.key), ...(req.formats ? { formats: req.formats } : {}) },
       options: { ...(req.options ?? {}), ...(options ?? {}) },
       batchId,
+      ...(req.force ? { force: true } : {}),
       ...(req.provider ? { provider: req.provider as JobSpecInput['provider'] } : {}),
       ...(req.model ? { model: req.model } : {}),
       ...(req.mode ? { mode: req.mode as JobSpecInput['mode'] } : {}),

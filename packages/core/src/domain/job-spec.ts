@@ -39,6 +39,8 @@ export const JobSpecSchema = z
     /** Provider account/project the job bills to; selects the cap bucket. */
     account: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'account must be 1-64 of [A-Za-z0-9_.-]').default('default'),
     batchId: z.string().min(1).optional(),
+    /** Transcribe even if this job's outputs already exist (not part of the identity). */
+    force: z.boolean().optional(),
     /** W3C trace context of the enqueue span (no secrets, just ids). */
     trace: z.record(z.string(), z.string()).optional(),
   })
