@@ -1,7 +1,6 @@
-import { Redis } from 'ioredis';
-import { capFor, capSettings, parseCapBucketKey, type Config, type Provider } from '@scribe-fleet/core';
+import type { Config, Provider } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
-import { RedisLimiter, type LimiterEvent } from '@scribe-fleet/core/adapters/redis-limiter';
+import { limiterFromConfig, type LimiterEvent, type RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
@@ -21,22 +20,7 @@ export function s3StorageFromConfig(config: Config): S3Storage {
 
 /** The fleet-wide cap semaphore, with caps from configuration (`onEvent`: lease and cap events, for metrics). */
 export function redisLimiter(config: Config, onEvent?: (e: LimiterEvent) => void): RedisLimiter {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on('error', () => {});
-  const settings = capSettings(config);
-  return new RedisLimiter({
-    redis,
-    prefix: `${config.QUEUE_PREFIX}:cap`,
-    capFor: (key) => {
-      const b = parseCapBucketKey(key);
-      return b ? capFor(b, settings) : 1;
-    },
-    leaseTtlMs: config.LEASE_TTL_MS,
-    decreaseFactor: config.CAP_DECREASE_FACTOR,
-    increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,
-    ...(onEvent ? { onEvent } : {}),
-    ownsConnection: true,
-  });
+  return limiterFromConfig(config, onEvent ? { onEvent } : {});
 }
 
 /**

@@ -49,6 +49,8 @@ export class FleetQueues {
     let q = this.queues.get(name);
     if (!q) {
       q = openQueueNamed(this.config, name, this.role);
+      // Each job.waitUntilFinished listens for the queue closing: waiting on many jobs is normal here.
+      q.setMaxListeners(0);
       this.queues.set(name, q);
     }
     return q;

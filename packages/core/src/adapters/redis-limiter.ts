@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { capFor, parseCapBucketKey } from '../domain/caps';
+import { capSettings, type Config } from '../domain/config';
 import { InternalError, LeaseLostError } from '../domain/errors';
 import type { Lease, Limiter } from '../ports/limiter';
 
@@ -309,4 +311,28 @@ export class RedisLimiter implements Limiter {
     this.sub.disconnect();
     if (this.opts.ownsConnection) this.opts.redis.disconnect();
   }
+}
+
+/**
+ * The fleet-wide cap semaphore as configured: caps from SCRIBE_CAPS and the provider defaults, on a
+ * Redis connection of its own (closed with the limiter). Workers wait on Redis indefinitely
+ * (`maxRetriesPerRequest: null`); read-only users (the dashboard) pass a small number to fail fast.
+ */
+export function limiterFromConfig(config: Config, opts: { onEvent?: (e: LimiterEvent) => void; maxRetriesPerRequest?: number | null } = {}): RedisLimiter {
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? null : opts.maxRetriesPerRequest });
+  redis.on('error', () => {}); // ioredis reconnects; callers see failed commands
+  const settings = capSettings(config);
+  return new RedisLimiter({
+    redis,
+    prefix: `${config.QUEUE_PREFIX}:cap`,
+    capFor: (key) => {
+      const b = parseCapBucketKey(key);
+      return b ? capFor(b, settings) : 1;
+    },
+    leaseTtlMs: config.LEASE_TTL_MS,
+    decreaseFactor: config.CAP_DECREASE_FACTOR,
+    increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ownsConnection: true,
+  });
 }

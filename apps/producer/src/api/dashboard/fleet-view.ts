@@ -5,13 +5,12 @@
  * dashboard) and GET /metrics (Prometheus), which read it at request/scrape time.
  */
 import type { Redis as RedisClient } from 'ioredis';
-import { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
-import { capBucketKey, capFor, capSettings, parseCapBucketKey, type BatchJobState, type BatchRecord, type CapBucket, type Config } from '@scribe-fleet/core';
+import { capBucketKey, type BatchJobState, type BatchRecord, type CapBucket, type Config } from '@scribe-fleet/core';
 import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
 import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { FleetStats } from '@scribe-fleet/core/adapters/fleet-stats';
-import { RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
+import { limiterFromConfig, type RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
 
 /** The part of the API context the fleet view reads (ApiContext has all of it). */
 export interface FleetContext {
@@ -126,21 +125,8 @@ export class FleetReader {
 
   constructor(private readonly ctx: FleetContext) {
     const { config } = ctx;
-    const settings = capSettings(config);
-    const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
-    redis.on('error', () => {}); // scrapes report Redis being down; no unhandled error events
-    this.limiter = new RedisLimiter({
-      redis,
-      prefix: `${config.QUEUE_PREFIX}:cap`,
-      capFor: (key) => {
-        const b = parseCapBucketKey(key);
-        return b ? capFor(b, settings) : 1;
-      },
-      leaseTtlMs: config.LEASE_TTL_MS,
-      decreaseFactor: config.CAP_DECREASE_FACTOR,
-      increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,
-      ownsConnection: true,
-    });
+    // Scrapes report Redis being down rather than wait for it.
+    this.limiter = limiterFromConfig(config, { maxRetriesPerRequest: 1 });
     this.stats = new FleetStats(ctx.redis, config);
   }
 
