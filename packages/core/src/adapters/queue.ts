@@ -24,10 +24,6 @@ export function defaultJobOptions(config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BAC
 
 export type TranscribeQueue = Queue<JobSpec, JobResult, string>;
 
-export function openQueue(config: Config, role: 'worker' | 'producer' = 'producer'): TranscribeQueue {
-  return openQueueNamed(config, config.QUEUE_NAME, role);
-}
-
 export function openQueueNamed(config: Config, name: string, role: 'worker' | 'producer' = 'producer'): TranscribeQueue {
   return new Queue<JobSpec, JobResult, string>(name, {
     connection: redisConnection(config, role),

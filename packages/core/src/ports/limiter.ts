@@ -14,12 +14,3 @@ export interface Limiter {
   reportRateLimited?(bucket: string, retryAfterMs?: number): void;
   close?(): Promise<void>;
 }
-
-/** A limiter that never limits (single-process tools and unit tests). */
-export class UnlimitedLimiter implements Limiter {
-  private n = 0;
-  async acquire(bucket: string): Promise<Lease> {
-    const id = `local-${++this.n}`;
-    return { bucket, id, release: async () => {} };
-  }
-}
