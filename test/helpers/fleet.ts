@@ -1,4 +1,5 @@
 /** Helpers to run a real queue + worker inside a test: isolated queue names and waits without sleeps. */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -59,4 +60,23 @@ export async function readObject(storage: S3Storage, bucket: string, key: string
   const parts: Buffer[] = [];
   for await (const c of body) parts.push(c as Buffer);
   return Buffer.concat(parts);
+}
+
+/**
+ * One synthesised sentence followed by `pad` seconds of silence, three times: three utterances at
+ * known offsets (`period` apart), as one WAV file.
+ */
+export async function repeatedSpeech(pad: number): Promise<{ path: string; period: number; text: string }> {
+  await mkdir(FIXTURE_DIR, { recursive: true });
+  const text = 'she opened the door and walked into the kitchen to make a cup of coffee';
+  const one = join(FIXTURE_DIR, 'repeat-one.wav');
+  if (!existsSync(one)) await synthesise({ name: 'one.wav', voice: 'kal16', format: 'wav', text }, one);
+  const padded = join(FIXTURE_DIR, `repeat-padded-${pad}.wav`);
+  const path = join(FIXTURE_DIR, `repeat-three-${pad}.wav`);
+  if (!existsSync(path)) {
+    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', one, '-af', `apad=pad_dur=${pad}`, '-f', 'wav', padded]);
+    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-stream_loop', '2', '-i', padded, '-c', 'copy', path]);
+  }
+  const period = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', padded]).toString());
+  return { path, period, text };
 }

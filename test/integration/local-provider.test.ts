@@ -1,35 +1,19 @@
-import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createReadStream } from 'node:fs';
 import { VirtualClock, wordErrorRate, type AudioInput } from '@scribe-fleet/core';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
-import { synthesise } from '../../infra/local/src/samples';
+import { repeatedSpeech } from '../helpers/fleet';
 
 jest.setTimeout(60_000);
 
-const dir = mkdtempSync(join(tmpdir(), 'scribe-local-'));
 const fileInput = (path: string): AudioInput => ({
   pcm: (signal) => decodeToPcm(createReadStream(path), signal ? { signal } : {}),
   original: async () => ({ stream: createReadStream(path), filename: 'x.wav' }),
 });
 
-/** One sentence followed by `pad` s of silence, three times: three utterances at known offsets. */
-async function repeated(pad: number): Promise<{ path: string; period: number; text: string }> {
-  const text = 'she opened the door and walked into the kitchen to make a cup of coffee';
-  const one = join(dir, 'one.wav');
-  await synthesise({ name: 'one.wav', voice: 'kal16', format: 'wav', text }, one);
-  const path = join(dir, 'three.wav');
-  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', one, '-af', `apad=pad_dur=${pad}`, '-f', 'wav', join(dir, 'padded.wav')]);
-  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-stream_loop', '2', '-i', join(dir, 'padded.wav'), '-c', 'copy', path]);
-  const period = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', join(dir, 'padded.wav')]).toString());
-  return { path, period, text };
-}
-
 it('word times stay in audio time across utterances and long silences (batch)', async () => {
-  const { path, period, text } = await repeated(25);
+  const { path, period, text } = await repeatedSpeech(25);
   const res = await new LocalProvider().transcribe({ mode: 'batch', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal: new AbortController().signal, clock: new VirtualClock() });
   expect(res.transcript.segments.length).toBe(3);
   const first = res.transcript.segments.map((s) => s.words[0]!.start);
@@ -41,7 +25,7 @@ it('word times stay in audio time across utterances and long silences (batch)', 
 });
 
 it('stream mode paces on the real clock: never early, and finishes in about the audio duration', async () => {
-  const { path } = await repeated(3);
+  const { path } = await repeatedSpeech(3);
   const t0 = performance.now();
   const res = await new LocalProvider().transcribe({ mode: 'stream', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal: new AbortController().signal, clock: systemClock });
   const wall = (performance.now() - t0) / 1000;

@@ -36,6 +36,7 @@ export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {
     clock: systemClock,
     // OpenTelemetry API: a no-op unless ./instrumentation.ts (or a test) started the SDK.
     telemetry: otelTelemetry({ name: 'scribe-worker' }),
+    checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
     ...overrides,
   };
   if (config.SPOOL_DIR && !deps.spoolDir) deps.spoolDir = config.SPOOL_DIR;

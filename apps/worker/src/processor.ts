@@ -10,6 +10,7 @@ import {
   toScribeError,
   UnknownProviderError,
   fromDeepgramJson,
+  resumeTranscript,
   type Clock,
   type DeepgramStyleJson,
   type JobSpec,
@@ -22,6 +23,7 @@ import {
   type Telemetry,
 } from '@scribe-fleet/core';
 import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
+import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
 import type { JobResult } from '@scribe-fleet/core/adapters/queue';
 import type { JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
 
@@ -36,6 +38,8 @@ export interface ProcessorDeps {
   onSessionEvent?: (spec: JobSpec, e: SessionEvent) => void;
   /** Every attempt's end (worker.ts): metrics. */
   onJobEnd?: (o: JobOutcome) => void;
+  /** Stream checkpoints: write at most this often (0 = off; default 30 s). */
+  checkpointIntervalMs?: number;
   /** Provider 429s retried inside one attempt before the job is re-scheduled (default 8). */
   maxRateLimitRetries?: number;
 }
@@ -75,8 +79,18 @@ export function createProcessor(deps: ProcessorDeps) {
       // Streams (and the local recogniser) read decoded PCM; batch providers say what they read.
       const form = spec.provider === 'local' ? 'pcm' : (provider.audioForm?.(spec.mode) ?? (spec.mode === 'stream' ? 'pcm' : undefined));
       if (form === 'pcm') await deps.telemetry.span('audio.prepare', {}, () => audio.prepare(ctx.signal));
-      const result = await transcribeWithinCap(spec, bucket, audio, deps, ctx);
-      return await writeOutputs(spec, result, audio.sha256 ?? '', deps);
+      // A paced stream resumes from its checkpoint, if an earlier attempt left one.
+      const cpInterval = deps.checkpointIntervalMs ?? 30_000;
+      const resume = spec.mode === 'stream' && cpInterval > 0 ? await loadCheckpoint(deps.storage, spec) : null;
+      const recorder = spec.mode === 'stream' && cpInterval > 0 ? new CheckpointRecorder(deps.storage, spec, deps.clock, cpInterval, resume) : null;
+      const input = resume ? resumedAudio(audio, resume.offsetSeconds) : audio;
+      const session = await transcribeWithinCap(spec, bucket, input, deps, ctx, (e) => {
+        if (e.type === 'session:final' && e.segment) recorder?.onFinal(e.segment);
+      }, resume?.offsetSeconds).finally(() => recorder?.settled()); // the next attempt must see every checkpoint written
+      const result = resume ? { ...session, transcript: resumeTranscript(resume, session.transcript) } : session;
+      const written = await writeOutputs(spec, result, audio.sha256 ?? '', deps);
+      await recorder?.clear();
+      return written;
     } finally {
       await audio.dispose();
     }
@@ -84,7 +98,15 @@ export function createProcessor(deps: ProcessorDeps) {
 }
 
 /** Take a slot of the job's cap bucket, run the session, give the slot back. 429s: report, back off, retry. */
-async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: StorageAudioInput, deps: ProcessorDeps, ctx: JobContext): Promise<ProviderResult> {
+async function transcribeWithinCap(
+  spec: JobSpec,
+  bucket: string,
+  audio: StorageAudioInput,
+  deps: ProcessorDeps,
+  ctx: JobContext,
+  onEvent?: (e: SessionEvent) => void,
+  resumedFrom?: number,
+): Promise<ProviderResult> {
   const provider = deps.providers[spec.provider]!;
   const maxRetries = deps.maxRateLimitRetries ?? 8;
   const form = provider.audioForm?.(spec.mode);
@@ -101,7 +123,13 @@ async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: Storage
       const signal = lease.signal ? AbortSignal.any([ctx.signal, lease.signal]) : ctx.signal;
       return await deps.telemetry.span(
         `session ${spec.provider}`,
-        { 'transcription.provider': spec.provider, 'transcription.model': spec.model, 'transcription.mode': spec.mode, 'transcription.account': spec.account },
+        {
+          'transcription.provider': spec.provider,
+          'transcription.model': spec.model,
+          'transcription.mode': spec.mode,
+          'transcription.account': spec.account,
+          'transcription.resumed_from_s': resumedFrom,
+        },
         async (span) => {
           const started = deps.clock.now();
           const r = await provider.transcribe(
@@ -111,6 +139,7 @@ async function transcribeWithinCap(spec: JobSpec, bucket: string, audio: Storage
               clock: deps.clock,
               onEvent: (e) => {
                 recordSessionEvent(span, e);
+                onEvent?.(e);
                 deps.onSessionEvent?.(spec, e);
               },
             },

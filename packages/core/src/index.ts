@@ -17,3 +17,4 @@ export * from './domain/config';
 export * from './domain/caps';
 export * from './domain/batch';
 export * from './domain/manifest';
+export * from './domain/checkpoint';

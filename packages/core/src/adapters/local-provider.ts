@@ -30,7 +30,7 @@ export class LocalProvider implements Provider {
         firstResult = true;
         ctx.onEvent?.({ type: 'session:first-result', audioSeconds: m.type === 'partial' ? m.audio_end : m.end });
       }
-      if (m.type === 'final') ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end });
+      if (m.type === 'final') ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end, segment: segmentFromWords(m.words) });
     };
     const session = new SphinxSession({ partialMs: req.mode === 'stream' ? 100 : 0, onMessage });
     const abort = () => session.kill();

@@ -49,6 +49,8 @@ export const ConfigSchema = z.object({
   WORKER_LOCK_MS: int(30000, 1000),
   /** Chunk length of paced streams. */
   STREAM_CHUNK_MS: int(100, 20),
+  /** A paced stream saves its finalised segments at most this often, so a retry resumes there (0 = never). */
+  CHECKPOINT_INTERVAL_MS: int(30_000, 0),
   /** Directory for spooling inputs that need seeking (mp4/m4a). */
   SPOOL_DIR: z.string().optional(),
   /** Page size for ListObjectsV2 and addBulk when enqueuing a prefix. */

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Clock } from '../domain/clock';
 import type { Mode } from '../domain/catalogue';
 import type { PacingReport } from '../domain/pacing';
-import type { Transcript } from '../domain/transcript';
+import type { Segment, Transcript } from '../domain/transcript';
 
 /** The audio of one job, offered in the forms providers want. Each accessor starts a fresh stream. */
 export interface AudioInput {
@@ -20,7 +20,8 @@ export interface AudioInput {
 export type SessionEvent =
   | { type: 'session:open'; requestId?: string }
   | { type: 'session:first-result'; audioSeconds: number }
-  | { type: 'session:final'; index: number; start: number; end: number }
+  /** A final result; `segment` (audio time of this session) lets the worker checkpoint long streams. */
+  | { type: 'session:final'; index: number; start: number; end: number; segment?: Segment }
   | { type: 'session:reconnect'; attempt: number; reason: string }
   | { type: 'session:chunk-lateness'; ms: number }
   | { type: 'session:closed'; code?: number; reason?: string };

@@ -144,7 +144,7 @@ export class AssemblyAIProvider implements Provider {
                 finalsReported.add(t.turn_order);
                 const ws0 = t.words[0];
                 const wsN = t.words[t.words.length - 1];
-                ctx.onEvent?.({ type: 'session:final', index: t.turn_order, start: (ws0?.start ?? 0) / 1000, end: (wsN?.end ?? 0) / 1000 });
+                ctx.onEvent?.({ type: 'session:final', index: t.turn_order, start: (ws0?.start ?? 0) / 1000, end: (wsN?.end ?? 0) / 1000, segment: segmentFromWords(t.words.map(toWord)) });
               }
             });
             break;

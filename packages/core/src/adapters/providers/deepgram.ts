@@ -361,7 +361,7 @@ export class DeepgramProvider implements Provider {
           if (!words.length) return;
           const seg = segmentFromWords(words);
           if (alt?.transcript) seg.text = alt.transcript;
-          ctx.onEvent?.({ type: 'session:final', index: segments.length, start: seg.start, end: seg.end });
+          ctx.onEvent?.({ type: 'session:final', index: segments.length, start: seg.start, end: seg.end, segment: seg });
           segments.push(seg);
         } else if (msg.type === 'Metadata') {
           metadata = msg as { duration?: number; request_id?: string };

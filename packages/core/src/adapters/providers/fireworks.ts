@@ -140,7 +140,7 @@ export class FireworksProvider implements Provider {
           // A segment is final when its last word is (the LiveKit plugin's rule, §4.4).
           if (words.length && words.at(-1)!.is_final === true && !finalsReported.has(id)) {
             finalsReported.add(id);
-            ctx.onEvent?.({ type: 'session:final', index: id, start: words[0]!.start ?? seg.start ?? 0, end: words.at(-1)!.end ?? seg.end ?? 0 });
+            ctx.onEvent?.({ type: 'session:final', index: id, start: words[0]!.start ?? seg.start ?? 0, end: words.at(-1)!.end ?? seg.end ?? 0, segment: segmentFromWords(toWords(seg)) });
           }
         }
       });
