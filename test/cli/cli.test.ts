@@ -14,7 +14,7 @@ import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { EXIT } from '../../apps/producer/src/cli';
 import { watchBatch } from '../../apps/producer/src/cli/watch';
-import { s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
+import { childEnv, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples } from '../helpers/fleet';
 
 jest.setTimeout(90_000);
@@ -30,19 +30,7 @@ let fleet: FleetQueues;
 let service: BatchService;
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  const s3 = s3Coordinates();
-  return {
-    PATH: process.env.PATH ?? '',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    REDIS_URL: config.REDIS_URL,
-    QUEUE_NAME: config.QUEUE_NAME,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
-    ...extra,
-  };
+  return childEnv(config, extra);
 }
 
 function scribe(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -39,3 +39,23 @@ export function uniqueBucket(prefix = 'test'): string {
       .replace(/-+$/, '') || 'test';
   return `${clean}-${process.pid.toString(36)}-${(counter++).toString(36)}-${randomBytes(3).toString('hex')}`;
 }
+
+/**
+ * The environment of a child process (CLI, worker) pointed at the test servers: PATH, the S3
+ * coordinates, REDIS_URL and the queue name of `config`, plus `extra`. Nothing else is inherited.
+ */
+export function childEnv(config: { REDIS_URL: string; QUEUE_NAME: string }, extra: Record<string, string> = {}): Record<string, string> {
+  const s3 = s3Coordinates();
+  return {
+    PATH: process.env.PATH ?? '',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    REDIS_URL: config.REDIS_URL,
+    QUEUE_NAME: config.QUEUE_NAME,
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: 'true',
+    ...extra,
+  };
+}

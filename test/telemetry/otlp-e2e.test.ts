@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
-import { s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
+import { childEnv, s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples, waitForJobs, type Outcome } from '../helpers/fleet';
 import { startWorkerProcess } from '../helpers/processes';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver';
@@ -38,23 +38,13 @@ let fleet: FleetQueues;
 const jobs: Array<{ label: string; id: string; outcome?: Outcome }> = [];
 
 function baseEnv(): Record<string, string> {
-  const s3 = s3Coordinates();
-  return {
-    PATH: process.env.PATH ?? '',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    REDIS_URL: config.REDIS_URL,
-    QUEUE_NAME: config.QUEUE_NAME,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
+  return childEnv(config, {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     // An authenticated backend: the exporter sends this header; it must never be in a span.
     OTEL_EXPORTER_OTLP_HEADERS: `Authorization=Bearer%20${BEARER_TOKEN}`,
     // No periodic export: what arrives was flushed at exit (the CLI) or after SIGTERM (the worker).
     OTEL_BSP_SCHEDULE_DELAY: '600000',
-  };
+  });
 }
 
 /** `scribe enqueue … --json` as a process; resolves with its exit code and JSON output. */
