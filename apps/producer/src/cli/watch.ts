@@ -7,22 +7,16 @@ import type { BatchProgress, BatchRecord } from '@scribe-fleet/core';
 import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
 import { bar, formatCount, formatDuration, formatHours, LiveBlock, percent, type TtyLike } from './progress';
 
-export interface WatchTick {
+/** One `watch` tick: the batch's progress (BatchProgress) plus what a watcher needs around it. */
+export interface WatchTick extends BatchProgress {
   type: 'progress' | 'final';
   at: string;
   batchId: string;
   status: BatchRecord['status'];
   listing: boolean;
   counts: BatchRecord['counts'];
-  done: number;
-  total: number;
-  fraction: number;
-  audioSecondsDone: number;
-  audioSecondsTotalEstimate: number | null;
-  filesPerSecond: number;
   /** Audio seconds transcribed per wall-clock second since the first job started. */
   realtimeFactor: number | null;
-  etaSeconds: number | null;
   report?: string;
   listError?: string;
 }
@@ -51,14 +45,8 @@ export function tickOf(batch: BatchRecord, progress: BatchProgress, type: WatchT
     status: batch.status,
     listing: Boolean(batch.listing),
     counts: batch.counts,
-    done: progress.done,
-    total: progress.total,
-    fraction: progress.fraction,
-    audioSecondsDone: progress.audioSecondsDone,
-    audioSecondsTotalEstimate: progress.audioSecondsTotalEstimate,
-    filesPerSecond: progress.filesPerSecond,
+    ...progress,
     realtimeFactor: elapsed > 0 ? progress.audioSecondsDone / elapsed : null,
-    etaSeconds: progress.etaSeconds,
     ...(batch.report ? { report: batch.report } : {}),
     ...(batch.listError ? { listError: batch.listError } : {}),
   };
