@@ -5,6 +5,16 @@
  * ForceEndpoint / UpdateConfiguration / KeepAlive / inactivity_timeout, the Terminate → Turns →
  * Termination → 1000 handshake, session age limit (3008), new-sessions-per-minute and per-key
  * concurrency limits (1008 / 3009), temporary tokens (`GET /v3/token`), and fault hooks.
+ *
+ * Scripted faults (`faultSpecs` / `--fault`, common.ts), on sessions that passed auth and parameter
+ * checks: `429-storm` → the real session-limit answer (upgrade, then close 1008 — or
+ * `tooManySessionsCode` 3009 — "Unauthorized connection: Too many concurrent sessions", no Begin);
+ * `5xx` → the service's internal-error close (upgrade, Error frame, close 3005 "Session Cancelled: An
+ * error occurred", no Begin), `5xx=S` → HTTP S at the upgrade instead (a gateway failing);
+ * `never-answer` → upgrade and Begin, audio accepted, then nothing: no Turns, no Termination, no
+ * close, no limits; `drop-after=S` → a normal session whose socket is destroyed S s after the upgrade
+ * (1006). `early=` does not apply (no REST upload here). `serviceTimeMs` delays the answer to
+ * Terminate (remaining Turns → Termination → close) by that many ms.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -13,7 +23,18 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import type { Word } from '@scribe-fleet/core';
-import { ConcurrencyTracker, FrameLog, punctuate, type EmulatorHandle, type FaultHooks } from './common';
+import {
+  ConcurrencyTracker,
+  delay,
+  FaultPlan,
+  FrameLog,
+  handleControlRequest,
+  msUntil,
+  punctuate,
+  type EmulatorHandle,
+  type FaultHooks,
+  type FaultSpec,
+} from './common';
 import {
   applyHandshakeFaults,
   closeReason,
@@ -87,6 +108,10 @@ export interface AssemblyAIEmulatorOptions {
   inactivityCloseCode?: number;
   /** Recogniser partial period in ms of audio (default 200). */
   partialMs?: number;
+  /** Scripted faults (`--fault` grammar, common.ts); switchable at run time via `faultPlan` or `/_emulator/faults`. */
+  faultSpecs?: ReadonlyArray<string | FaultSpec>;
+  /** Delay between Terminate and the remaining Turns → Termination, ms (a slow finalisation). */
+  serviceTimeMs?: number;
 }
 
 export interface AssemblyAISessionInfo {
@@ -139,6 +164,7 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
   const starts = new Map<string, number[]>(); // key → session start times (rolling minute)
   const tokens = new Map<string, { key: string; expiresAt: number; maxSessionSeconds?: number }>();
   const handle = { faults: {} as AssemblyAIFaults };
+  const faultPlan = new FaultPlan(['ws'], opts.faultSpecs ?? []);
 
   const issueToken = (key: string, expiresInSeconds = 60, maxSessionSeconds?: number): string => {
     const token = `tmp_${randomUUID().replace(/-/g, '')}`;
@@ -148,6 +174,7 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
 
   // §3.1: GET /v3/token?expires_in_seconds=1..600[&max_session_duration_seconds=60..10800].
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (handleControlRequest(req, res, { provider: 'assemblyai', concurrency, faultPlan })) return;
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url.pathname !== '/v3/token' || req.method !== 'GET') return json(404, { error: 'Not Found' });
@@ -233,8 +260,19 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
     const recent = (starts.get(key) ?? []).filter((t) => now - t < 60_000);
     starts.set(key, recent);
     const limitCode = opts.tooManySessionsCode ?? 1008;
-    if (recent.length >= (opts.newSessionsPerMinute ?? 100)) return refuse('close', 429, limitCode, TOO_MANY_SESSIONS_REASON);
-    if (!concurrency.enter(key)) return refuse('close', 429, limitCode, TOO_MANY_SESSIONS_REASON);
+    const hit = faultPlan.take('ws');
+    if (hit?.kind === '429-storm') {
+      concurrency.noteRefusal(key);
+      return refuse('close', 429, limitCode, TOO_MANY_SESSIONS_REASON);
+    }
+    if (hit?.kind === '5xx') {
+      if (hit.status !== undefined) return refuse('http', hit.status, 3005, 'Session Cancelled: An error occurred');
+      return refuse('close', 500, 3005, 'Session Cancelled: An error occurred');
+    }
+    if (recent.length >= (opts.newSessionsPerMinute ?? 100) || !concurrency.enter(key)) {
+      hit?.refund();
+      return refuse('close', 429, limitCode, TOO_MANY_SESSIONS_REASON);
+    }
     recent.push(now);
 
     let ws: WebSocket;
@@ -246,6 +284,16 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
     }
     ws.once('close', () => concurrency.leave(key)); // before track(): 'session-closed' sees the count already lowered
     track(ws, info);
+    if (hit?.kind === 'never-answer') {
+      // Accepted (Begin), then silence: audio is taken and logged, nothing else is ever sent.
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        frames.record({ session: info.id, direction: 'in', kind: isBinary ? 'binary' : 'text', size: buf.length });
+      });
+      sendJson(ws, info, { type: 'Begin', id: info.id, expires_at: Math.floor(Date.now() / 1000) + maxSessionSeconds });
+      info.began = true;
+      return;
+    }
 
     const faults = takeSessionFaults(handle.faults);
     if (faults.closeBeforeBegin !== undefined) return closeSession(ws, info, faults.closeBeforeBegin, 'Session Cancelled: An error occurred', false);
@@ -259,6 +307,7 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
       inactivitySeconds: inactivity,
       maxSessionSeconds,
       faults,
+      ...(hit?.kind === 'drop-after' ? { dropInMs: msUntil(info.openedAt, hit.seconds ?? 0) } : {}),
     });
   };
 
@@ -299,6 +348,8 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
     inactivitySeconds: number | undefined;
     maxSessionSeconds: number;
     faults: SessionFaults;
+    /** `drop-after`: destroy the socket this many ms from now. */
+    dropInMs?: number;
   }
 
   const runSession = (ws: WebSocket, info: AssemblyAISessionInfo, p: SessionParams) => {
@@ -421,8 +472,17 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
         else fail(code, 'Session idle for too long');
       }, p.inactivitySeconds * 1000);
     };
+    const dropTimer =
+      p.dropInMs !== undefined
+        ? setTimeout(() => {
+            ended = true;
+            cleanup();
+            ws.terminate(); // no close frame: the client sees 1006
+          }, p.dropInMs)
+        : undefined;
     function cleanup() {
       clearTimeout(ageTimer);
+      clearTimeout(dropTimer);
       if (idleTimer) clearTimeout(idleTimer);
       recogniser.kill();
     }
@@ -431,6 +491,8 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
     const terminate = async () => {
       if (terminating || ended) return;
       terminating = true;
+      if (opts.serviceTimeMs) await delay(opts.serviceTimeMs);
+      if (ended) return;
       await recogniser.end();
       if (ended) return;
       speechAfterFinal = false;
@@ -566,6 +628,7 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
     set faults(f: AssemblyAIFaults) {
       handle.faults = f;
     },
+    faultPlan,
     sessions: () => [...sessions.values()],
     issueToken,
     close: () => srv.close(),

@@ -3,18 +3,47 @@
  * Start one provider emulator from the command line:
  *
  *   npm run emulator -- <deepgram|assemblyai|fireworks|openai> [--port N] [--key K]... [--cap N] [--lenient]
+ *                       [--service-time-ms N] [--retry-after S] [--fault SPEC]... [--mode M]
  *
  * Prints a human line, then one JSON line `{"ready":true,"provider":…,"url":…}` (scripts wait for it),
  * and runs until SIGINT/SIGTERM, when it closes the emulator and exits 0.
- *   --port N     listen port (default 0 = a free port, reported in the ready line)
- *   --key K      an accepted API key (repeatable; default `test-key`)
- *   --cap N      per-key concurrency cap (Deepgram: per project and pool)
- *   --lenient    switch the strict protocol rules off (auth stays on)
- *   --mode M     openai only: openai | whisper.cpp | speaches
+ *   --port N             listen port (default 0 = a free port, reported in the ready line)
+ *   --key K              an accepted API key (repeatable; default `test-key`)
+ *   --cap N              per-key concurrency cap (Deepgram: per project and pool; 0 refuses everything)
+ *   --lenient            switch the strict protocol rules off (auth stays on)
+ *   --mode M             openai only: openai | whisper.cpp | speaches
+ *   --service-time-ms N  batch (Deepgram pre-recorded, OpenAI): no recognition, each request is held
+ *                        N ms after its upload and answered with an empty transcript (benchmark mode);
+ *                        streams: the answer to the end of stream (Deepgram CloseStream, AssemblyAI
+ *                        Terminate, Fireworks final checkpoint/trace) comes N ms later
+ *   --retry-after S      Retry-After seconds on 429s (Deepgram, OpenAI, Fireworks; default 1 on
+ *                        429-storm answers; Deepgram's cap 429 has none unless set)
+ *   --fault SPEC         a scripted fault (repeatable; kept in order, each request/session is hit by
+ *                        the first one with hits left that applies; `:N` = the next N, default all):
+ *       429-storm[:N]          the provider's rate-limit answer: REST 429 + Retry-After, Deepgram /
+ *                              Fireworks handshake HTTP 429, AssemblyAI close 1008 "Too many concurrent sessions"
+ *       5xx[=STATUS][:N]       REST / handshake HTTP STATUS (default 503); AssemblyAI: close 3005
+ *                              "Session Cancelled: An error occurred" (with =STATUS: HTTP STATUS at the upgrade)
+ *       never-answer[:N]       accept the request/session, never answer (REST: body read, nothing sent;
+ *                              WS: audio accepted, no results, no finalize, no close)
+ *       drop-after=SECONDS[:N] destroy the TCP socket SECONDS after the request/session started, no close
+ *                              frame (REST: nothing is answered before; streams: a normal session until then)
+ *       early=STATUS[:N]       REST only (deepgram, openai), STATUS 401|402|413|429|500|503: answer before
+ *                              reading the body, then close the connection (the upload is cut off)
+ *
+ * Faults hit requests/sessions that passed authentication and parameter checks (the provider's own
+ * answers to bad keys stay as they are); a refused-by-the-cap request gives its hit back. The emulator's own port also serves a control API
+ * (only on the emulators — no real provider has it; no auth, 127.0.0.1):
+ *   GET    /_emulator/faults   the faults in force (spec, remaining, applied)
+ *   POST   /_emulator/faults   {"faults": ["429-storm:20"]} replaces them ({"append": true} appends); 400 on a bad spec
+ *   DELETE /_emulator/faults   every fault off
+ *   GET    /_emulator/stats    {"provider", "keys": {key: {inFlight, maxInFlight, sessions, refused, cap}}, "faults", "applied"}
+ *   DELETE /_emulator/stats    reset maxInFlight / sessions / refused
+ * e.g. `curl -XPOST localhost:PORT/_emulator/faults -d '{"faults":["5xx:3","drop-after=2:1"]}'`.
  */
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { startAssemblyAIEmulator } from './assemblyai';
-import type { EmulatorHandle } from './common';
+import { CONTROL_PREFIX, FaultPlan, FaultSpecError, parseFaultSpec, type EmulatorHandle, type FaultEndpoint, type FaultSpec } from './common';
 import { startDeepgramEmulator } from './deepgram';
 import { startFireworksEmulator } from './fireworks';
 import { startOpenAIEmulator, type OpenAIEmulatorMode } from './openai';
@@ -28,10 +57,31 @@ export interface CliOptions {
   cap?: number;
   lenient: boolean;
   mode?: OpenAIEmulatorMode;
+  /** Scripted faults (`--fault` specs, parsed or not). */
+  faults?: ReadonlyArray<string | FaultSpec>;
+  /** `--service-time-ms`. */
+  serviceTimeMs?: number;
+  /** `--retry-after`. */
+  retryAfterSeconds?: number;
 }
+
+/** What each emulator serves, for checking fault specs (`early=` needs REST). */
+export const EMULATOR_ENDPOINTS: Record<EmulatorName, readonly FaultEndpoint[]> = {
+  deepgram: ['rest', 'ws'],
+  assemblyai: ['ws'],
+  fireworks: ['ws'],
+  openai: ['rest'],
+};
 
 /** Map the common CLI options onto each emulator's own option names. */
 export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<EmulatorHandle & { wsUrl?: string; baseUrl?: string; endpoint?: string }> {
+  // Refuse a spec this emulator cannot honour before anything listens.
+  const faultSpecs = new FaultPlan(EMULATOR_ENDPOINTS[name]).validate(o.faults ?? []);
+  const common = {
+    ...(faultSpecs.length ? { faultSpecs } : {}),
+    ...(o.serviceTimeMs !== undefined ? { serviceTimeMs: o.serviceTimeMs } : {}),
+  };
+  const retryAfter = o.retryAfterSeconds !== undefined ? { retryAfterSeconds: o.retryAfterSeconds } : {};
   switch (name) {
     case 'deepgram':
       return startDeepgramEmulator({
@@ -40,6 +90,8 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         keys: Object.fromEntries(o.keys.map((k, i) => [k, `project-${i + 1}`])),
         ...(o.cap !== undefined ? { caps: { prerecorded: o.cap, whisper: o.cap, live: o.cap } } : {}),
         ...(o.lenient ? { strictUtteranceEnd: false, strictPacing: false } : {}),
+        ...common,
+        ...retryAfter,
       });
     case 'assemblyai':
       return startAssemblyAIEmulator({
@@ -47,6 +99,7 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         port: o.port,
         ...(o.cap !== undefined ? { maxConcurrentPerKey: o.cap } : {}),
         ...(o.lenient ? { strictFrameDuration: false, strictRate: false, requireSpeechModel: false } : {}),
+        ...common,
       });
     case 'fireworks':
       return startFireworksEmulator({
@@ -54,6 +107,8 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         port: o.port,
         ...(o.cap !== undefined ? { maxConcurrentPerKey: o.cap } : {}),
         ...(o.lenient ? { strictFrames: false, strictPacing: false } : {}),
+        ...common,
+        ...retryAfter,
       });
     case 'openai':
       return startOpenAIEmulator({
@@ -62,6 +117,8 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...(o.mode ? { mode: o.mode } : {}),
         ...(o.cap !== undefined ? { defaultCap: o.cap } : {}),
         ...(o.lenient ? { rules: { requireModel: false, checkExtension: false, enforceSizeLimit: false, checkModelFormats: false } } : {}),
+        ...common,
+        ...retryAfter,
       });
   }
 }
@@ -85,24 +142,61 @@ export async function main(argv: string[] = process.argv): Promise<void> {
         .argParser((v: string, acc: string[]) => [...acc, v])
         .default([] as string[], 'test-key'),
     )
-    .option('--cap <n>', 'per-key concurrency cap', integer(1))
+    .option('--cap <n>', 'per-key concurrency cap (0 refuses everything)', integer(0))
     .option('--lenient', 'switch the strict protocol rules off', false)
     .addOption(new Option('--mode <mode>', 'openai emulator variant').choices(['openai', 'whisper.cpp', 'speaches']))
+    .option('--service-time-ms <n>', 'batch: hold each request N ms, empty transcript (no recognition); streams: delay the end-of-stream answer', integer(0))
+    .option('--retry-after <s>', 'Retry-After seconds on 429 answers', integer(0))
+    .addOption(
+      new Option('--fault <spec>', 'a scripted fault (repeatable): 429-storm[:N] | 5xx[=STATUS][:N] | never-answer[:N] | drop-after=SECONDS[:N] | early=STATUS[:N]')
+        .argParser((v: string, acc: FaultSpec[]) => {
+          try {
+            return [...acc, parseFaultSpec(v)];
+          } catch (e) {
+            throw new InvalidArgumentError((e as Error).message);
+          }
+        })
+        .default([] as FaultSpec[], 'none'),
+    )
+    .addHelpText('after', `\nControl API on the emulator's port (emulators only): GET|POST|DELETE ${CONTROL_PREFIX}faults, GET|DELETE ${CONTROL_PREFIX}stats`)
     .showHelpAfterError();
   program.parse(argv);
   const name = program.args[0] as EmulatorName;
-  const raw = program.opts<{ port: number; key: string[]; cap?: number; lenient: boolean; mode?: OpenAIEmulatorMode }>();
+  const raw = program.opts<{
+    port: number;
+    key: string[];
+    cap?: number;
+    lenient: boolean;
+    mode?: OpenAIEmulatorMode;
+    serviceTimeMs?: number;
+    retryAfter?: number;
+    fault: FaultSpec[];
+  }>();
   if (raw.mode && name !== 'openai') program.error('--mode applies to the openai emulator only');
-  const opts: CliOptions = { port: raw.port, keys: raw.key.length ? raw.key : ['test-key'], lenient: raw.lenient };
+  const opts: CliOptions = { port: raw.port, keys: raw.key.length ? raw.key : ['test-key'], lenient: raw.lenient, faults: raw.fault };
   if (raw.cap !== undefined) opts.cap = raw.cap;
   if (raw.mode) opts.mode = raw.mode;
+  if (raw.serviceTimeMs !== undefined) opts.serviceTimeMs = raw.serviceTimeMs;
+  if (raw.retryAfter !== undefined) opts.retryAfterSeconds = raw.retryAfter;
+  try {
+    new FaultPlan(EMULATOR_ENDPOINTS[name]).validate(raw.fault);
+  } catch (e) {
+    if (e instanceof FaultSpecError) program.error(`error: ${e.message}`);
+    throw e;
+  }
 
   const handle = await startEmulator(name, opts);
   const ready: Record<string, unknown> = { ready: true, provider: name, url: handle.url, port: handle.port };
   if (handle.wsUrl) ready.wsUrl = handle.wsUrl;
   if (handle.baseUrl) ready.baseUrl = handle.baseUrl;
   if (handle.endpoint) ready.endpoint = handle.endpoint;
-  console.log(`${name} emulator listening on ${handle.url}${handle.wsUrl ? ` and ${handle.wsUrl}` : ''} (${opts.keys.length} key(s)${opts.lenient ? ', lenient' : ''})`);
+  const notes = [
+    `${opts.keys.length} key(s)`,
+    ...(opts.lenient ? ['lenient'] : []),
+    ...(opts.serviceTimeMs !== undefined ? [`service time ${opts.serviceTimeMs} ms`] : []),
+    ...(raw.fault.length ? [`faults: ${raw.fault.map((f) => f.spec).join(' ')}`] : []),
+  ];
+  console.log(`${name} emulator listening on ${handle.url}${handle.wsUrl ? ` and ${handle.wsUrl}` : ''} (${notes.join(', ')}); control: ${handle.url}${CONTROL_PREFIX}{faults,stats}`);
   console.log(JSON.stringify(ready));
 
   let closing = false;

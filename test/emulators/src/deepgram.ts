@@ -50,6 +50,16 @@
  *   close code exists; 1008 = policy violation, so clients treat it as a non-retryable bug).
  * - Faults (common FaultHooks + `net0000AfterAudioMs`): 503 at handshake/REST, slow first byte, never
  *   answer, abrupt drop after N ms of audio (client sees 1006), close 1011 NET-0000 after N ms of audio.
+ * - Scripted faults (`faultSpecs` / `--fault`, common.ts): `429-storm` → REST 429 / handshake HTTP 429
+ *   (legacy TOO_MANY_REQUESTS body, `dg-error`, `Retry-After`: `retryAfterSeconds`, default 1);
+ *   `5xx[=S]` → REST / handshake HTTP S (default 503 "Please try again later."); `never-answer` →
+ *   REST: the request takes its slot, the body is read, nothing is sent; live: 101, audio accepted,
+ *   nothing ever sent (no Results, no Metadata, no close, no idle close); `drop-after=S` → REST: like
+ *   never-answer, then the socket is destroyed S s after the request started; live: a normal session
+ *   whose socket is destroyed S s after the handshake (1006); `early=STATUS` (REST only) → STATUS with
+ *   the documented body for it, written before the body is read, then the connection is closed.
+ * - `serviceTimeMs`: pre-recorded benchmark mode (below); a number or `live` also delays the
+ *   end-of-stream answer to CloseStream (final Results → Metadata → close) by that many ms.
  * - Not implemented: live `multichannel` (audio is downmixed, `channel_index` is always [0, 1]);
  *   decoding of `alaw`, `linear32`, raw `opus`, `speex`, `g729` (accepted at handshake, the audio is
  *   then refused with 1008 DATA-0000).
@@ -63,7 +73,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -75,7 +85,22 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
 import type { SphinxSession } from '@scribe-fleet/core/adapters/sphinx-recogniser';
-import { bearerOrToken, ConcurrencyTracker, FrameLog, openRecogniser, punctuate, type EmulatorHandle, type FaultHooks } from './common';
+import {
+  answerBeforeBody,
+  bearerOrToken,
+  ConcurrencyTracker,
+  delay,
+  FaultPlan,
+  FrameLog,
+  handleControlRequest,
+  msUntil,
+  openRecogniser,
+  punctuate,
+  type EmulatorHandle,
+  type FaultHit,
+  type FaultHooks,
+  type FaultSpec,
+} from './common';
 import { closeReason, FlushableRecogniser, PcmConverter, RateMonitor, refuseUpgrade, startWsServer, type RecognisedUtterance } from './streaming-support';
 
 const run = promisify(execFile);
@@ -129,15 +154,18 @@ export interface DeepgramEmulatorOptions {
   /** Live: interim period in ms of audio (default 1000). */
   interimEveryMs?: number;
   faults?: DeepgramFaults;
+  /** Scripted faults (`--fault` grammar, common.ts); switchable at run time via `faultPlan` or `/_emulator/faults`. */
+  faultSpecs?: ReadonlyArray<string | FaultSpec>;
   /**
    * Benchmark mode for pre-recorded requests: skip recognition, read the whole body, hold the request
    * for this fixed service time and answer an empty transcript (duration estimated as 16 kHz s16le).
-   * Caps, auth and the concurrency tracker behave exactly as in normal mode.
+   * Caps, auth and the concurrency tracker behave exactly as in normal mode. For live sessions (a
+   * number, or the `live` entry) it is the delay between CloseStream and the final Results/Metadata.
    */
   serviceTimeMs?: number | Partial<Record<DeepgramPool, number>>;
 }
 
-export type ResolvedDeepgramOptions = Required<Omit<DeepgramEmulatorOptions, 'port' | 'host' | 'faults' | 'errorShape' | 'retryAfterSeconds' | 'serviceTimeMs'>> &
+export type ResolvedDeepgramOptions = Required<Omit<DeepgramEmulatorOptions, 'port' | 'host' | 'faults' | 'faultSpecs' | 'errorShape' | 'retryAfterSeconds' | 'serviceTimeMs'>> &
   Pick<DeepgramEmulatorOptions, 'errorShape' | 'retryAfterSeconds' | 'serviceTimeMs'>;
 
 /** One pre-recorded request as the emulator saw it. */
@@ -562,6 +590,7 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
   const sessions: DeepgramLiveRecord[] = [];
   const live = new Set<LiveSession>();
   const held = new Set<{ destroy(): void }>();
+  const faultPlan = new FaultPlan(['rest', 'ws'], opts.faultSpecs ?? []);
   let rotate = 0;
 
   const handle: DeepgramEmulatorHandle = {
@@ -573,6 +602,7 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
     frames,
     options,
     faults: opts.faults ?? {},
+    faultPlan,
     requests,
     sessions,
     events,
@@ -611,10 +641,35 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
   const paymentRequired = () => new DgError(402, 'ASR_PAYMENT_REQUIRED', 'Payment Required: project does not have enough credits for this request.');
   const unauthorized = () => new DgError(401, 'INVALID_AUTH', 'Invalid credentials.');
   const unavailable = () => new DgError(503, 'SERVICE_UNAVAILABLE', 'Please try again later.', 'text');
+  /** `5xx[=S]` faults: 503 is Deepgram's transient answer (§1.4); other statuses get a generic text. */
+  const serverError = (status = 503) =>
+    status === 503 ? unavailable() : new DgError(status, status === 500 ? 'INTERNAL_SERVER_ERROR' : 'SERVER_ERROR', `${STATUS_CODES[status] ?? 'Server Error'}: please try again later.`, 'text');
+  /** `429-storm`: the cap refusal, always with a Retry-After (`retryAfterSeconds`, default 1). */
+  const stormLimited = (what: string) => {
+    const e = rateLimited(what);
+    e.headers['retry-after'] ??= String(options.retryAfterSeconds ?? 1);
+    return e;
+  };
+  /** `early=STATUS`: the documented answer for that status (§1.4). */
+  const earlyError = (status: number): DgError => {
+    switch (status) {
+      case 401:
+        return unauthorized();
+      case 402:
+        return paymentRequired();
+      case 413:
+        return new DgError(413, 'PAYLOAD_TOO_LARGE', `Payload Too Large: the request body exceeds the maximum of ${options.maxBodyBytes} bytes.`, 'text');
+      case 429:
+        return stormLimited('pre-recorded');
+      default:
+        return serverError(status);
+    }
+  };
 
   // ---- REST: POST /v1/listen ------------------------------------------------------------------------
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (handleControlRequest(req, res, { provider: 'deepgram', concurrency, faultPlan })) return;
     const url = new URL(req.url ?? '/', 'http://emulator');
     if (url.pathname !== '/v1/listen') {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ err_code: 'NOT_FOUND', err_msg: 'Not Found' }));
@@ -694,6 +749,42 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
       }
     };
 
+    /** `early=STATUS`: the answer goes out before the body is read, then the connection closes. */
+    const answerEarly = (e: DgError) => {
+      const { contentType, body } = errorPayload(e, requestId);
+      rec.status = e.status;
+      rec.errCode = e.errCode;
+      rec.endedAt = performance.now();
+      frames.record({ session: requestId, direction: 'out', kind: 'http', size: Buffer.byteLength(body), type: String(e.status) });
+      answerBeforeBody(req, e.status, body, { 'Content-Type': contentType, 'dg-request-id': requestId, 'dg-error': e.message.replace(/[\r\n]+/g, ' '), ...e.headers });
+      events.emit('request', rec);
+    };
+    /** `never-answer` / `drop-after`: the request holds its slot, its body is read, nothing is sent. */
+    const holdRequest = (hit: FaultHit) => {
+      const socket = req.socket;
+      held.add(socket);
+      req.resume();
+      let dropped = false;
+      const timer =
+        hit.kind === 'drop-after'
+          ? setTimeout(() => {
+              dropped = true;
+              socket.destroy();
+            }, msUntil(rec.startedAt, hit.seconds ?? 0))
+          : undefined;
+      res.once('close', () => {
+        clearTimeout(timer);
+        held.delete(socket);
+        if (rec.status !== undefined) return;
+        rec.status = dropped ? -1 : req.complete ? 499 : 422;
+        rec.errCode = dropped ? 'FAULT_DROP' : 'CLIENT_CLOSED';
+        rec.endedAt = performance.now();
+        if (entered) leave(entered.project, entered.pool);
+        entered = undefined;
+        events.emit('request', rec);
+      });
+    };
+
     try {
       const faults = handle.faults;
       if (faults.neverAnswer) {
@@ -715,9 +806,21 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
       validateQuery(q, false, options.strictUtteranceEnd);
       const pool: DeepgramPool = isWhisper(model) ? 'whisper' : 'prerecorded';
       rec.pool = pool;
-      if (!enter(auth.project, pool)) throw rateLimited(pool === 'whisper' ? 'Whisper' : 'pre-recorded');
+      const what = pool === 'whisper' ? 'Whisper' : 'pre-recorded';
+      const hit = faultPlan.take('rest');
+      if (hit?.kind === '429-storm') {
+        concurrency.noteRefusal(poolKey(auth.project, pool));
+        throw stormLimited(what);
+      }
+      if (hit?.kind === '5xx') throw serverError(hit.status);
+      if (hit?.kind === 'early') return answerEarly(earlyError(hit.status!));
+      if (!enter(auth.project, pool)) {
+        hit?.refund();
+        throw rateLimited(what);
+      }
       entered = { project: auth.project, pool };
       events.emit('admitted', rec);
+      if (hit) return holdRequest(hit);
 
       const declared = Number(req.headers['content-length'] ?? NaN);
       if (declared > options.maxBodyBytes) {
@@ -847,7 +950,16 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
     } catch (e) {
       return refuse(e as DgError);
     }
-    if (!enter(auth.project, 'live')) return refuse(rateLimited('live streaming'));
+    const hit = faultPlan.take('ws');
+    if (hit?.kind === '429-storm') {
+      concurrency.noteRefusal(poolKey(auth.project, 'live'));
+      return refuse(stormLimited('live streaming'));
+    }
+    if (hit?.kind === '5xx') return refuse(serverError(hit.status));
+    if (!enter(auth.project, 'live')) {
+      hit?.refund();
+      return refuse(rateLimited('live streaming'));
+    }
     requestIds.set(req, requestId);
     sessions.push(rec);
     let ws: WebSocket;
@@ -859,6 +971,24 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
       return;
     }
     rec.openedAt = performance.now();
+    if (hit?.kind === 'never-answer') {
+      // Accepted, and then silence: audio is taken (and logged), nothing is ever sent back.
+      ws.on('error', () => undefined);
+      ws.on('message', (data, isBinary) => {
+        const buf = toBuffer(data);
+        frames.record({ session: requestId, direction: 'in', kind: isBinary ? 'binary' : 'text', size: buf.length });
+        if (isBinary) rec.audioBytes += buf.length;
+      });
+      ws.once('close', (code, reason) => {
+        rec.closedBy = 'client';
+        rec.closeCode = code;
+        rec.closeReason = reason.toString('utf8');
+        rec.done = true;
+        leave(auth.project, 'live');
+        events.emit('session', rec);
+      });
+      return;
+    }
     const session = new LiveSession(ws, rec, q, options, frames, {
       takeFaults: () => {
         const f = { dropAfterAudioMs: faults.dropAfterAudioMs, net0000AfterAudioMs: faults.net0000AfterAudioMs };
@@ -867,12 +997,15 @@ export async function startDeepgramEmulator(opts: DeepgramEmulatorOptions = {}):
         return f;
       },
       onDone: () => {
+        clearTimeout(dropTimer);
         live.delete(session);
         leave(auth.project, 'live');
         events.emit('session', rec);
       },
     });
     live.add(session);
+    // `drop-after=S`: the socket is destroyed S s after the handshake (no close frame: 1006).
+    const dropTimer = hit?.kind === 'drop-after' ? setTimeout(() => session.drop(), msUntil(rec.openedAt, hit.seconds ?? 0)) : undefined;
   };
 
   const srv = await startWsServer({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', onRequest, onUpgrade });
@@ -1024,6 +1157,14 @@ class LiveSession {
   kill(): void {
     this.ws.terminate();
     this.cleanup();
+  }
+
+  /** Destroy the socket without a close frame (the client sees 1006). */
+  drop(): void {
+    if (this.ended) return;
+    this.rec.closedBy = 'drop';
+    this.rec.closeCode = 1006;
+    this.ws.terminate();
   }
 
   // -- frames in
@@ -1306,6 +1447,9 @@ class LiveSession {
     this.rec.closeStreamAt = performance.now();
     clearTimeout(this.idle);
     try {
+      const serviceMs = typeof this.options.serviceTimeMs === 'number' ? this.options.serviceTimeMs : this.options.serviceTimeMs?.live;
+      if (serviceMs) await delay(serviceMs);
+      if (this.ended) return;
       await this.ingest?.end();
       await this.drained();
       if (this.ended) return;

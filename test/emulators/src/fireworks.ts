@@ -6,15 +6,34 @@
  * messages on the state-dict model (later messages revise earlier segment ids; ids sometimes strings),
  * the `checkpoint_id` / `stt.input.trace` / `stt.state.clear` control messages, no server-side close,
  * and fault hooks (including a close before the final echo).
+ *
+ * Scripted faults (`faultSpecs` / `--fault`, common.ts), on sessions with a valid key (§4.6 documents
+ * no error answers; these follow the emulator's own handshake refusals): `429-storm` → HTTP 429 at the
+ * upgrade with Retry-After (`retryAfterSeconds`, default 1) and `{"error":{"message","code":429}}`, the
+ * same answer as the cap; `5xx[=S]` → HTTP S (default 503) at the upgrade; `never-answer` → upgrade,
+ * audio accepted, nothing ever sent (no transcription, no checkpoint echo, no close); `drop-after=S` → a
+ * normal session whose socket is destroyed S s after the upgrade (1006). `early=` does not apply.
+ * `serviceTimeMs` delays the answer to the final checkpoint/trace by that many ms.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import type { Word } from '@scribe-fleet/core';
-import { ConcurrencyTracker, FrameLog, punctuate, type EmulatorHandle, type FaultHooks } from './common';
+import {
+  ConcurrencyTracker,
+  delay,
+  FaultPlan,
+  FrameLog,
+  handleControlRequest,
+  msUntil,
+  punctuate,
+  type EmulatorHandle,
+  type FaultHooks,
+  type FaultSpec,
+} from './common';
 import {
   applyHandshakeFaults,
   closeReason,
@@ -59,6 +78,10 @@ export interface FireworksEmulatorOptions {
   reviseEarlier?: boolean;
   /** Recogniser partial period in ms of audio (default 300). */
   partialMs?: number;
+  /** Scripted faults (`--fault` grammar, common.ts); switchable at run time via `faultPlan` or `/_emulator/faults`. */
+  faultSpecs?: ReadonlyArray<string | FaultSpec>;
+  /** Delay before the answer to the final checkpoint/trace, ms (a slow finalisation). */
+  serviceTimeMs?: number;
 }
 
 export interface FireworksViolation {
@@ -126,6 +149,13 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
   const sessions = new Map<string, FireworksSessionInfo>();
   const violations: FireworksViolation[] = [];
   const handle = { faults: {} as FireworksFaults };
+  const faultPlan = new FaultPlan(['ws'], opts.faultSpecs ?? []);
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (handleControlRequest(req, res, { provider: 'fireworks', concurrency, faultPlan })) return;
+    req.resume();
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Not Found' }));
+  };
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, accept: () => Promise<WebSocket>) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -138,14 +168,28 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
       frames.record({ session: id, direction: 'out', kind: 'http', size: 0, type: '401' });
       return refuseUpgrade(socket, 401, { error: { message: 'Invalid API key', code: 401 } });
     }
-    if (!concurrency.enter(key)) {
+    const tooMany = () => {
       frames.record({ session: id, direction: 'out', kind: 'http', size: 0, type: '429' });
-      return refuseUpgrade(
+      refuseUpgrade(
         socket,
         429,
         { error: { message: 'Too many concurrent streaming sessions', code: 429 } },
         { 'Retry-After': String(opts.retryAfterSeconds ?? 1) },
       );
+    };
+    const hit = faultPlan.take('ws');
+    if (hit?.kind === '429-storm') {
+      concurrency.noteRefusal(key);
+      return tooMany();
+    }
+    if (hit?.kind === '5xx') {
+      const status = hit.status ?? 503;
+      frames.record({ session: id, direction: 'out', kind: 'http', size: 0, type: String(status) });
+      return refuseUpgrade(socket, status, { error: { message: status === 503 ? 'Service Unavailable' : 'Internal Server Error', code: status } });
+    }
+    if (!concurrency.enter(key)) {
+      hit?.refund();
+      return tooMany();
     }
     let ws: WebSocket;
     try {
@@ -176,6 +220,16 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
       events.emit('session-closed', info);
     });
     events.emit('session-open', info);
+    if (hit?.kind === 'never-answer') {
+      // Accepted, then silence: audio is taken and logged, nothing is ever sent.
+      ws.on('error', () => {});
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        frames.record({ session: info.id, direction: 'in', kind: isBinary ? 'binary' : 'text', size: buf.length });
+        if (isBinary) info.audioSeconds += buf.length / 32_000;
+      });
+      return;
+    }
     const faults: FireworksFaults = { ...handle.faults };
     delete handle.faults.dropAfterAudioMs;
     delete handle.faults.closeBeforeFinalEcho;
@@ -185,10 +239,15 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
       wordTimes: granularities.has('word'),
       segmentTimes: granularities.has('segment'),
       faults,
+      ...(hit?.kind === 'drop-after' ? { dropInMs: msUntil(info.openedAt, hit.seconds ?? 0) } : {}),
     });
   };
 
-  const runSession = (ws: WebSocket, info: FireworksSessionInfo, p: { language: string; wordTimes: boolean; segmentTimes: boolean; faults: FireworksFaults }) => {
+  const runSession = (
+    ws: WebSocket,
+    info: FireworksSessionInfo,
+    p: { language: string; wordTimes: boolean; segmentTimes: boolean; faults: FireworksFaults; dropInMs?: number },
+  ) => {
     const rate = new RateMonitor();
     const converter = new PcmConverter(16_000, 'pcm_s16le'); // carries an odd byte across frames
     const segments = new Map<number, SegmentState>();
@@ -323,6 +382,8 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
           finalRequested = true;
           if (p.faults.closeBeforeFinalEcho !== undefined) return serverClose(p.faults.closeBeforeFinalEcho, 'stream interrupted');
           if (p.faults.ignoreFinal) return;
+          if (opts.serviceTimeMs) await delay(opts.serviceTimeMs);
+          if (closed) return;
         }
         await recogniser.flush();
         if (closed) return;
@@ -408,7 +469,19 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
       } else onText(buf.toString('utf8'));
     });
     ws.on('error', () => {});
+    // `drop-after=S`: destroy the socket (no close frame: the client sees 1006).
+    const dropTimer =
+      p.dropInMs !== undefined
+        ? setTimeout(() => {
+            if (closed) return;
+            closed = true;
+            info.closedBy = 'server';
+            recogniser.kill();
+            ws.terminate();
+          }, p.dropInMs)
+        : undefined;
     ws.once('close', () => {
+      clearTimeout(dropTimer);
       if (!closed && (unflushedAudio || !info.finalEchoed)) violate('closed-without-final', 'the client closed before the final checkpoint/trace echo');
       closed = true;
       recogniser.kill();
@@ -419,6 +492,7 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     ...(opts.host !== undefined ? { host: opts.host } : {}),
     ...(opts.tls ? { tls: opts.tls } : {}),
+    onRequest,
     onUpgrade,
   });
 
@@ -436,6 +510,7 @@ export async function startFireworksEmulator(opts: FireworksEmulatorOptions): Pr
     set faults(f: FireworksFaults) {
       handle.faults = f;
     },
+    faultPlan,
     sessions: () => [...sessions.values()],
     violations: (session?: string) => violations.filter((v) => !session || v.session === session),
     close: () => srv.close(),

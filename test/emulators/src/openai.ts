@@ -17,12 +17,25 @@
  *   wait on the mutex), errors `{"error":"<string>"}` (400 no file / unreadable audio, 500, 499).
  * - speaches: unknown model → 404 `{"detail":"Model '<id>' is not installed locally…"}`; only the
  *   bracketed `timestamp_granularities[]` key is read; FastAPI-style `{"detail": …}` errors.
+ *
+ * Scripted faults (`faultSpecs` / `--fault`, common.ts), on requests that passed auth (error bodies in
+ * the mode's shape): `429-storm` → the cap's 429 `rate_limit_exceeded` with Retry-After and
+ * `x-ratelimit-*`; `5xx[=S]` → S (default 503 "The server is overloaded or not ready yet.",
+ * `server_error`); `never-answer` → the request takes its slot, the body is read, nothing is sent;
+ * `drop-after=S` → the same, then the socket is destroyed S s after the request started;
+ * `early=STATUS` → STATUS (401 invalid_api_key, 402/429 as above, 413 the size-limit message, 5xx
+ * server_error) written before the body is read, then the connection is closed.
+ *
+ * `serviceTimeMs`: benchmark mode — after the form checks, no decoding or recognition: the request is
+ * held this many ms (whisper.cpp mode still one at a time) and answered with an empty transcript whose
+ * duration is estimated from the file size as 16 kHz s16le.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -33,7 +46,22 @@ import busboy from 'busboy';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
 import type { SphinxResult } from '@scribe-fleet/core/adapters/sphinx-recogniser';
 import { srtTimestamp, vttTimestamp } from '@scribe-fleet/core';
-import { bearerOrToken, ConcurrencyTracker, FrameLog, openRecogniser, punctuate, type EmulatorHandle, type FaultHooks } from './common';
+import {
+  answerBeforeBody,
+  bearerOrToken,
+  ConcurrencyTracker,
+  delay,
+  FaultPlan,
+  FrameLog,
+  handleControlRequest,
+  msUntil,
+  openRecogniser,
+  punctuate,
+  type EmulatorHandle,
+  type FaultHit,
+  type FaultHooks,
+  type FaultSpec,
+} from './common';
 
 /** §5.3: OpenAI's upload limit for whisper-1. */
 export const OPENAI_MAX_UPLOAD_BYTES = 26_214_400;
@@ -86,6 +114,10 @@ export interface OpenAIEmulatorOptions {
   /** Answer 429 `insufficient_quota` to everything (an account out of credit). Mutable on the handle. */
   quotaExceeded?: boolean;
   faults?: FaultHooks;
+  /** Scripted faults (`--fault` grammar, common.ts); switchable at run time via `faultPlan` or `/_emulator/faults`. */
+  faultSpecs?: ReadonlyArray<string | FaultSpec>;
+  /** Benchmark mode: hold each valid request this many ms and answer an empty transcript (no recognition). */
+  serviceTimeMs?: number;
 }
 
 /** What the emulator saw of one request (for protocol assertions). */
@@ -237,6 +269,7 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
   const requests: OpenAIRequestRecord[] = [];
   const inference = { inFlight: 0, max: 0 };
   const events = new EventEmitter();
+  const faultPlan = new FaultPlan(['rest'], opts.faultSpecs ?? []);
 
   const errorBody = (e: ErrorSpec): unknown => {
     if (mode === 'whisper.cpp') return { error: e.message };
@@ -254,6 +287,7 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
     concurrency,
     frames,
     faults: { ...opts.faults },
+    faultPlan,
     quotaExceeded: opts.quotaExceeded ?? false,
     inference,
     requests,
@@ -265,7 +299,71 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
     },
   };
 
+  function rateLimited(key: string): ErrorSpec {
+    const cap = concurrency.capFor(key);
+    const limit = Number.isFinite(cap) ? String(cap) : 'unlimited';
+    const retry = opts.retryAfterSeconds ?? 1;
+    return {
+      status: 429,
+      message: `Rate limit reached for requests on this key: Limit ${limit} concurrent, Used ${limit}, Requested 1. Please try again in ${retry}s.`,
+      type: 'requests',
+      code: 'rate_limit_exceeded',
+      headers: {
+        'retry-after': String(retry),
+        'x-ratelimit-limit-requests': limit,
+        'x-ratelimit-remaining-requests': '0',
+        'x-ratelimit-reset-requests': `${retry}s`,
+      },
+    };
+  }
+
+  function serverError(status = 503): ErrorSpec {
+    if (status === 503) return { status, message: 'The server is overloaded or not ready yet.', type: 'server_error' };
+    return { status, message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error' };
+  }
+
+  /** `early=STATUS`: the answer for that status, as the service gives it before reading an upload. */
+  function earlyError(status: number, key: string, req: IncomingMessage): ErrorSpec {
+    switch (status) {
+      case 401:
+        return { status, message: `Incorrect API key provided: ${maskKey(key)}. You can find your API key at https://platform.openai.com/account/api-keys.`, code: 'invalid_api_key' };
+      case 402:
+        return { status, message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', code: 'insufficient_quota' };
+      case 413: {
+        const declared = req.headers['content-length'] ?? 'unknown';
+        return { status, message: `Maximum content size limit (${Number.isFinite(maxUpload) ? maxUpload : OPENAI_MAX_UPLOAD_BYTES}) exceeded (${declared} bytes declared)`, type: 'server_error' };
+      }
+      case 429:
+        return rateLimited(key);
+      default:
+        return serverError(status);
+    }
+  }
+
+  /** `never-answer` / `drop-after`: the request holds its slot, its body is read, nothing is sent. */
+  function holdRequest(hit: FaultHit, req: IncomingMessage, res: ServerResponse, rec: OpenAIRequestRecord, startedAt: number): Promise<void> {
+    req.resume();
+    req.on('data', (d: Buffer) => (rec.bodyBytes += d.length));
+    const socket = req.socket;
+    let dropped = false;
+    const timer =
+      hit.kind === 'drop-after'
+        ? setTimeout(() => {
+            dropped = true;
+            socket.destroy();
+          }, msUntil(startedAt, hit.seconds ?? 0))
+        : undefined;
+    return new Promise<void>((resolve) =>
+      res.once('close', () => {
+        clearTimeout(timer);
+        rec.status = dropped ? -1 : 499;
+        resolve();
+      }),
+    );
+  }
+
   async function handleRequest(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const startedAt = performance.now();
     const rec: OpenAIRequestRecord = {
       id,
       path: req.url ?? '',
@@ -330,25 +428,27 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
         code: 'insufficient_quota',
       });
     }
+    const hit = faultPlan.take('rest');
+    if (hit?.kind === '429-storm') {
+      concurrency.noteRefusal(key);
+      return refuse(rateLimited(key));
+    }
+    if (hit?.kind === '5xx') return refuse(serverError(hit.status));
+    if (hit?.kind === 'early') {
+      const e = earlyError(hit.status!, key, req);
+      const body = JSON.stringify(errorBody(e));
+      rec.status = e.status;
+      frames.record({ session: id, direction: 'out', kind: 'http', size: Buffer.byteLength(body), type: String(e.status) });
+      answerBeforeBody(req, e.status, body, { 'Content-Type': 'application/json', 'x-request-id': id, ...e.headers });
+      return;
+    }
     if (handle.faults.fail5xxTimes && handle.faults.fail5xxTimes > 0) {
       handle.faults.fail5xxTimes -= 1;
-      return refuse({ status: 503, message: 'The server is overloaded or not ready yet.', type: 'server_error' });
+      return refuse(serverError(503));
     }
     if (!concurrency.enter(key)) {
-      const cap = concurrency.capFor(key);
-      const retry = opts.retryAfterSeconds ?? 1;
-      return refuse({
-        status: 429,
-        message: `Rate limit reached for requests on this key: Limit ${cap} concurrent, Used ${cap}, Requested 1. Please try again in ${retry}s.`,
-        type: 'requests',
-        code: 'rate_limit_exceeded',
-        headers: {
-          'retry-after': String(retry),
-          'x-ratelimit-limit-requests': String(cap),
-          'x-ratelimit-remaining-requests': '0',
-          'x-ratelimit-reset-requests': `${retry}s`,
-        },
-      });
+      hit?.refund();
+      return refuse(rateLimited(key));
     }
     // From here the request is in flight at the provider until the response ends or the client goes.
     let left = false;
@@ -364,6 +464,7 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
       leave();
     });
     events.emit('admitted', rec);
+    if (hit) return holdRequest(hit, req, res, rec, startedAt);
     try {
       if (handle.faults.neverAnswer) {
         delete handle.faults.neverAnswer;
@@ -517,7 +618,12 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
     try {
       inference.inFlight += 1;
       inference.max = Math.max(inference.max, inference.inFlight);
-      result = await recognise(form.file.path, rec.id, signal);
+      if (opts.serviceTimeMs !== undefined) {
+        await Promise.race([delay(opts.serviceTimeMs), new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('client went away')), { once: true }))]);
+        result = { finals: [], duration: form.file.bytes / 32_000 };
+      } else {
+        result = await recognise(form.file.path, rec.id, signal);
+      }
     } catch (e) {
       if (signal.aborted) throw e;
       if (e instanceof HttpRefusal) throw e;
@@ -577,6 +683,7 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
   }
 
   const server: Server = createServer((req, res) => {
+    if (handleControlRequest(req, res, { provider: 'openai', concurrency, faultPlan })) return;
     const id = `req_${randomBytes(16).toString('hex')}`;
     liveSockets.set(id, req.socket);
     res.once('close', () => liveSockets.delete(id));

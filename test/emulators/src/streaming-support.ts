@@ -4,7 +4,7 @@
  * check, close-reason truncation, and a recogniser that can be flushed mid-stream (so a control message
  * like ForceEndpoint or a checkpoint can turn everything heard so far into final words).
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -102,7 +102,7 @@ const STATUS_TEXT: Record<number, string> = {
 export function refuseUpgrade(socket: Duplex, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   const lines = [
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? STATUS_CODES[status] ?? 'Error'}`,
     `Content-Type: ${typeof body === 'string' ? 'text/plain' : 'application/json'}`,
     `Content-Length: ${Buffer.byteLength(text)}`,
     'Connection: close',
