@@ -47,6 +47,28 @@ export const ConfigSchema = z.object({
   JOB_BACKOFF_MS: int(5000, 0),
   /** BullMQ lock duration; the lock is renewed at half this while the job runs. */
   WORKER_LOCK_MS: int(30000, 1000),
+  /**
+   * A storage error (S3 unreachable, 5xx, throttling) is retried inside the attempt, with capped
+   * exponential backoff, for this long before the attempt fails; a finished transcript is kept and
+   * re-PUT, never transcribed again.
+   */
+  STORAGE_RETRY_MS: int(180_000, 0),
+  /** How often each worker looks for jobs that ended outside the books (stall limits, lost writes) and records them. */
+  RECONCILE_INTERVAL_MS: int(30_000, 1000),
+  /**
+   * A stream's finalize handshake is stuck only when no message at all has arrived for this long;
+   * while results keep coming the session waits (a slow provider is not a stuck one).
+   */
+  FINALIZE_IDLE_MS: int(20_000, 1000),
+  /** …and the whole finalize wait is bounded by FINALIZE_IDLE_MS plus this many ms per second of audio not yet finalised. */
+  FINALIZE_MS_PER_AUDIO_SECOND: int(1_000, 0),
+  /**
+   * Input integrity: a file whose decoded audio is shorter than its container declares by more than
+   * this fraction (and by at least 0.5 s) fails `TRUNCATED_INPUT`…
+   */
+  TRUNCATION_TOLERANCE: z.coerce.number().min(0).max(1).default(0.02),
+  /** …unless this is true: it then completes with `warnings: ["TRUNCATED_INPUT"]`. */
+  ALLOW_TRUNCATED: bool(false),
   /** Chunk length of paced streams. */
   STREAM_CHUNK_MS: int(100, 20),
   /** A paced stream saves its finalised segments at most this often, so a retry resumes there (0 = never). */

@@ -63,6 +63,10 @@ export class BatchNotFoundError extends define('BATCH_NOT_FOUND', 'unrecoverable
 export class InvalidRequestError extends define('INVALID_REQUEST', 'unrecoverable') {}
 /** The operation does not fit the target's state (redrive of a job that has not failed, cancel of a finished one). */
 export class InvalidStateError extends define('INVALID_STATE', 'unrecoverable') {}
+/** The file decodes to much less audio than its container declares (cut-off upload, broken copy). */
+export class TruncatedInputError extends define('TRUNCATED_INPUT', 'unrecoverable') {}
+/** The job's worker died (kill -9, OOM, lost host) in as many attempts as the job may spend. */
+export class WorkerLostError extends define('WORKER_LOST', 'unrecoverable') {}
 
 // ---- provider errors ----------------------------------------------------------------------------
 export class ProviderAuthError extends define('PROVIDER_AUTH', 'unrecoverable') {}
@@ -72,6 +76,8 @@ export class ProviderProtocolError extends define('PROVIDER_PROTOCOL', 'unrecove
 export class ProviderRateLimitedError extends define('PROVIDER_RATE_LIMITED', 'rate_limit') {}
 export class ProviderUnavailableError extends define('PROVIDER_UNAVAILABLE', 'retry') {}
 export class ProviderTimeoutError extends define('PROVIDER_TIMEOUT', 'retry') {}
+/** The provider's checksum of what it received differs from what was sent (corruption in transit). */
+export class ChecksumMismatchError extends define('CHECKSUM_MISMATCH', 'retry') {}
 
 // ---- infrastructure errors (transient) ----------------------------------------------------------
 export class RecogniserError extends define('RECOGNISER_FAILED', 'retry') {}

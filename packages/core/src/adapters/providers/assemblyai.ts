@@ -2,9 +2,9 @@
  * AssemblyAI Universal Streaming v3 client (providers.md §3, Appendix A). Stream mode only: opens
  * `wss://…/v3/ws` with the raw key in `Authorization`, waits for `Begin`, sends 16 kHz s16le PCM on
  * real-time deadlines in `chunkMs` frames (50–1000 ms each, the tail padded to ≥ 50 ms), then
- * `{"type":"Terminate"}` and waits — bounded, released on close — for `Termination` (§3.9). Turns are
- * keyed by `turn_order` (the last end-of-turn version wins, which also absorbs the legacy
- * unformatted + formatted pair of §3.5) and converted from integer ms to seconds.
+ * `{"type":"Terminate"}` and waits — bounded by progress, released on close — for `Termination`
+ * (§3.9). Turns are keyed by `turn_order` (the last end-of-turn version wins, which also absorbs the
+ * legacy unformatted + formatted pair of §3.5) and converted from integer ms to seconds.
  */
 import {
   ConfigError,
@@ -20,7 +20,19 @@ import {
 import { chunkBytesFor, pacedSend, PCM_BYTES_PER_SECOND, rechunk, type PacingReport } from '../../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
 import type { Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
-import { abortError, countBytes, Deferred, padLastChunk, redact, transcriptWord, within, WsSession, type WsCloseInfo } from './ws-session';
+import {
+  abortError,
+  countBytes,
+  Deferred,
+  finalizeLimits,
+  finalizeWithinProgress,
+  padLastChunk,
+  redact,
+  transcriptWord,
+  within,
+  WsSession,
+  type WsCloseInfo,
+} from './ws-session';
 
 export interface AssemblyAIProviderOptions {
   apiKey: string;
@@ -31,10 +43,16 @@ export interface AssemblyAIProviderOptions {
   /** `speech_model` when the job names none (§3.2: required by current docs). */
   speechModel?: string;
   /**
-   * Bound on the wait for `Termination` after `Terminate`. The Node SDK gives up after 5000 ms and
-   * closes anyway; an archive must not lose the last turn, so we wait longer (default 15 000 ms) and
-   * fail the attempt (retryable) if it never comes. A close releases the wait at once.
+   * The wait for `Termination` after `Terminate` is bounded by progress (ws-session `withinProgress`):
+   * it fails (PROVIDER_TIMEOUT, retryable) once the server has sent nothing at all for this long
+   * (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs + finalizeMsPerAudioSecond × audio
+   * seconds not yet in an ended turn` in all. The Node SDK gives up after 5000 ms and closes anyway;
+   * an archive must not lose the last turn. A close releases the wait at once.
    */
+  finalizeIdleMs?: number;
+  /** FINALIZE_MS_PER_AUDIO_SECOND (default 1000); see `finalizeIdleMs`. */
+  finalizeMsPerAudioSecond?: number;
+  /** Explicit per-client override of `finalizeIdleMs` (the idle bound of the Termination wait). */
   terminationTimeoutMs?: number;
   /** Bound on connect + upgrade + `Begin`. Default 10 000 ms. */
   connectTimeoutMs?: number;
@@ -104,6 +122,7 @@ export class AssemblyAIProvider implements Provider {
     let bytes = 0;
     let chunks = 0;
     let audioBytes = 0; // before tail padding
+    let finalThroughSeconds = 0; // audio covered by ended turns
 
     try {
       session = await WsSession.open({
@@ -140,6 +159,7 @@ export class AssemblyAIProvider implements Provider {
                 firstResult = true;
                 ctx.onEvent?.({ type: 'session:first-result', audioSeconds: Math.max(...t.words.map((w) => w.end)) / 1000 });
               }
+              if (t.end_of_turn) finalThroughSeconds = Math.max(finalThroughSeconds, (t.words.at(-1)?.end ?? 0) / 1000);
               if (t.end_of_turn && !finalsReported.has(t.turn_order)) {
                 finalsReported.add(t.turn_order);
                 const ws0 = t.words[0];
@@ -192,8 +212,16 @@ export class AssemblyAIProvider implements Provider {
       // §3.9: Terminate → remaining Turns → Termination → close 1000.
       terminateSent = true;
       await ws.send(JSON.stringify({ type: 'Terminate' }));
-      const waitMs = this.opts.terminationTimeoutMs ?? 15_000;
-      await within(termination.promise, waitMs, () => new ProviderTimeoutError(`assemblyai: no Termination within ${waitMs} ms after Terminate`), stop.signal);
+      await finalizeWithinProgress(termination.promise, {
+        provider: this.name,
+        awaiting: 'Termination',
+        after: 'Terminate',
+        clock: ctx.clock,
+        limits: finalizeLimits(this.opts, this.opts.terminationTimeoutMs),
+        pendingAudioSeconds: bytes / PCM_BYTES_PER_SECOND - finalThroughSeconds,
+        activity: (onFrame) => ws.onActivity(onFrame),
+        signal: stop.signal,
+      });
       await ws.close(1000, '', 1000);
 
       const transcript = this.transcript(req, started.id, turns, audioBytes / PCM_BYTES_PER_SECOND);

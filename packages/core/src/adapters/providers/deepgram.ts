@@ -6,13 +6,16 @@
  * presigned URL for Deepgram to fetch). Stream decodes to 16 kHz mono linear16, prefetches the first
  * chunk before opening the socket, paces chunks on absolute deadlines, keeps the socket alive while
  * the source stalls, never sends an empty frame, and ends with CloseStream → finals → Metadata →
- * close 1000 (§2.7).
+ * close 1000 (§2.7), waiting for that as long as Deepgram makes progress. Metadata's `sha256` must
+ * be the sha256 of the audio bytes this client sent, else CHECKSUM_MISMATCH (retryable).
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import WebSocket from 'ws';
 import {
+  ChecksumMismatchError,
   ConfigError,
   EmptyDecodeError,
   ProviderProtocolError,
@@ -25,7 +28,8 @@ import {
 import { chunkBytesFor, pacedSend, rechunk, PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE, type PacingReport } from '../../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
 import type { AudioForm, Provider, ProviderResult, SessionContext, SessionStats, TranscribeRequest } from '../../ports/provider';
-import { abortError, httpStatusError, redact, within } from './ws-session';
+import { postStreaming } from './http-upload';
+import { abortError, finalizeLimits, finalizeWithinProgress, httpStatusError, redact, within } from './ws-session';
 
 const PROVIDER = 'deepgram';
 
@@ -48,7 +52,16 @@ export interface DeepgramProviderOptions {
   keepAliveMs?: number;
   /** Live: bound on TCP connect + upgrade. */
   connectTimeoutMs?: number;
-  /** Live: bound on CloseStream → final Results → Metadata → close 1000. */
+  /**
+   * Live: the wait for CloseStream → final Results → Metadata → close 1000 is bounded by progress
+   * (ws-session `withinProgress`): it fails (PROVIDER_TIMEOUT, retryable) once Deepgram has sent
+   * nothing at all for this long (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs +
+   * finalizeMsPerAudioSecond × audio seconds not yet in a final result` in all.
+   */
+  finalizeIdleMs?: number;
+  /** Live: FINALIZE_MS_PER_AUDIO_SECOND (default 1000); see `finalizeIdleMs`. */
+  finalizeMsPerAudioSecond?: number;
+  /** Live: explicit per-client override of `finalizeIdleMs` (the idle bound of the CloseStream wait). */
   closeTimeoutMs?: number;
   /** Without `utterances` in the response, a pause this long (s) starts a new segment (Deepgram's utt_split default). */
   segmentGapSeconds?: number;
@@ -252,27 +265,29 @@ export class DeepgramProvider implements Provider {
     const stats: SessionStats = { requestId: '', bytesSent: 0, chunksSent: 0, finalResults: 0, reconnects: 0 };
     let source: Readable | undefined;
     try {
-      let init: RequestInit & { duplex?: 'half' };
+      const headers: Record<string, string> = { authorization: this.authHeader };
+      let body: AsyncIterable<Uint8Array>;
       if ((this.opts.batchBody ?? 'stream') === 'url') {
         if (!req.audio.presignedUrl) throw new ConfigError('deepgram: batchBody "url" needs an audio input that can presign a URL');
-        const body = JSON.stringify({ url: await req.audio.presignedUrl() });
-        stats.bytesSent = Buffer.byteLength(body);
+        const json = Buffer.from(JSON.stringify({ url: await req.audio.presignedUrl() }));
+        stats.bytesSent = json.length;
         stats.chunksSent = 1;
-        init = { method: 'POST', headers: { authorization: this.authHeader, 'content-type': 'application/json' }, body, signal };
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = String(json.length);
+        body = (async function* () {
+          yield json;
+        })();
       } else {
         const original = await req.audio.original(signal);
         source = original.stream;
-        init = {
-          method: 'POST',
-          headers: { authorization: this.authHeader, 'content-type': original.contentType ?? 'application/octet-stream' },
-          body: countingBody(original.stream, stats),
-          duplex: 'half', // a streamed request body (undici requires it)
-          signal,
-        };
+        headers['content-type'] = original.contentType ?? 'application/octet-stream';
+        body = countingBody(original.stream, stats);
       }
-      const res = await fetch(url, init);
+      // A refusal that arrives while the body is still going out (the server answers and closes
+      // without reading it) is read and classified like any other answer.
+      const res = await postStreaming(url, { headers, body, signal });
       const requestId = res.headers.get('dg-request-id') ?? '';
-      const text = await res.text();
+      const text = res.text;
       if (res.status !== 200) {
         const info = parseDeepgramError(text);
         if (!info.requestId && requestId) info.requestId = requestId;
@@ -300,9 +315,9 @@ export class DeepgramProvider implements Provider {
       if (ctx.signal.aborted) throw abortError(PROVIDER, ctx.signal);
       if (timeout.aborted) throw new ProviderTimeoutError(`deepgram: no answer to the pre-recorded request within ${timeoutMs} ms`, { cause: err });
       if (err instanceof ScribeError) throw err;
-      // fetch's TypeError("fetch failed") carries the socket error as its cause.
-      const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-      throw new ProviderUnavailableError(`deepgram: pre-recorded request failed (${this.clean(cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err))})`, { cause: err });
+      // No response at all (refused, reset before any answer) or the body source failed.
+      const e = err as { code?: string; message?: string } | undefined;
+      throw new ProviderUnavailableError(`deepgram: pre-recorded request failed (${this.clean(e?.code ?? e?.message ?? String(err))})`, { cause: err });
     } finally {
       source?.destroy();
     }
@@ -345,8 +360,10 @@ export class DeepgramProvider implements Provider {
 
       // Finals accumulate; interims are never kept (§2.5).
       const segments: Segment[] = [];
-      let metadata: { duration?: number; request_id?: string } | undefined;
+      let metadata: { duration?: number; request_id?: string; sha256?: unknown } | undefined;
       let firstResult = false;
+      let finalThroughSeconds = 0; // audio covered by final Results
+      const sentHash = createHash('sha256'); // of exactly the audio bytes handed to the socket
       sock.onText((msg) => {
         if (msg.type === 'Results') {
           const r = msg as unknown as DgResults;
@@ -357,6 +374,7 @@ export class DeepgramProvider implements Provider {
           }
           if (!r.is_final) return;
           stats.finalResults += 1;
+          if (typeof r.start === 'number' && typeof r.duration === 'number') finalThroughSeconds = Math.max(finalThroughSeconds, r.start + r.duration);
           const words = (alt?.words ?? []).map(toWord);
           if (!words.length) return;
           const seg = segmentFromWords(words);
@@ -364,7 +382,7 @@ export class DeepgramProvider implements Provider {
           ctx.onEvent?.({ type: 'session:final', index: segments.length, start: seg.start, end: seg.end, segment: seg });
           segments.push(seg);
         } else if (msg.type === 'Metadata') {
-          metadata = msg as { duration?: number; request_id?: string };
+          metadata = msg as { duration?: number; request_id?: string; sha256?: unknown };
         }
       });
       // A close before CloseStream (idle, DATA-0000, NET-0000, drop, pacing) stops the sender at once.
@@ -409,6 +427,7 @@ export class DeepgramProvider implements Provider {
               throw e;
             });
             lastOut = performance.now();
+            sentHash.update(chunk);
             stats.bytesSent += chunk.length;
             stats.chunksSent += 1;
           },
@@ -432,16 +451,27 @@ export class DeepgramProvider implements Provider {
         throw deepgramCloseError(c.code, this.clean(c.reason), 'before CloseStream');
       }
       await sock.send(JSON.stringify({ type: 'CloseStream' }));
-      const closeTimeoutMs = this.opts.closeTimeoutMs ?? 30_000;
-      const c = await within(
-        sock.closed,
-        closeTimeoutMs,
-        () => new ProviderTimeoutError(`deepgram: no Metadata and close within ${closeTimeoutMs} ms of CloseStream`),
-        ctx.signal,
-      );
+      const c = await finalizeWithinProgress(sock.closed, {
+        provider: PROVIDER,
+        awaiting: 'Metadata and close',
+        after: 'CloseStream',
+        clock: ctx.clock,
+        limits: finalizeLimits(this.opts, this.opts.closeTimeoutMs),
+        pendingAudioSeconds: stats.bytesSent / PCM_BYTES_PER_SECOND - finalThroughSeconds,
+        activity: (onFrame) => sock.onActivity(onFrame),
+        signal: ctx.signal,
+      });
       reportClosed(c.code, c.reason);
       if (c.code !== 1000 || !metadata) {
         throw deepgramCloseError(c.code, this.clean(c.reason), metadata ? 'after CloseStream' : 'after CloseStream without Metadata');
+      }
+      // Integrity: Deepgram's sha256 of the audio it received must be that of what was sent.
+      const sent = sentHash.digest('hex');
+      if (typeof metadata.sha256 === 'string' && metadata.sha256.toLowerCase() !== sent) {
+        throw new ChecksumMismatchError(
+          `deepgram: Metadata sha256 ${this.clean(metadata.sha256.slice(0, 64))} of the audio Deepgram received differs from the sha256 ${sent} of the ${stats.bytesSent} bytes sent`,
+          { details: { received: metadata.sha256.slice(0, 64), sent, bytesSent: stats.bytesSent, ...(metadata.request_id ? { requestId: metadata.request_id } : {}) } },
+        );
       }
       const transcript: Transcript = {
         provider: PROVIDER,
@@ -471,35 +501,32 @@ export class DeepgramProvider implements Provider {
   }
 }
 
-/** A streamed request body that counts what went out (pull-based: storage is read as fetch sends). */
-function countingBody(stream: Readable, stats: SessionStats): ReadableStream<Uint8Array> {
-  const it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const r = await it.next();
-      if (r.done) {
-        controller.close();
-        return;
-      }
-      stats.bytesSent += r.value.length;
+/** A streamed request body that counts what went out (pull-based: storage is read as the socket takes it). */
+async function* countingBody(stream: Readable, stats: SessionStats): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      stats.bytesSent += chunk.length;
       stats.chunksSent += 1;
-      controller.enqueue(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength));
-    },
-    async cancel() {
-      stream.destroy();
-    },
-  });
+      yield chunk;
+    }
+  } finally {
+    stream.destroy();
+  }
 }
 
 /** The live socket: handshake with Deepgram's HTTP refusals as typed errors, sends, close state. */
 class LiveSocket {
   readonly closed: Promise<{ code: number; reason: string }>;
   closeInfo: { code: number; reason: string } | undefined;
+  private readonly activity = new Set<() => void>();
 
   private constructor(
     private readonly ws: WebSocket,
     readonly requestId: string,
   ) {
+    ws.on('message', () => {
+      for (const fn of this.activity) fn();
+    });
     this.closed = new Promise((resolve) => {
       ws.once('close', (code: number, reason: Buffer) => {
         this.closeInfo = { code, reason: reason.toString('utf8') };
@@ -572,6 +599,12 @@ class LiveSocket {
 
   get isOpen(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Call `fn` on every message from Deepgram, of any kind (for `withinProgress`); returns the unsubscribe. */
+  onActivity(fn: () => void): () => void {
+    this.activity.add(fn);
+    return () => this.activity.delete(fn);
   }
 
   onText(fn: (msg: { type?: string } & Record<string, unknown>) => void): void {

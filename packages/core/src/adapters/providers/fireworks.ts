@@ -3,14 +3,13 @@
  * `wss://…/v1/audio/transcriptions/streaming` with the raw key in `Authorization`, sends 16 kHz mono
  * s16le PCM on real-time deadlines in `chunkMs` frames (50–400 ms, the tail padded to ≥ 50 ms), keeps
  * the state dict of §4.4 (every message's segments overwrite earlier ones with the same id; ids
- * normalised with `Number(id)`), then finishes with `{"checkpoint_id":"final"}`, waits — bounded — for
- * its echo and closes the socket itself (the server never does, §4.5).
+ * normalised with `Number(id)`), then finishes with `{"checkpoint_id":"final"}`, waits — bounded by
+ * progress — for its echo and closes the socket itself (the server never does, §4.5).
  */
 import { randomUUID } from 'node:crypto';
 import {
   ConfigError,
   ProviderRejectedError,
-  ProviderTimeoutError,
   ProviderUnavailableError,
   UnsupportedCombinationError,
   type ScribeError,
@@ -18,7 +17,19 @@ import {
 import { chunkBytesFor, pacedSend, PCM_BYTES_PER_SECOND, rechunk, type PacingReport } from '../../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
 import type { Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
-import { abortError, countBytes, Deferred, padLastChunk, redact, transcriptWord, within, WsSession, type WsCloseInfo } from './ws-session';
+import {
+  abortError,
+  countBytes,
+  Deferred,
+  finalizeLimits,
+  finalizeWithinProgress,
+  padLastChunk,
+  redact,
+  transcriptWord,
+  within,
+  WsSession,
+  type WsCloseInfo,
+} from './ws-session';
 
 export const FIREWORKS_STREAMING_PATH = '/v1/audio/transcriptions/streaming';
 
@@ -28,7 +39,16 @@ export interface FireworksProviderOptions {
   baseUrl: string;
   /** Audio per frame, 50–400 ms (§4.3). Default 100. */
   chunkMs?: number;
-  /** Bound on the wait for the final checkpoint echo. Default 15 000 ms. */
+  /**
+   * The wait for the final checkpoint echo is bounded by progress (ws-session `withinProgress`): it
+   * fails (PROVIDER_TIMEOUT, retryable) once the server has sent nothing at all for this long
+   * (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs + finalizeMsPerAudioSecond × audio
+   * seconds not yet in a final segment` in all.
+   */
+  finalizeIdleMs?: number;
+  /** FINALIZE_MS_PER_AUDIO_SECOND (default 1000); see `finalizeIdleMs`. */
+  finalizeMsPerAudioSecond?: number;
+  /** Explicit per-client override of `finalizeIdleMs` (the idle bound of the final echo wait). */
   finalTimeoutMs?: number;
   /** Bound on connect + upgrade. Default 10 000 ms. */
   connectTimeoutMs?: number;
@@ -97,6 +117,7 @@ export class FireworksProvider implements Provider {
     let bytes = 0;
     let chunks = 0;
     let audioBytes = 0;
+    let finalThroughSeconds = 0; // audio covered by final segments
 
     try {
       session = await WsSession.open({
@@ -138,6 +159,7 @@ export class FireworksProvider implements Provider {
             ctx.onEvent?.({ type: 'session:first-result', audioSeconds: words.at(-1)?.end ?? seg.end ?? 0 });
           }
           // A segment is final when its last word is (the LiveKit plugin's rule, §4.4).
+          if (words.length && words.at(-1)!.is_final === true) finalThroughSeconds = Math.max(finalThroughSeconds, words.at(-1)!.end ?? seg.end ?? 0);
           if (words.length && words.at(-1)!.is_final === true && !finalsReported.has(id)) {
             finalsReported.add(id);
             ctx.onEvent?.({ type: 'session:final', index: id, start: words[0]!.start ?? seg.start ?? 0, end: words.at(-1)!.end ?? seg.end ?? 0, segment: segmentFromWords(toWords(seg)) });
@@ -168,8 +190,16 @@ export class FireworksProvider implements Provider {
 
       // §4.5: the final checkpoint is answered after all prior audio is processed; then we close.
       await ws.send(JSON.stringify({ checkpoint_id: FINAL_CHECKPOINT }));
-      const waitMs = this.opts.finalTimeoutMs ?? 15_000;
-      await within(finalEcho.promise, waitMs, () => new ProviderTimeoutError(`fireworks: no final checkpoint echo within ${waitMs} ms`), stop.signal);
+      await finalizeWithinProgress(finalEcho.promise, {
+        provider: this.name,
+        awaiting: 'final checkpoint echo',
+        after: 'the final checkpoint',
+        clock: ctx.clock,
+        limits: finalizeLimits(this.opts, this.opts.finalTimeoutMs),
+        pendingAudioSeconds: bytes / PCM_BYTES_PER_SECOND - finalThroughSeconds,
+        activity: (onFrame) => ws.onActivity(onFrame),
+        signal: stop.signal,
+      });
       await ws.close(1000, '', 1000);
 
       const transcript = this.transcript(req, requestId, state, audioBytes / PCM_BYTES_PER_SECOND);

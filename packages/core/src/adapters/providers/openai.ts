@@ -15,7 +15,9 @@
  *   be split or lost.
  * - Inputs whose file name has no extension OpenAI accepts (and no content type that maps to one) are
  *   sent the same way, as WAV pieces, instead of being refused with 400.
- * - Errors are classified per Appendix A; the three error-body shapes of §5.4 are understood.
+ * - Errors are classified per Appendix A; the three error-body shapes of §5.4 are understood. A
+ *   refusal the server sends before reading the body (then closing) is still read and classified
+ *   by its status (`postStreaming`, http-upload.ts); only no response at all is PROVIDER_UNAVAILABLE.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
@@ -39,6 +41,7 @@ import {
 import { PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE } from '../../domain/pacing';
 import type { Segment, Transcript, Word } from '../../domain/transcript';
 import type { AudioForm, Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
+import { postStreaming } from './http-upload';
 
 /** §5.1/§5.3: whisper-1 upload limit. */
 export const OPENAI_MAX_UPLOAD_BYTES = 26_214_400;
@@ -304,11 +307,11 @@ export class OpenAIProvider implements Provider {
     }
     const headers: Record<string, string> = { authorization: `Bearer ${this.opts.apiKey}`, 'content-type': body.contentType, accept: 'application/json' };
     if (size !== undefined) headers['content-length'] = String(size + body.overhead());
-    let res: Response;
     try {
-      res = await fetch(this.endpoint, { method: 'POST', headers, body: stream(), duplex: 'half', signal } as RequestInit);
-      const text = await res.text();
-      return { ...this.parse(res, text), bytesSent };
+      // An answer that arrives while the body is still going out (a refusal sent before reading it,
+      // then a closed connection) is read and classified like any other answer.
+      const res = await postStreaming(this.endpoint, { headers, body: stream(), signal });
+      return { ...this.parse(res, res.text), bytesSent };
     } catch (e) {
       throw this.classifyThrown(e, overLimit, ctx.signal, timeout);
     } finally {
@@ -322,15 +325,16 @@ export class OpenAIProvider implements Provider {
     if (e instanceof ScribeError) return e;
     if (ctxSignal.aborted) return this.cancelled();
     if (timeout.aborted) return new ProviderTimeoutError(`openai: no response within ${this.timeoutMs} ms`, { cause: e });
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (e as Error).message;
-    return new ProviderUnavailableError(`openai: connection failed (${why})`, { cause: e });
+    // No response at all (refused, reset before any answer), or the body source failed.
+    const err = e as { code?: string; message?: string } | undefined;
+    const why = err?.code ?? err?.message ?? String(e);
+    return new ProviderUnavailableError(`openai: connection failed (${this.redact(why)})`, { cause: e });
   }
 
   /** Status → typed error (Appendix A); 200 → verbose_json. */
-  private parse(res: Response, text: string): { json: VerboseJson; requestId: string } {
+  private parse(res: { status: number; headers: Headers }, text: string): { json: VerboseJson; requestId: string } {
     const requestId = res.headers.get('x-request-id') ?? randomUUID();
-    if (res.ok) {
+    if (res.status >= 200 && res.status < 300) {
       let json: VerboseJson;
       try {
         json = JSON.parse(text) as VerboseJson;

@@ -2,10 +2,13 @@
  * WebSocket plumbing shared by the streaming provider clients (AssemblyAI v3, Fireworks): opening a
  * session with a bounded handshake whose HTTP refusals become typed errors, awaiting sends, the close
  * code as a promise, and the small helpers every streaming client needs (deadline races, HTTP status
- * classification, Retry-After, key redaction, the last-chunk padding rule).
+ * classification, Retry-After, key redaction, the last-chunk padding rule). The finalize wait of all
+ * three streaming clients (Deepgram live too) is `withinProgress`: bounded by progress, not by a
+ * fixed time.
  */
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
+import type { Clock } from '../../domain/clock';
 import {
   InputTooLargeError,
   JobCancelledError,
@@ -123,6 +126,164 @@ export async function within<T>(p: Promise<T>, timeoutMs: number, onTimeout: () 
   }
 }
 
+// ---- finalize waits bounded by progress --------------------------------------------------------
+
+/**
+ * How long a stream's finalize handshake (AssemblyAI Terminate → Termination, Fireworks final
+ * checkpoint → echo, Deepgram CloseStream → Metadata → close) may take. A provider that is still
+ * sending results is slow, not stuck: the session is stuck only after `idleMs` without any message
+ * from the provider. The whole wait is also capped at `idleMs + msPerAudioSecond × the audio seconds
+ * sent that no final result covered yet` (`finalizeTotalMs`), so a provider that keeps talking without
+ * ever finishing cannot hold the session forever.
+ */
+export interface FinalizeLimits {
+  /** FINALIZE_IDLE_MS: longest silence from the provider (default 20 000). */
+  idleMs: number;
+  /** FINALIZE_MS_PER_AUDIO_SECOND: extra total wait per second of audio not yet final (default 1 000). */
+  msPerAudioSecond: number;
+}
+
+export const DEFAULT_FINALIZE_LIMITS: FinalizeLimits = { idleMs: 20_000, msPerAudioSecond: 1_000 };
+
+/** The finalize limits of a client: its explicit per-client idle override wins over the fleet setting. */
+export function finalizeLimits(opts: { finalizeIdleMs?: number; finalizeMsPerAudioSecond?: number }, idleOverride?: number): FinalizeLimits {
+  return {
+    idleMs: idleOverride ?? opts.finalizeIdleMs ?? DEFAULT_FINALIZE_LIMITS.idleMs,
+    msPerAudioSecond: opts.finalizeMsPerAudioSecond ?? DEFAULT_FINALIZE_LIMITS.msPerAudioSecond,
+  };
+}
+
+/** The cap on a whole finalize wait, given the audio seconds sent but not yet covered by a final result. */
+export function finalizeTotalMs(limits: FinalizeLimits, pendingAudioSeconds: number): number {
+  return Math.round(limits.idleMs + limits.msPerAudioSecond * Math.max(0, pendingAudioSeconds));
+}
+
+export type ProgressExpiry = 'idle' | 'total';
+
+/**
+ * The deadline arithmetic on a Clock (pure, so a VirtualClock can drive it): started at construction,
+ * `touch()` on every frame from the provider; expired when `idleMs` passed since the later of the
+ * start and the last touch, or `totalMs` since the start.
+ */
+export class ProgressDeadline {
+  readonly startedAt: number;
+  private lastActivity: number;
+
+  constructor(
+    private readonly clock: Clock,
+    readonly idleMs: number,
+    readonly totalMs: number,
+  ) {
+    this.startedAt = clock.now();
+    this.lastActivity = this.startedAt;
+  }
+
+  touch(): void {
+    this.lastActivity = Math.max(this.lastActivity, this.clock.now());
+  }
+
+  /** The next moment the deadline can expire (a touch only moves it later). */
+  get deadline(): number {
+    return Math.min(this.lastActivity + this.idleMs, this.startedAt + this.totalMs);
+  }
+
+  get elapsedMs(): number {
+    return this.clock.now() - this.startedAt;
+  }
+
+  expired(): ProgressExpiry | undefined {
+    const now = this.clock.now();
+    if (now >= this.startedAt + this.totalMs) return 'total';
+    if (now >= this.lastActivity + this.idleMs) return 'idle';
+    return undefined;
+  }
+}
+
+export interface ProgressTimeout {
+  reason: ProgressExpiry;
+  idleMs: number;
+  totalMs: number;
+  elapsedMs: number;
+}
+
+export interface WithinProgressOptions {
+  clock: Clock;
+  idleMs: number;
+  totalMs: number;
+  /** Register `onFrame` to be called on every frame from the provider; returns the unsubscribe. */
+  activity: (onFrame: () => void) => () => void;
+  onTimeout: (t: ProgressTimeout) => Error;
+  /** Aborting rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Await `p` while the provider makes progress: reject with `onTimeout(…)` once no frame has arrived
+ * for `idleMs`, or `totalMs` have passed in all (see ProgressDeadline), or with the signal's reason.
+ * Sleeps on `clock`, waking at the current deadline and re-checking, since a frame only moves the
+ * deadline later.
+ */
+export async function withinProgress<T>(p: Promise<T>, o: WithinProgressOptions): Promise<T> {
+  const deadline = new ProgressDeadline(o.clock, o.idleMs, o.totalMs);
+  const unsubscribe = o.activity(() => deadline.touch());
+  const done = new AbortController();
+  const sleepSignal = o.signal ? AbortSignal.any([done.signal, o.signal]) : done.signal;
+  const watchdog = (async (): Promise<never> => {
+    while (!done.signal.aborted) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      const why = deadline.expired();
+      if (why) throw o.onTimeout({ reason: why, idleMs: o.idleMs, totalMs: o.totalMs, elapsedMs: Math.round(deadline.elapsedMs) });
+      try {
+        await o.clock.sleepUntil(deadline.deadline, sleepSignal);
+      } catch (e) {
+        if (o.signal?.aborted) throw o.signal.reason;
+        if (!done.signal.aborted) throw e;
+      }
+    }
+    throw new Error('withinProgress: over'); // the race is decided; nobody reads this
+  })();
+  watchdog.catch(() => {});
+  try {
+    return await Promise.race([p, watchdog]);
+  } finally {
+    done.abort();
+    unsubscribe();
+  }
+}
+
+export interface FinalizeWaitOptions {
+  provider: string;
+  /** For messages: what is awaited, after which request (e.g. `Termination` after `Terminate`). */
+  awaiting: string;
+  after: string;
+  clock: Clock;
+  limits: FinalizeLimits;
+  /** Audio seconds sent that no final result covers yet (sets the total cap). */
+  pendingAudioSeconds: number;
+  activity: (onFrame: () => void) => () => void;
+  signal?: AbortSignal;
+}
+
+/** A finalize handshake's wait (see FinalizeLimits): `withinProgress`, timing out with PROVIDER_TIMEOUT. */
+export function finalizeWithinProgress<T>(p: Promise<T>, o: FinalizeWaitOptions): Promise<T> {
+  const pending = Math.max(0, o.pendingAudioSeconds);
+  const wait: WithinProgressOptions = {
+    clock: o.clock,
+    idleMs: o.limits.idleMs,
+    totalMs: finalizeTotalMs(o.limits, pending),
+    activity: o.activity,
+    onTimeout: (t) =>
+      new ProviderTimeoutError(
+        t.reason === 'idle'
+          ? `${o.provider}: no ${o.awaiting} within ${t.idleMs} ms of the server's last message (${t.elapsedMs} ms after ${o.after})`
+          : `${o.provider}: no ${o.awaiting} within ${t.totalMs} ms after ${o.after} (the bound for ${pending.toFixed(1)} s of audio not yet final), although the server kept sending`,
+        { details: { reason: t.reason, idleMs: t.idleMs, totalMs: t.totalMs, elapsedMs: t.elapsedMs, pendingAudioSeconds: pending } },
+      ),
+  };
+  if (o.signal) wait.signal = o.signal;
+  return withinProgress(p, wait);
+}
+
 /**
  * Pad the final chunk of a stream with silence (zero samples) to at least `minBytes`: streaming
  * providers reject frames shorter than 50 ms (AssemblyAI 3007; Fireworks 50–400 ms), and a file's tail
@@ -161,6 +322,7 @@ export class WsSession {
   /** Messages that arrive before a handler is attached (the first may share the 101's TCP segment). */
   private early: Array<[Buffer, boolean]> | null = [];
   private handler: ((data: Buffer, isBinary: boolean) => void) | undefined;
+  private readonly activity = new Set<() => void>();
 
   private constructor(
     private readonly ws: WebSocket,
@@ -175,6 +337,7 @@ export class WsSession {
     ws.on('error', () => {}); // a drop surfaces as close 1006
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      for (const fn of this.activity) fn();
       if (this.handler) this.handler(buf, isBinary);
       else this.early?.push([buf, isBinary]);
     });
@@ -241,6 +404,12 @@ export class WsSession {
     const early = this.early ?? [];
     this.early = null;
     for (const [buf, isBinary] of early) fn(buf, isBinary);
+  }
+
+  /** Call `fn` on every message from the server, of any kind (for `withinProgress`); returns the unsubscribe. */
+  onActivity(fn: () => void): () => void {
+    this.activity.add(fn);
+    return () => this.activity.delete(fn);
   }
 
   /** Send a frame; resolves once it is handed to the socket. Rejects when the socket is not open. */
