@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EmptyDecodeError, type ScribeError } from '../domain/errors';
+import { EmptyDecodeError, ScribeError, SourceChangedError, SourceNotFoundError, StorageUnavailableError } from '../domain/errors';
 import type { Source } from '../domain/job-spec';
 import type { AudioInput } from '../ports/provider';
 import type { GetOptions, Storage } from '../ports/storage';
-import { noopTelemetry, type Telemetry } from '../ports/telemetry';
+import { noopTelemetry, type SpanHandle, type Telemetry } from '../ports/telemetry';
 import { PCM_BYTES_PER_SECOND } from '../domain/pacing';
-import { decodeToPcm, needsSpooling } from './ffmpeg-decoder';
+import { decodeToPcm, needsSpooling, type DecodeOptions, type DecodeWarning } from './ffmpeg-decoder';
 
 /** A pass-through that hashes what flows by; the digest is available once the stream ends. */
 class HashTap extends Transform {
@@ -45,11 +45,41 @@ export interface StorageAudioInput extends AudioInput {
   prefetchOriginal(maxAgeMs?: number): void;
   /** Remove the spool file and any unused prefetched stream. */
   dispose(): Promise<void>;
+  /**
+   * Warning codes recorded while the audio was decoded, each once (today only `TRUNCATED_INPUT`,
+   * when `allowTruncated` let a truncated input through). Read it after the session has ended.
+   */
+  readonly warnings: string[];
+}
+
+export interface StorageAudioInputOptions {
+  spoolDir?: string;
+  presignSeconds?: number;
+  telemetry?: Telemetry;
+  /** Config `TRUNCATION_TOLERANCE` (fraction, default 0.02): see DecodeOptions.truncationTolerance. */
+  truncationTolerance?: number;
+  /** Config `ALLOW_TRUNCATED` (default false): truncated input completes with a `TRUNCATED_INPUT` warning. */
+  allowTruncated?: boolean;
 }
 
 /** AudioInput over an S3 object: every accessor streams from storage, pinned to the job's ETag. */
-export function storageAudioInput(storage: Storage, source: Source, opts: { spoolDir?: string; presignSeconds?: number; telemetry?: Telemetry } = {}): StorageAudioInput {
+export function storageAudioInput(storage: Storage, source: Source, opts: StorageAudioInputOptions = {}): StorageAudioInput {
   let sha256: string | undefined;
+  const warnings = new Set<string>();
+  const decodeOptions = (span: SpanHandle, signal?: AbortSignal): DecodeOptions => {
+    const d: DecodeOptions = {
+      onWarning: (w: DecodeWarning) => {
+        warnings.add(w.code);
+        span.addEvent('decode.warning', { 'scribe.decode.warning': w.code, 'scribe.decode.declared_seconds': w.declaredSeconds, 'scribe.decode.decoded_seconds': w.decodedSeconds });
+      },
+      onReport: (r) => span.setAttributes({ 'scribe.decode.declared_seconds': r.declared?.seconds, 'scribe.decode.declared_source': r.declared?.source, 'scribe.decode.truncated': r.truncated }),
+    };
+    if (signal) d.signal = signal;
+    if (opts.spoolDir) d.spoolDir = opts.spoolDir;
+    if (opts.truncationTolerance !== undefined) d.truncationTolerance = opts.truncationTolerance;
+    if (opts.allowTruncated !== undefined) d.allowTruncated = opts.allowTruncated;
+    return d;
+  };
   const telemetry = opts.telemetry ?? noopTelemetry;
   // An `s3.get` span covers opening the object (until the response headers), not reading its body.
   const get = (getOpts: GetOptions) =>
@@ -81,20 +111,40 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
     get sha256() {
       return sha256;
     },
+    get warnings() {
+      return [...warnings];
+    },
     async prepare(signal?: AbortSignal) {
-      if (source.size === 0) throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
+      let size = source.size;
+      if (size === undefined) {
+        // A job that does not know its size (a manifest without sizes) learns it from a HEAD, so an
+        // empty object is never range-requested: S3 answers 416, but s3rver claims one byte and
+        // then resets the connection (which would look like a transient storage error).
+        const info = await storage.head(source.bucket, source.key);
+        if (!info) throw new SourceNotFoundError(`s3://${source.bucket}/${source.key} does not exist`, { details: { bucket: source.bucket, key: source.key } });
+        if (info.etag === source.etag) size = info.size;
+        else if (!source.versionId) {
+          throw new SourceChangedError(`s3://${source.bucket}/${source.key} changed: ETag is ${info.etag}, expected ${source.etag}`, { details: { bucket: source.bucket, key: source.key } });
+        }
+      }
+      if (size === 0) throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
       let body: Readable;
       try {
         ({ body } = await get({ ifMatch: source.etag, range: 'bytes=0-15', ...(source.versionId ? { versionId: source.versionId } : {}) }));
       } catch (e) {
-        // 416: no byte 0 to range over, i.e. an empty object.
-        if ((e as ScribeError).status === 416 || ((e as Error).cause as { name?: string } | undefined)?.name === 'InvalidRange') {
+        // 416: no byte 0 to range over, i.e. an empty object (the job may not know its size).
+        if (isInvalidRange(e)) {
           throw new EmptyDecodeError('the input is empty (0 bytes): nothing to decode');
         }
         throw e;
       }
       const parts: Buffer[] = [];
-      for await (const c of body) parts.push(c as Buffer);
+      try {
+        for await (const c of body) parts.push(c as Buffer);
+      } catch (e) {
+        if (e instanceof ScribeError) throw e;
+        throw new StorageUnavailableError(`s3://${source.bucket}/${source.key}: reading its first bytes failed: ${(e as Error).message}`, { cause: e });
+      }
       if (!needsSpooling(Buffer.concat(parts))) return;
       spoolDir = await mkdtemp(join(opts.spoolDir ?? tmpdir(), 'scribe-spool-'));
       const file = join(spoolDir, 'input');
@@ -119,14 +169,11 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
       let bytes = 0;
       const decoded = async function* (): AsyncIterable<Buffer> {
         if (spoolFile) {
-          yield* decodeToPcm({ path: spoolFile }, signal ? { signal } : {});
+          yield* decodeToPcm({ path: spoolFile }, decodeOptions(span, signal));
           return;
         }
         const { stream } = await open(signal);
-        const decodeOpts: { signal?: AbortSignal; spoolDir?: string } = {};
-        if (signal) decodeOpts.signal = signal;
-        if (opts.spoolDir) decodeOpts.spoolDir = opts.spoolDir;
-        yield* decodeToPcm(stream, decodeOpts);
+        yield* decodeToPcm(stream, decodeOptions(span, signal));
       };
       try {
         for await (const chunk of decoded()) {
@@ -156,4 +203,12 @@ export function storageAudioInput(storage: Storage, source: Source, opts: { spoo
   };
   if (source.size !== undefined) input.size = source.size;
   return input;
+}
+
+/** A 416 Range Not Satisfiable from S3, as a ScribeError, a wrapped or a raw SDK error. */
+function isInvalidRange(e: unknown): boolean {
+  const err = e as (Partial<ScribeError> & { name?: string; cause?: unknown; $metadata?: { httpStatusCode?: number } }) | null;
+  if (!err) return false;
+  if (err.status === 416 || err.$metadata?.httpStatusCode === 416 || err.name === 'InvalidRange') return true;
+  return err.cause !== undefined && err.cause !== e && isInvalidRange(err.cause);
 }

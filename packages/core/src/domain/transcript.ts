@@ -31,6 +31,30 @@ export interface Transcript {
   duration: number;
   channels: number;
   segments: Segment[];
+  /**
+   * Stable codes of what the job completed in spite of (see TRANSCRIPT_WARNINGS), e.g. `NO_SPEECH`,
+   * `TRUNCATED_INPUT`. Absent or empty: nothing to say. Rendered as `metadata.warnings` in the JSON.
+   */
+  warnings?: string[];
+}
+
+/** Warning codes a completed transcript can carry. */
+export const TRANSCRIPT_WARNINGS = {
+  /** The audio decoded fine but the recogniser found no words in it (silence, noise, music). */
+  NO_SPEECH: 'NO_SPEECH',
+  /** The input decodes to less audio than its container declares, and truncated input was allowed. */
+  TRUNCATED_INPUT: 'TRUNCATED_INPUT',
+} as const;
+export type TranscriptWarning = (typeof TRANSCRIPT_WARNINGS)[keyof typeof TRANSCRIPT_WARNINGS];
+
+/**
+ * The warnings a transcript should carry: its own, then `extra` (e.g. the audio input's
+ * `TRUNCATED_INPUT`), then `NO_SPEECH` when it has no words at all; each code once, in that order.
+ */
+export function transcriptWarnings(t: Transcript, extra: Iterable<string> = []): string[] {
+  const out = new Set<string>([...(t.warnings ?? []), ...extra]);
+  if (!t.segments.some((s) => s.words.length > 0 || s.text.trim() !== '')) out.add(TRANSCRIPT_WARNINGS.NO_SPEECH);
+  return [...out];
 }
 
 export interface TranscriptJsonMeta {
@@ -53,6 +77,8 @@ export interface DeepgramStyleJson {
     model_info: Record<string, { name: string; version: string; arch: string }>;
     provider: string;
     source?: TranscriptJsonMeta['source'];
+    /** Transcript.warnings; present only when there is at least one. */
+    warnings?: string[];
   };
   results: {
     channels: Array<{ alternatives: Array<{ transcript: string; confidence: number; words: Word[] }> }>;
@@ -113,6 +139,7 @@ export function toDeepgramJson(t: Transcript, meta: TranscriptJsonMeta): Deepgra
     },
   };
   if (meta.source) json.metadata.source = meta.source;
+  if (t.warnings?.length) json.metadata.warnings = [...new Set(t.warnings)];
   return json;
 }
 
@@ -126,7 +153,7 @@ export function fromDeepgramJson(json: DeepgramStyleJson): Transcript {
     confidence: u.confidence,
     channel: u.channel,
   }));
-  return {
+  const t: Transcript = {
     provider: json.metadata.provider,
     model: json.metadata.models[0]?.split(':').slice(1).join(':') ?? '',
     requestId: json.metadata.request_id,
@@ -134,4 +161,7 @@ export function fromDeepgramJson(json: DeepgramStyleJson): Transcript {
     channels: json.metadata.channels,
     segments,
   };
+  const warnings = json.metadata.warnings;
+  if (Array.isArray(warnings) && warnings.length) t.warnings = warnings.filter((w): w is string => typeof w === 'string');
+  return t;
 }
