@@ -233,7 +233,7 @@ export function buildCli(): Command {
         const onSigint = () => stop.abort();
         process.once('SIGINT', onSigint);
         try {
-          const { outcome, interrupted } = await watchBatch(service, batchId, { intervalMs: Math.max(50, o.interval), json, stdout: process.stdout, stderr: process.stderr, signal: stop.signal });
+          const { outcome, interrupted } = await watchBatch(service, batchId, { intervalMs: Math.max(50, o.interval), json, stdout: process.stdout, stderr: process.stderr, signal: stop.signal, isUnavailable: (e) => isRedisDown(e) || e instanceof StorageUnavailableError });
           process.exitCode = interrupted ? EXIT.INTERRUPTED : outcome === 'failed' ? EXIT.JOBS_FAILED : outcome === 'cancelled' ? EXIT.CANCELLED : EXIT.OK;
         } finally {
           process.off('SIGINT', onSigint);
@@ -311,11 +311,7 @@ export function buildCli(): Command {
           service,
           id,
           async () => ({ ...(await service.cancelBatch(id)) }),
-          async () => {
-            const c = await service.cancelJob(id);
-            if (c.state === 'completed' || c.state === 'failed') throw new InvalidStateError(`job ${id} already ${c.state}: nothing to cancel`);
-            return { ...c };
-          },
+          async () => ({ ...(await service.cancelJob(id)) }),
         );
         print(json, { id, kind: r.kind, ...r.result }, () =>
           r.kind === 'batch'

@@ -80,6 +80,12 @@ export class CheckpointRecorder {
     if (this.clock.now() - this.lastWrite >= this.intervalMs) this.flush();
   }
 
+  /** Write what is finalised now, whatever the interval (a failing session saves its progress first). */
+  saveNow(): Promise<void> {
+    this.flush();
+    return this.writing;
+  }
+
   private flush(): void {
     if (!this.dirty) return;
     this.dirty = false;

@@ -37,6 +37,8 @@ export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {
     // OpenTelemetry API: a no-op unless ./instrumentation.ts (or a test) started the SDK.
     telemetry: otelTelemetry({ name: 'scribe-worker' }),
     checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
+    storageRetryMs: config.STORAGE_RETRY_MS,
+    truncation: { tolerance: config.TRUNCATION_TOLERANCE, allow: config.ALLOW_TRUNCATED },
     ...overrides,
   };
   if (config.SPOOL_DIR && !deps.spoolDir) deps.spoolDir = config.SPOOL_DIR;

@@ -27,8 +27,8 @@ async function main() {
   const shutdown = async (sig: string) => {
     if (closing) return;
     closing = true;
-    console.log(`[worker] ${sig}: finishing active jobs`);
-    await running.close();
+    console.log(`[worker] ${sig}: handing streams and waiting jobs back to the queue, finishing requests in flight`);
+    await running.close({ handBack: true });
     metricsServer?.close();
     await shutdownTelemetry(); // flush the last attempts' spans
     process.exit(0);

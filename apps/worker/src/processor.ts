@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   capBucketKey,
   capBucketOf,
@@ -11,6 +12,7 @@ import {
   UnknownProviderError,
   fromDeepgramJson,
   resumeTranscript,
+  transcriptWarnings,
   type Clock,
   type DeepgramStyleJson,
   type JobSpec,
@@ -42,6 +44,30 @@ export interface ProcessorDeps {
   checkpointIntervalMs?: number;
   /** Provider 429s retried inside one attempt before the job is re-scheduled (default 8). */
   maxRateLimitRetries?: number;
+  /** Storage errors are retried inside the attempt for this long (STORAGE_RETRY_MS; default 180 s). */
+  storageRetryMs?: number;
+  /** Truncation check of decoded audio against the container's declared duration. */
+  truncation?: { tolerance: number; allow: boolean };
+}
+
+/**
+ * Run a storage operation, retrying STORAGE_UNAVAILABLE with capped exponential backoff (0.5 s
+ * doubling to 10 s, with jitter) until `budgetMs` has passed: a storage outage of a minute or two is
+ * waited out inside the attempt instead of failing it (and a transcript in hand is never thrown away).
+ */
+export async function withStorageRetry<T>(clock: Clock, budgetMs: number, signal: AbortSignal | undefined, fn: () => Promise<T>, random = Math.random): Promise<T> {
+  const until = clock.now() + budgetMs;
+  for (let n = 0; ; n += 1) {
+    try {
+      return await fn();
+    } catch (e) {
+      const err = toScribeError(e);
+      if (err.code !== 'STORAGE_UNAVAILABLE' || signal?.aborted) throw e;
+      const wait = Math.min(10_000, 500 * 2 ** n) * (0.75 + 0.5 * random());
+      if (clock.now() + wait > until) throw e;
+      await clock.sleepUntil(clock.now() + wait, signal);
+    }
+  }
 }
 
 /** Wait before retrying a 429: at least the provider's Retry-After, else capped exponential, with jitter. */
@@ -55,6 +81,8 @@ export interface JobContext {
   attempt: number;
   signal: AbortSignal;
   progress?: (p: Record<string, unknown>) => Promise<void>;
+  /** The attempt holds a cap slot and its provider session starts now. */
+  onSessionStart?: () => void;
 }
 
 /**
@@ -66,12 +94,17 @@ export function createProcessor(deps: ProcessorDeps) {
     const spec = parseJobSpec(data);
     const provider = deps.providers[spec.provider];
     if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
-    const audio = storageAudioInput(deps.storage, spec.source, { telemetry: deps.telemetry, ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}) });
+    const audio = storageAudioInput(deps.storage, spec.source, {
+      telemetry: deps.telemetry,
+      ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}),
+      ...(deps.truncation ? { truncationTolerance: deps.truncation.tolerance, allowTruncated: deps.truncation.allow } : {}),
+    });
     const bucket = capBucketKey(capBucketOf(spec));
+    const storageRetry = <T>(fn: () => Promise<T>) => withStorageRetry(deps.clock, deps.storageRetryMs ?? 180_000, ctx.signal, fn);
     // A re-run of a job whose outputs are already complete (a crash or a Redis error after the
     // outputs were written) returns them instead of transcribing again.
     if (!spec.force) {
-      const done = await existingResult(spec, deps.storage);
+      const done = await storageRetry(() => existingResult(spec, deps.storage));
       if (done) return done;
     }
     try {
@@ -81,16 +114,26 @@ export function createProcessor(deps: ProcessorDeps) {
       if (form === 'pcm') await deps.telemetry.span('audio.prepare', {}, () => audio.prepare(ctx.signal));
       // A paced stream resumes from its checkpoint, if an earlier attempt left one.
       const cpInterval = deps.checkpointIntervalMs ?? 30_000;
-      const resume = spec.mode === 'stream' && cpInterval > 0 ? await loadCheckpoint(deps.storage, spec) : null;
+      const resume = spec.mode === 'stream' && cpInterval > 0 ? await storageRetry(() => loadCheckpoint(deps.storage, spec)) : null;
       const recorder = spec.mode === 'stream' && cpInterval > 0 ? new CheckpointRecorder(deps.storage, spec, deps.clock, cpInterval, resume) : null;
       const input = resume ? resumedAudio(audio, resume.offsetSeconds) : audio;
       const session = await transcribeWithinCap(spec, bucket, input, deps, ctx, (e) => {
         if (e.type === 'session:final' && e.segment) recorder?.onFinal(e.segment);
-      }, resume?.offsetSeconds).finally(() => recorder?.settled()); // the next attempt must see every checkpoint written
-      const result = resume ? { ...session, transcript: resumeTranscript(resume, session.transcript) } : session;
-      const written = await writeOutputs(spec, result, audio.sha256 ?? '', deps);
+      }, resume?.offsetSeconds).then(
+        (r) => recorder?.settled().then(() => r) ?? r,
+        // A session that failed after finals arrived saves them first: the retry re-sends only the tail.
+        async (e: unknown) => {
+          await recorder?.saveNow();
+          throw e;
+        },
+      );
+      const transcript = resume ? resumeTranscript(resume, session.transcript) : session.transcript;
+      const warnings = transcriptWarnings(transcript, audio.warnings ?? []);
+      const result = { ...session, transcript: warnings.length ? { ...transcript, warnings } : transcript };
+      // The transcript is in hand: storage trouble from here on is waited out, never re-transcribed.
+      const written = await writeOutputs(spec, result, audio.sha256 ?? '', deps, storageRetry, `${ctx.id}/${ctx.attempt}/${randomUUID()}`);
       await recorder?.clear();
-      return written;
+      return warnings.length ? { ...written, warnings } : written;
     } finally {
       await audio.dispose();
     }
@@ -120,6 +163,7 @@ async function transcribeWithinCap(
       suppressInner: true,
     });
     try {
+      ctx.onSessionStart?.();
       const signal = lease.signal ? AbortSignal.any([ctx.signal, lease.signal]) : ctx.signal;
       return await deps.telemetry.span(
         `session ${spec.provider}`,
@@ -238,7 +282,15 @@ async function existingResult(spec: JobSpec, storage: Storage): Promise<JobResul
   };
 }
 
-async function writeOutputs(spec: JobSpec, result: ProviderResult, sha256: string, deps: ProcessorDeps): Promise<JobResult> {
+async function writeOutputs(
+  spec: JobSpec,
+  result: ProviderResult,
+  sha256: string,
+  deps: ProcessorDeps,
+  storageRetry: <T>(fn: () => Promise<T>) => Promise<T>,
+  /** Which attempt wrote the outputs (object metadata `scribe-attempt`), so a double write is visible. */
+  attemptTag: string,
+): Promise<JobResult> {
   const meta = {
     sha256,
     created: new Date().toISOString(),
@@ -247,13 +299,19 @@ async function writeOutputs(spec: JobSpec, result: ProviderResult, sha256: strin
   // JSON is written last: its presence marks a complete set of outputs.
   const formats = [...spec.output.formats].sort((a, b) => (a === 'json' ? 1 : b === 'json' ? -1 : 0));
   const outputs: Record<string, string> = {};
-  for (const format of formats) {
-    const key = outputKey(spec, format);
-    const body = render(result.transcript, format, meta);
-    await deps.telemetry.span('s3.put', { 'aws.s3.bucket': spec.output.bucket, 'scribe.output.format': format, 'scribe.output.bytes': Buffer.byteLength(body) }, () =>
-      deps.storage.put(spec.output.bucket, key, body, { contentType: CONTENT_TYPES[format] }),
-    );
-    outputs[format] = key;
+  try {
+    for (const format of formats) {
+      const key = outputKey(spec, format);
+      const body = render(result.transcript, format, meta);
+      await deps.telemetry.span('s3.put', { 'aws.s3.bucket': spec.output.bucket, 'scribe.output.format': format, 'scribe.output.bytes': Buffer.byteLength(body) }, () =>
+        storageRetry(() => deps.storage.put(spec.output.bucket, key, body, { contentType: CONTENT_TYPES[format], metadata: { 'scribe-attempt': attemptTag } })),
+      );
+      outputs[format] = key;
+    }
+  } catch (e) {
+    // No partial set is left behind (a .txt without its .json): what this attempt wrote goes again.
+    for (const key of Object.values(outputs)) await deps.storage.delete(spec.output.bucket, key).catch(() => undefined);
+    throw e;
   }
   return {
     outputs,

@@ -1,22 +1,31 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { capBucketKey, capBucketOf, formatFailedReason, JobCancelledError, parseJobSpec, toScribeError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
+import { capBucketKey, capBucketOf, formatFailedReason, JobCancelledError, parseJobSpec, toScribeError, WorkerLostError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
 import { BatchService, deliverWebhook } from '@scribe-fleet/core/adapters/batch-service';
 import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { FleetStats, type JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
 import { redisConnection, type JobResult } from '@scribe-fleet/core/adapters/queue';
 import { traceAttempts } from './attempt-span';
+import { JobLocks } from './job-locks';
 import { createProcessor, type ProcessorDeps } from './processor';
 
 /** Upper bound on "the provider said too many" re-schedules of one job, so nothing waits forever. */
 export const MAX_RATE_LIMIT_DELAYS = 200;
+
+/** Abort reasons of a running job that are not a cancel. */
+const LOCK_LOST = 'LOCK_LOST';
+const HAND_BACK = 'HAND_BACK';
+class HandBack extends Error {}
 
 export interface RunningWorker {
   /** One BullMQ Worker per cap-bucket queue this process consumes. */
   readonly workers: Map<string, Worker<JobSpec, JobResult, string>>;
   /** Look for newly registered buckets now (also runs every BUCKET_DISCOVERY_MS). */
   discover(): Promise<void>;
-  close(): Promise<void>;
+  /** One reconciler sweep now (also runs every RECONCILE_INTERVAL_MS). */
+  reconcile(): Promise<{ batches: number; recorded: number; finalised: number }>;
+  /** Stop. With `handBack` (SIGTERM), streams and jobs not yet in a session return to the queue at once. */
+  close(opts?: { handBack?: boolean }): Promise<void>;
 }
 
 export interface WorkerOptions {
@@ -44,7 +53,9 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const fleet = new FleetQueues(config, redis, 'worker');
   const service = new BatchService({ config, redis, storage: deps.storage, fleet });
   const workers = new Map<string, Worker<JobSpec, JobResult, string>>();
+  const locks = new JobLocks(redis, config);
   let closed = false;
+  let handingBack = false;
 
   // Every attempt's end goes to the fleet history (dashboard) and this process's metrics; never throws.
   const fleetStats = new FleetStats(redis, config);
@@ -58,8 +69,12 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     await fleetStats.record(outcome).catch(() => undefined);
   };
 
+  /** Jobs running here: their lock tokens (re-asserted after a Redis outage) and what they are doing. */
+  const running = new Map<string, { queueName: string; token: string; mode: string; inSession: boolean; abort: (reason: string) => void }>();
+
   const handle = async (job: Job<JobSpec, JobResult, string>, token?: string, signal?: AbortSignal) => {
-    const ctrl = signal ? undefined : new AbortController();
+    const ctrl = new AbortController();
+    const jobSignal = signal ? AbortSignal.any([signal, ctrl.signal]) : ctrl.signal;
     const id = job.id ?? '';
     // A spec that does not parse fails below (INVALID_JOB_SPEC) without batch bookkeeping.
     let spec: JobSpec | undefined;
@@ -68,35 +83,88 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     } catch {
       spec = undefined;
     }
+    const attempts = job.opts.attempts ?? 1;
+    // A stall is a crash of the attempt's worker: it counts as an attempt (BullMQ counts it apart).
+    const spent = job.attemptsMade + (job.stalledCounter ?? 0);
+    const entry = { queueName: job.queueName, token: token ?? '', mode: spec?.mode ?? 'batch', inSession: false, abort: (reason: string) => ctrl.abort(new Error(reason)) };
+    if (token) running.set(id, entry);
     try {
+      if (spent >= attempts) throw new WorkerLostError(`the job's worker was lost ${job.stalledCounter} time(s) and ${job.attemptsMade} attempt(s) failed: ${attempts} attempts allowed`);
+      if (handingBack) throw new HandBack();
       if (spec && (await service.jobStarted(spec, id)).cancelled) throw new JobCancelledError('its batch was cancelled');
       const result = await processor(job.data, {
         id,
-        attempt: job.attemptsMade + 1,
-        signal: signal ?? ctrl!.signal,
+        attempt: spent + 1,
+        signal: jobSignal,
         progress: (p) => job.updateProgress(p),
+        onSessionStart: () => {
+          entry.inSession = true;
+        },
       });
-      if (spec) await service.jobFinished(spec, id, { result });
-      await ended(spec, { outcome: 'completed', audioSeconds: result.duration });
+      const first = spec ? (await service.jobEnded(spec, id, job.timestamp, { result })).first : true;
+      if (first) await ended(spec, { outcome: 'completed', audioSeconds: result.duration });
       return result;
     } catch (e) {
-      const err = signal?.aborted ? new JobCancelledError('cancelled by request') : toScribeError(e);
+      const reason = (jobSignal.reason as Error | undefined)?.message;
+      // This worker lost the job (its lock went to another worker after an outage): not our end to record.
+      if (reason === LOCK_LOST) throw new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`);
+      // Shutting down: the job goes back to the queue at once, without spending an attempt (a stream
+      // resumes from its checkpoint on another worker).
+      if ((e instanceof HandBack || reason === HAND_BACK) && token) {
+        if (spec) await service.jobHandedBack(spec, id).catch(() => undefined);
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
+      const err = jobSignal.aborted && reason !== HAND_BACK ? new JobCancelledError('cancelled by request') : toScribeError(e);
+      const progress = (typeof job.progress === 'object' && job.progress ? job.progress : {}) as { rateLimitDelays?: number; storageDownSince?: number };
+      // Storage away (an S3 outage): wait it out without spending attempts, for STORAGE_RETRY_MS
+      // from the first such failure; past that it is an ordinary transient failure.
+      if (err.code === 'STORAGE_UNAVAILABLE' && token) {
+        const since = progress.storageDownSince ?? Date.now();
+        if (Date.now() - since < config.STORAGE_RETRY_MS) {
+          const n = Math.round((Date.now() - since) / 1000);
+          await job.updateProgress({ ...progress, storageDownSince: since });
+          await job.moveToDelayed(Date.now() + Math.min(15_000, 1000 + n * 500), token);
+          await ended(spec, { outcome: 'retry', code: err.code });
+          throw new DelayedError();
+        }
+      }
       // A rate limit goes back to `delayed` without spending an attempt, while re-schedules remain.
-      const delays = Number((job.progress as { rateLimitDelays?: number } | undefined)?.rateLimitDelays ?? 0) + 1;
+      const delays = Number(progress.rateLimitDelays ?? 0) + 1;
       const reschedule = err.kind === 'rate_limit' && delays <= MAX_RATE_LIMIT_DELAYS && Boolean(token);
-      // The job's last word: unrecoverable, or (not re-scheduled) on its last attempt.
-      const final = err.kind === 'unrecoverable' || (!reschedule && job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
-      if (final && spec) await service.jobFinished(spec, id, { error: err }).catch(() => undefined);
-      await ended(spec, { outcome: final ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : reschedule ? 'rate_limited' : 'retry', code: err.code });
-      if (err.kind === 'unrecoverable') throw new UnrecoverableError(formatFailedReason(err));
+      // The job's last word: unrecoverable, or (not re-scheduled) on its last attempt, stalls included.
+      const final = err.kind === 'unrecoverable' || (!reschedule && spent + 1 >= attempts);
+      let first = true;
+      if (final && spec) first = (await service.jobEnded(spec, id, job.timestamp, { error: { code: err.code, message: err.message } }).catch(() => ({ first: true }))).first;
+      if (first || !final) await ended(spec, { outcome: final ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : reschedule ? 'rate_limited' : 'retry', code: err.code });
+      if (final) throw new UnrecoverableError(formatFailedReason(err));
       if (reschedule) {
         const wait = (err.retryAfterMs ?? 5000) * (0.75 + Math.random() * 0.5);
-        await job.updateProgress({ ...(typeof job.progress === 'object' ? job.progress : {}), rateLimitDelays: delays });
+        await job.updateProgress({ ...progress, rateLimitDelays: delays });
         await job.moveToDelayed(Date.now() + Math.round(wait), token);
         throw new DelayedError();
       }
       throw new Error(formatFailedReason(err));
+    } finally {
+      running.delete(id);
     }
+  };
+
+  // After Redis comes back (a restart loses every lock that expired meanwhile), re-assert the locks
+  // of the jobs still running here before any stalled check can hand them to another worker; a job
+  // that went to another worker meanwhile is dropped here (LOCK_LOST), so no job runs twice.
+  redis.on('ready', () => {
+    if (!running.size) return;
+    void locks.reassert([...running].map(([id, r]) => ({ id, queueName: r.queueName, token: r.token }))).then(
+      (lost) => lost.forEach((id) => running.get(id)?.abort(LOCK_LOST)),
+      () => undefined,
+    );
+  });
+
+  // BullMQ's own failures (the stalled limit, a deferred failure) never reach the handler: record
+  // them through the one owner of a job's end. Idempotent, so the handler's own failures may pass too.
+  const onFailed = (job: Job<JobSpec, JobResult, string> | undefined) => {
+    if (job) void service.recordFinishedJob(job).catch(() => undefined);
   };
 
   const startBucket = (bucket: CapBucket) => {
@@ -110,8 +178,13 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       lockDuration: config.WORKER_LOCK_MS,
       // A crashed worker's jobs are found stalled within lockDuration + stalledInterval and re-run.
       stalledInterval: config.WORKER_LOCK_MS,
+      // Stalls count as attempts (handled above, WORKER_LOST); BullMQ's own limit is only a backstop.
+      maxStalledCount: config.JOB_ATTEMPTS,
+      // The stalled check runs below, held back while Redis has only just restarted (JobLocks).
+      skipStalledCheck: locks.canCheckStalled,
     });
     w.on('error', (e) => console.error(`[worker] ${key}: ${e.message}`));
+    w.on('failed', onFailed);
     workers.set(key, w);
   };
 
@@ -125,6 +198,14 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   void discover();
   const timer = setInterval(() => void discover(), config.BUCKET_DISCOVERY_MS);
   timer.unref();
+  const stalledTimer = locks.canCheckStalled ? setInterval(() => void locks.checkStalled([...workers.values()]), config.WORKER_LOCK_MS) : undefined;
+  stalledTimer?.unref();
+  // The reconciler: jobs whose end is not in their batch's books are found and recorded, so no batch hangs.
+  const reconcileTimer = setInterval(
+    () => void service.reconcile().catch((e: Error) => console.error(`[worker] reconcile: ${e.message}`)),
+    config.RECONCILE_INTERVAL_MS,
+  );
+  reconcileTimer.unref();
 
   // Cancellation reaches whichever process runs the job: a broadcast every worker listens to.
   const sub = redis.duplicate();
@@ -155,9 +236,18 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   return {
     workers,
     discover,
-    async close() {
+    reconcile: () => service.reconcile(),
+    async close(o: { handBack?: boolean } = {}) {
       closed = true;
       clearInterval(timer);
+      clearInterval(reconcileTimer);
+      if (stalledTimer) clearInterval(stalledTimer);
+      if (o.handBack) {
+        // Streams and jobs not yet in a provider session go back to the queue now (a stream resumes
+        // from its checkpoint elsewhere); batch requests already at the provider finish here.
+        handingBack = true;
+        for (const r of running.values()) if (r.mode === 'stream' || !r.inSession) r.abort(HAND_BACK);
+      }
       await Promise.all([...workers.values()].map((w) => w.close()));
       await Promise.all([control.close(), webhooks.close()]);
       await deps.limiter.close?.();

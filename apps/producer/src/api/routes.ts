@@ -1,6 +1,6 @@
 /** The /v1 routes: batches (create, list, read, jobs, cancel, redrive, webhooks) and jobs. */
 import type { FastifyInstance } from 'fastify';
-import { InvalidStateError, parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord } from '@scribe-fleet/core';
+import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord } from '@scribe-fleet/core';
 import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/adapters/batch-service';
 import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
@@ -118,11 +118,7 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
 
   app.get<Id>('/v1/jobs/:id', { schema: { params: IdParams } }, async (req) => service.getJob(req.params.id));
 
-  app.post<Id>('/v1/jobs/:id/cancel', { schema: { params: IdParams } }, async (req) => {
-    const r = await service.cancelJob(req.params.id);
-    if (r.state === 'completed' || r.state === 'failed') throw new InvalidStateError(`job ${r.id} already ${r.state}: nothing to cancel`);
-    return r;
-  });
+  app.post<Id>('/v1/jobs/:id/cancel', { schema: { params: IdParams } }, async (req) => service.cancelJob(req.params.id));
 
   app.post<Id>('/v1/jobs/:id/redrive', { schema: { params: IdParams } }, async (req) => service.redriveJob(req.params.id));
 }

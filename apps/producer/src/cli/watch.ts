@@ -78,17 +78,56 @@ export interface WatchOptions {
   stderr: TtyLike;
   /** Stop early (Ctrl-C): resolves with the last state seen. */
   signal?: AbortSignal;
+  /**
+   * Errors that mean "Redis or S3 is away for now" (default: none). `watch` waits them out, with
+   * backoff from `intervalMs` up to 30 s, saying so on stderr (and as a `"type":"waiting"` JSON line),
+   * instead of exiting: a batch outlives a Redis restart, and so does its watcher.
+   */
+  isUnavailable?: (e: unknown) => boolean;
 }
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 
 /** Poll the batch store until the batch has finished; returns the final tick and its outcome. */
 export async function watchBatch(service: BatchService, batchId: string, opts: WatchOptions): Promise<{ final: WatchTick; outcome: WatchOutcome; interrupted: boolean }> {
   const live = new LiveBlock(opts.stderr, 0);
   let lastPlain = 0;
   let lastDone = -1;
+  let outage: { since: number; backoff: number } | null = null;
+  let last: WatchTick | null = null;
   for (;;) {
-    const { batch, progress } = await service.getBatch(batchId);
+    let read: Awaited<ReturnType<BatchService['getBatch']>>;
+    try {
+      read = await service.getBatch(batchId);
+    } catch (e) {
+      if (!opts.isUnavailable?.(e)) throw e;
+      if (opts.signal?.aborted && last) return { final: last, outcome: 'ok', interrupted: true };
+      if (opts.signal?.aborted) throw e;
+      outage = outage ? { since: outage.since, backoff: Math.min(30_000, outage.backoff * 2) } : { since: Date.now(), backoff: Math.max(250, opts.intervalMs) };
+      const reason = e instanceof Error ? e.message : String(e);
+      const waited = Math.round((Date.now() - outage.since) / 1000);
+      if (opts.json) opts.stdout.write(`${JSON.stringify({ type: 'waiting', at: new Date().toISOString(), batchId, reason, waitedSeconds: waited })}\n`);
+      else opts.stderr.write(`${new Date().toISOString()} waiting for Redis/S3 (${waited} s): ${reason}\n`);
+      await sleep(outage.backoff, opts.signal);
+      continue;
+    }
+    if (outage && !opts.json) opts.stderr.write(`${new Date().toISOString()} reconnected after ${Math.round((Date.now() - outage.since) / 1000)} s\n`);
+    outage = null;
+    const { batch, progress } = read;
     const finished = isFinished(batch);
     const tick = tickOf(batch, progress, finished ? 'final' : 'progress');
+    last = tick;
     if (opts.json) opts.stdout.write(`${JSON.stringify(finished ? { ...tick, outcome: outcomeOf(batch) } : tick)}\n`);
     else if (live.enabled) live.render(barLines(tick), true);
     else if (!finished && (tick.done !== lastDone || Date.now() - lastPlain > 60_000) && Date.now() - lastPlain >= 10_000) {
@@ -101,16 +140,6 @@ export async function watchBatch(service: BatchService, batchId: string, opts: W
       if (!opts.json) opts.stdout.write(`${summaryLine(tick)}\n`);
       return { final: tick, outcome: outcomeOf(batch), interrupted: !finished };
     }
-    await new Promise<void>((resolve) => {
-      const onAbort = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      const t = setTimeout(() => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, opts.intervalMs);
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    await sleep(opts.intervalMs, opts.signal);
   }
 }

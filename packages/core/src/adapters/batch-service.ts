@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -15,13 +15,13 @@ import {
   parseFailedReason,
   UnknownProviderError,
   UnsupportedCombinationError,
-  type ScribeError,
 } from '../domain/errors';
 import { normaliseEtag, outputKey, parseJobSpec, jobIdFor, type JobSpec, type JobSpecInput } from '../domain/job-spec';
 import { parseManifest } from '../domain/manifest';
 import { formatS3Url, outputKeyBase, parseS3Url, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo, Storage } from '../ports/storage';
 import { BatchStore, type BatchJobEntry } from './batch-store';
+import { JobEnds } from './job-ends';
 import type { FleetQueues } from './fleet-queues';
 import { redisConnection, type JobResult } from './queue';
 
@@ -122,6 +122,8 @@ export function signWebhook(secret: string, body: string, timestamp = Math.floor
  */
 export class BatchService {
   readonly batches: BatchStore;
+  readonly jobEnds: JobEnds;
+  private readonly keyBase: string;
   readonly control: Queue;
   readonly webhooks: Queue;
 
@@ -129,7 +131,9 @@ export class BatchService {
     private readonly deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues },
   ) {
     const { config } = deps;
-    this.batches = new BatchStore(deps.redis, `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`);
+    this.keyBase = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
+    this.batches = new BatchStore(deps.redis, this.keyBase);
+    this.jobEnds = new JobEnds(deps.redis, this.keyBase, config.JOB_RETENTION_SECONDS);
     const connection = redisConnection(config, 'worker');
     this.control = new Queue(`${config.QUEUE_NAME}-control`, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 1000 } });
     this.webhooks = new Queue(`${config.QUEUE_NAME}-webhooks`, {
@@ -334,28 +338,15 @@ export class BatchService {
   private async adoptDuplicates(batchId: string, ids: string[]): Promise<void> {
     for (const id of ids) {
       await this.deps.redis.sadd(this.extraBatchesKey(id), batchId);
-      const job = await this.deps.fleet.getJob(id);
-      if (!job) continue;
-      const state = await job.getState();
-      if (state === 'completed' || state === 'failed') {
-        const r = this.resultOf(job as Job<JobSpec, JobResult>, state);
-        await this.batches.transition(batchId, id, r.state, r, r.duration ?? 0, job.data.source.size ?? 0);
-      }
+      const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
+      const end = job ? await outcomeOfFinishedJob(job) : null;
+      if (job && end) await this.jobEnded(job.data, id, job.timestamp, end);
     }
-  }
-
-  private resultOf(job: Job<JobSpec, JobResult>, state: 'completed' | 'failed'): BatchJobResult {
-    if (state === 'completed') {
-      const rv = job.returnvalue;
-      return { key: job.data.source.key, state: 'completed', duration: rv?.duration, requestId: rv?.requestId, outputs: rv?.outputs };
-    }
-    const err = parseFailedReason(job.failedReason) ?? { code: 'INTERNAL', message: '' };
-    return { key: job.data.source.key, state: err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed', errorCode: err.code, errorMessage: err.message };
   }
 
   // ---- worker hooks ---------------------------------------------------------------------------
 
-  private async batchesOf(spec: JobSpec, jobId: string): Promise<string[]> {
+  private async batchesOf(spec: Pick<JobSpec, 'batchId'>, jobId: string): Promise<string[]> {
     const extra = await this.deps.redis.smembers(this.extraBatchesKey(jobId));
     return [...new Set([...(spec.batchId ? [spec.batchId] : []), ...extra])];
   }
@@ -370,30 +361,116 @@ export class BatchService {
     return { cancelled: false };
   }
 
-  /** Called by the worker when a job ends for good (completed, failed, cancelled). */
-  async jobFinished(spec: JobSpec, jobId: string, outcome: { result?: JobResult; error?: ScribeError }): Promise<void> {
-    const r: BatchJobResult = outcome.result
-      ? { key: spec.source.key, state: 'completed', duration: outcome.result.duration, requestId: outcome.result.requestId, outputs: outcome.result.outputs }
-      : { key: spec.source.key, state: outcome.error?.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed', errorCode: outcome.error?.code ?? 'INTERNAL', errorMessage: outcome.error?.message ?? '' };
+  /** A running job went back to the queue (its worker is shutting down): queued again in the books. */
+  async jobHandedBack(spec: JobSpec, jobId: string): Promise<void> {
+    for (const b of await this.batchesOf(spec, jobId)) await this.batches.transition(b, jobId, 'queued', undefined, 0, 0, 'start');
+  }
+
+  /**
+   * THE one place a job's end is recorded: the processor's outcome (worker.ts), a failure BullMQ
+   * decided on its own (the stalled limit: `WORKER_LOST`), a cancel, and the reconciler all come
+   * here. The first terminal outcome of the job's life wins (JobEnds); every later report of it maps
+   * to the same books entry (audio seconds counted once) and the same webhook delivery ids, so
+   * calling this twice — after a crash between its steps, say — repairs instead of duplicating.
+   * `first` is true for the one call that recorded the end (metrics count that one).
+   */
+  async jobEnded(spec: Pick<JobSpec, 'batchId' | 'source'>, jobId: string, createdAt: number, end: JobEnd): Promise<{ first: boolean; result: BatchJobResult }> {
+    const claim = await this.jobEnds.claim(jobId, createdAt, resultOfEnd(spec.source.key, end));
+    const r = claim.outcome;
+    const event: WebhookEvent = r.state === 'completed' ? 'job.completed' : 'job.failed';
     for (const b of await this.batchesOf(spec, jobId)) {
-      const last = await this.batches.transition(b, jobId, r.state, r, r.duration ?? 0, spec.source.size ?? 0);
-      const batch = this.deps.config.WEBHOOK_JOB_EVENTS ? await this.batches.get(b) : null;
-      if (batch) await this.queueWebhook(r.state === 'completed' ? 'job.completed' : 'job.failed', { batchId: b, jobId, ...r }, batch.webhookUrl);
-      if (last) await this.scheduleFinalize(b);
+      const t = await this.batches.transition(b, jobId, r.state, r, r.duration ?? 0, spec.source.size ?? 0);
+      if (this.deps.config.WEBHOOK_JOB_EVENTS) {
+        const batch = await this.batches.get(b);
+        if (batch) await this.queueWebhook(event, { batchId: b, jobId, ...r }, { batchUrl: batch.webhookUrl, batchId: b, dedupe: `${jobId}|${claim.gen}|${createdAt}` });
+      }
+      if (t.last) await this.scheduleFinalize(b);
     }
-    if (!spec.batchId) {
-      if (this.deps.config.WEBHOOK_JOB_EVENTS) await this.queueWebhook(r.state === 'completed' ? 'job.completed' : 'job.failed', { jobId, ...r });
+    if (!spec.batchId && this.deps.config.WEBHOOK_JOB_EVENTS) await this.queueWebhook(event, { jobId, ...r }, { dedupe: `${jobId}|${claim.gen}|${createdAt}` });
+    return { first: claim.first, result: r };
+  }
+
+  /**
+   * A job BullMQ holds as finished, recorded through jobEnded (idempotent). For failures decided
+   * inside BullMQ — the stalled limit — and for the reconciler. Returns whether it was finished.
+   */
+  async recordFinishedJob(job: Job<JobSpec, JobResult>): Promise<boolean> {
+    const end = await outcomeOfFinishedJob(job);
+    if (!end || !job.id) return false;
+    await this.jobEnded(job.data, job.id, job.timestamp, end);
+    return true;
+  }
+
+  /**
+   * The reconciler: find jobs whose end is not in a batch's books (BullMQ failed them on its own, a
+   * write was lost in a Redis restart, a hook crashed half-way) and record them, and finalise
+   * batches that are done but never finished, so no batch can hang. Runs on every worker every
+   * RECONCILE_INTERVAL_MS; a fleet-wide lock makes one sweep run at a time. Cost per sweep: every
+   * `active` job of the unfinished batches, and up to `queuedPerBatch` of their queued ones (a cursor
+   * walks the rest over later sweeps).
+   */
+  async reconcile(opts: { queuedPerBatch?: number } = {}): Promise<{ batches: number; recorded: number; finalised: number }> {
+    const lockKey = `${this.keyBase}:reconcile-lock`;
+    const interval = this.deps.config.RECONCILE_INTERVAL_MS;
+    if ((await this.deps.redis.set(lockKey, String(process.pid), 'PX', Math.max(1000, interval - 500), 'NX')) !== 'OK') return { batches: 0, recorded: 0, finalised: 0 };
+    let recorded = 0;
+    let finalised = 0;
+    const ids = await this.batches.unfinished();
+    for (const b of ids) {
+      const batch = await this.batches.get(b);
+      if (!batch || batch.listing) continue; // still being enqueued: its books run ahead of the queue
+      const cursorKey = `${this.keyBase}:reconcile-cursor`;
+      const from = Number((await this.deps.redis.hget(cursorKey, b)) ?? 0);
+      const limit = opts.queuedPerBatch ?? 2000;
+      const queued = await this.batches.jobIds(b, 'queued', from, limit);
+      await this.deps.redis.hset(cursorKey, b, queued.length < limit ? 0 : from + queued.length);
+      const candidates = [...(await this.batches.jobIds(b, 'active', 0, 100_000)), ...queued];
+      for (const jobId of candidates) {
+        const known = await this.jobEnds.get(jobId);
+        if (known) {
+          // Recorded for the job but not in these books (a lost write): apply it here.
+          const t = await this.batches.transition(b, jobId, known.state, known, known.duration ?? 0);
+          if (t.applied) recorded += 1;
+          if (t.last) await this.scheduleFinalize(b);
+          continue;
+        }
+        const job = (await this.deps.fleet.getJob(jobId)) as Job<JobSpec, JobResult> | undefined;
+        if (job) {
+          if (await this.recordFinishedJob(job)) recorded += 1;
+        } else {
+          // Neither in the queue nor ended: it vanished (a Redis restart lost its add). It ends failed, visibly.
+          const cancelled = batch.status === 'cancelled';
+          const r: BatchJobResult = { key: jobId, state: cancelled ? 'cancelled' : 'failed', errorCode: cancelled ? 'JOB_CANCELLED' : 'JOB_LOST', errorMessage: 'the job is no longer in the queue and its end was never recorded' };
+          const t = await this.batches.transition(b, jobId, r.state, r);
+          if (t.applied) recorded += 1;
+          if (t.last) await this.scheduleFinalize(b);
+        }
+      }
+      if (await this.batches.needsFinalize(b)) {
+        const stale = Date.now() - Date.parse((await this.deps.redis.hget(`${this.keyBase}:batch:${b}`, 'doneSeenAt')) ?? new Date().toISOString());
+        await this.deps.redis.hsetnx(`${this.keyBase}:batch:${b}`, 'doneSeenAt', new Date().toISOString());
+        // Done for two sweeps and still not finished: its finalisation was lost; run it here.
+        if (stale >= 2 * interval) {
+          await this.batches.claimFinalize(b);
+          await this.finalize(b);
+          finalised += 1;
+        } else await this.scheduleFinalize(b);
+      }
     }
+    return { batches: ids.length, recorded, finalised };
   }
 
   async scheduleFinalize(batchId: string): Promise<void> {
-    await this.control.add('finalize-batch', { batchId }, { jobId: `finalize-${batchId}-${Date.now()}` });
+    // One finalisation per run of the batch (a redrive starts a new run): adding it twice adds nothing.
+    const runs = await this.batches.runs(batchId);
+    await this.control.add('finalize-batch', { batchId }, { jobId: `finalize-${batchId}-${runs}` });
   }
 
-  /** Write the report (JSONL, one line per file) and a summary to S3, mark the batch finished, notify. */
+  /** Write the report (JSONL, one line per file) and a summary to S3, mark the batch finished, notify. Idempotent. */
   async finalize(batchId: string): Promise<BatchRecord> {
     const batch = await this.batches.get(batchId);
     if (!batch) throw new BatchNotFoundError(`batch ${batchId} not found`);
+    if (batch.finishedAt && batch.report) return batch;
     const out = parseS3Url(batch.out);
     const base = `${out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`}_reports/${batchId}`;
     const store = this.batches;
@@ -402,7 +479,17 @@ export class BatchService {
         for await (const page of store.results(batchId)) {
           yield page
             .map(([jobId, r]) =>
-              JSON.stringify({ job_id: jobId, key: r.key, status: r.state, duration: r.duration ?? null, request_id: r.requestId ?? null, outputs: r.outputs ?? null, error_code: r.errorCode ?? null, error_message: r.errorMessage ?? null }),
+              JSON.stringify({
+                job_id: jobId,
+                key: r.key,
+                status: r.state,
+                duration: r.duration ?? null,
+                request_id: r.requestId ?? null,
+                outputs: r.outputs ?? null,
+                error_code: r.errorCode ?? null,
+                error_message: r.errorMessage ?? null,
+                warnings: r.warnings ?? [],
+              }),
             )
             .join('\n') + '\n';
         }
@@ -414,7 +501,12 @@ export class BatchService {
     const final: BatchRecord = { ...batch, status: batch.status === 'cancelled' ? 'cancelled' : 'finished', finishedAt, report: reportUrl };
     await this.deps.storage.put(out.bucket, `${base}.summary.json`, `${JSON.stringify({ ...final, progress: batchProgress(final) }, null, 2)}\n`, { contentType: 'application/json' });
     await this.batches.setFields(batchId, { status: final.status, finishedAt, report: reportUrl });
-    await this.queueWebhook('batch.completed', { batchId, status: final.status, counts: final.counts, total: final.total, audioSecondsDone: final.audioSecondsDone, report: reportUrl }, batch.webhookUrl, batchId);
+    const runs = await this.batches.runs(batchId);
+    await this.queueWebhook(
+      'batch.completed',
+      { batchId, status: final.status, counts: final.counts, total: final.total, audioSecondsDone: final.audioSecondsDone, report: reportUrl },
+      { batchUrl: batch.webhookUrl, batchId, dedupe: `${batchId}|${runs}` },
+    );
     return final;
   }
 
@@ -455,9 +547,17 @@ export class BatchService {
   }
 
   // ---- cancel and redrive ---------------------------------------------------------------------
+  // The state rules live here, not in the front ends: cancelling a finished job or batch, and
+  // redriving what has not failed, are INVALID_STATE (CLI exit 7, HTTP 409).
 
   /** Cancel one job: removed if not started, aborted (→ JOB_CANCELLED) on its worker if running. */
-  async cancelJob(id: string): Promise<{ id: string; state: string }> {
+  async cancelJob(id: string): Promise<{ id: string; state: 'cancelled' | 'cancelling' }> {
+    const r = await this.cancelOne(id);
+    if (r.state === 'completed' || r.state === 'failed') throw new InvalidStateError(`job ${id} already ${r.state}: nothing to cancel`);
+    return { id, state: r.state };
+  }
+
+  private async cancelOne(id: string): Promise<{ id: string; state: 'cancelled' | 'cancelling' | 'completed' | 'failed' }> {
     const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
     if (!job) throw new JobNotFoundError(`job ${id} not found`);
     const state = await job.getState();
@@ -474,12 +574,14 @@ export class BatchService {
       await this.deps.redis.publish(this.cancelChannel, id);
       return { id, state: 'cancelling' };
     }
-    await this.jobFinished(job.data, id, { error: { code: 'JOB_CANCELLED', message: 'cancelled before it started', kind: 'unrecoverable' } as ScribeError });
+    await this.jobEnded(job.data, id, job.timestamp, { error: { code: 'JOB_CANCELLED', message: 'cancelled before it started' } });
     return { id, state: 'cancelled' };
   }
 
   async cancelBatch(id: string): Promise<{ cancelled: number; cancelling: number }> {
-    if (!(await this.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
+    const batch = await this.batches.get(id);
+    if (!batch) throw new BatchNotFoundError(`batch ${id} not found`);
+    if (batch.finishedAt) throw new InvalidStateError(`batch ${id} already ${batch.status}: nothing to cancel`);
     await this.batches.setFields(id, { status: 'cancelled' });
     let cancelled = 0;
     let cancelling = 0;
@@ -490,16 +592,22 @@ export class BatchService {
         if (!todo.length) break;
         let progressed = false;
         for (const jobId of todo) {
-          const r = await this.cancelJob(jobId).catch(() => ({ id: jobId, state: 'gone' }));
+          const r = await this.cancelOne(jobId).catch(() => ({ id: jobId, state: 'gone' as const }));
           if (r.state === 'cancelled' || r.state === 'gone') {
             cancelled += 1;
             progressed = true;
-            if (r.state === 'gone') await this.batches.transition(id, jobId, 'cancelled', { key: jobId, state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'job no longer exists' });
+            if (r.state === 'gone') {
+              const t = await this.batches.transition(id, jobId, 'cancelled', { key: jobId, state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'job no longer exists' });
+              if (t.last) await this.scheduleFinalize(id);
+            }
           } else if (r.state === 'cancelling') cancelling += 1;
+          else progressed = true; // finished meanwhile: its end is (or will be) in the books
         }
         if (!progressed || state === 'active') break;
       }
     }
+    // Nothing was left to end (every job had finished): the batch finishes now, as cancelled.
+    if (await this.batches.needsFinalize(id)) await this.scheduleFinalize(id);
     return { cancelled, cancelling };
   }
 
@@ -509,48 +617,63 @@ export class BatchService {
     if (!job) throw new JobNotFoundError(`job ${id} not found`);
     const state = await job.getState();
     if (state !== 'failed') throw new InvalidStateError(`job ${id} is ${state}: only failed jobs can be redriven`);
+    await this.jobEnds.reopen(id);
     for (const b of await this.batchesOf(job.data, id)) {
       // Open again: it finalises (a new report) when the redriven jobs end.
-      await this.deps.redis.hdel(`${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:batch:${b}`, 'finalising', 'finishedAt', 'report');
-      await this.batches.setFields(b, { status: 'running' });
-      await this.batches.transition(b, id, 'queued');
+      await this.batches.reopen(b);
+      await this.batches.transition(b, id, 'queued', undefined, 0, 0, 'force');
     }
-    await job.retry('failed');
+    // Attempts start again, stalls included (BullMQ keeps its stall counter across a retry).
+    await this.deps.redis.hset(`${job.queueQualifiedName}:${id}`, 'stc', 0);
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     return { id, state: 'waiting' };
   }
 
   async redriveBatch(id: string): Promise<{ redriven: number }> {
     if (!(await this.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
     let redriven = 0;
+    let seen = 0;
     for (;;) {
       const ids = await this.batches.jobIds(id, 'failed', 0, 500);
       if (!ids.length) break;
+      seen += ids.length;
+      let progressed = false;
       for (const jobId of ids) {
         await this.redriveJob(jobId).then(
-          () => (redriven += 1),
-          async () => this.batches.transition(id, jobId, 'failed'), // gone: leave it failed, but stop looping on it
+          () => {
+            redriven += 1;
+            progressed = true;
+          },
+          () => undefined, // gone (retention) or not failed in the queue: it stays failed in the books
         );
       }
-      if (ids.length < 500) break;
+      if (!progressed || ids.length < 500) break;
     }
+    if (seen === 0) throw new InvalidStateError(`batch ${id} has no failed jobs: nothing to redrive`);
     return { redriven };
   }
 
   // ---- webhooks -------------------------------------------------------------------------------
 
-  /** Queue one delivery per configured URL (the batch's and WEBHOOK_URL); deliveries retry with backoff. */
-  async queueWebhook(event: WebhookEvent, payload: Record<string, unknown>, batchUrl?: string, batchId?: string): Promise<void> {
+  /**
+   * Queue one delivery per configured URL (the batch's and WEBHOOK_URL); deliveries retry with
+   * backoff. The delivery id (the BullMQ job id, sent as `x-scribe-delivery`) is derived from
+   * `dedupe` (job + life + redrive generation, or batch + run), the event and the URL, so queuing the
+   * same event again adds nothing and a receiver that sees an id twice knows it is the same event.
+   */
+  async queueWebhook(event: WebhookEvent, payload: Record<string, unknown>, opts: { batchUrl?: string | undefined; batchId?: string; dedupe: string }): Promise<void> {
     const { config } = this.deps;
-    const urls = [...new Set([batchUrl, config.WEBHOOK_URL].filter((u): u is string => Boolean(u)))];
+    const urls = [...new Set([opts.batchUrl, config.WEBHOOK_URL].filter((u): u is string => Boolean(u)))];
     if (!urls.length || !config.WEBHOOK_SECRET) return;
     const body = { event, createdAt: new Date().toISOString(), data: payload };
-    const owner = batchId ?? (typeof payload.batchId === 'string' ? payload.batchId : undefined);
+    const owner = opts.batchId ?? (typeof payload.batchId === 'string' ? payload.batchId : undefined);
     for (const url of urls) {
-      const job = await this.webhooks.add(event, { url, body, ...(owner ? { batchId: owner } : {}) });
+      const jobId = `wh-${createHash('sha256').update(`${event}|${owner ?? ''}|${opts.dedupe}|${url}`).digest('hex').slice(0, 32)}`;
+      const job = await this.webhooks.add(event, { url, body, ...(owner ? { batchId: owner } : {}) }, { jobId });
       // Index the delivery under its batch, so its status can be listed without scanning the queue.
       if (owner && job.id) {
         const key = this.webhookIndexKey(owner);
-        await this.deps.redis.multi().zadd(key, Date.now(), job.id).expire(key, 30 * 24 * 3600).exec();
+        await this.deps.redis.multi().zadd(key, 'NX', Date.now(), job.id).expire(key, 30 * 24 * 3600).exec();
       }
     }
   }
@@ -617,3 +740,31 @@ export async function deliverWebhook(secret: string, url: string, body: unknown,
   return { status: res.status };
 }
 
+
+/** How a job ended, as the processor or BullMQ says it: a result, or an error with a stable code. */
+export type JobEnd = { result: JobResult; error?: undefined; warnings?: string[] } | { result?: undefined; error: { code: string; message: string } };
+
+/** BullMQ's own failure messages, given the stable codes they mean here. */
+const BULLMQ_FAILURES: Array<[RegExp, string]> = [
+  [/stalled more than allowable limit/, 'WORKER_LOST'],
+  [/started more than allowable limit/, 'WORKER_LOST'],
+];
+
+/** The end of a job BullMQ holds as finished (completed, or failed for good), or null while it is not. */
+export async function outcomeOfFinishedJob(job: Job<JobSpec, JobResult>): Promise<JobEnd | null> {
+  const state = await job.getState();
+  if (state === 'completed') return job.returnvalue ? { result: job.returnvalue } : { error: { code: 'INTERNAL', message: 'completed without a result' } };
+  if (state !== 'failed') return null;
+  const reason = job.failedReason ?? '';
+  const known = BULLMQ_FAILURES.find(([re]) => re.test(reason));
+  if (known) return { error: { code: known[1], message: `the job's worker was lost (${job.stalledCounter} stall(s)): ${reason}` } };
+  return { error: parseFailedReason(reason) ?? { code: 'INTERNAL', message: 'failed without a reason' } };
+}
+
+function resultOfEnd(key: string, end: JobEnd): BatchJobResult {
+  if (end.result) {
+    const warnings = end.result.warnings ?? [];
+    return { key, state: 'completed', duration: end.result.duration, requestId: end.result.requestId, outputs: end.result.outputs, ...(warnings.length ? { warnings } : {}) };
+  }
+  return { key, state: end.error.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed', errorCode: end.error.code, errorMessage: end.error.message };
+}

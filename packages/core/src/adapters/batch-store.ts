@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { BATCH_JOB_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../domain/batch';
+import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../domain/batch';
 
 /**
  * Batches in Redis. Per batch:
@@ -24,14 +24,28 @@ return 0
 
 const SEAL = `redis.call('HSET', KEYS[2], 'sealed', '1')` + FINISHED_TAIL;
 
+// KEYS[1] = state-set key prefix, KEYS[2] = the record, KEYS[3..#KEYS-2] = the state sets,
+// KEYS[#KEYS-1] = results hash, KEYS[#KEYS] = the batch index (unused here; listed for Cluster).
+// ARGV: jobId, state, default score, result JSON, audio seconds, bytes, rule.
+// Rules: 'end' — a terminal state; the first terminal outcome wins (a job already terminal is left
+// as it is, and its audio seconds are counted once); 'start' — 'active', unless already terminal;
+// 'force' — any move (redrive back to 'queued', cancel of a vanished job).
+// Returns {applied, finished, current state, stored result JSON}.
 const MOVE = `
 local id = ARGV[1]
 local state = ARGV[2]
+local rule = ARGV[7]
+local terminal = {completed = true, failed = true, cancelled = true, skipped = true}
 local score = nil
+local current = nil
 for i = 3, #KEYS - 2 do
   local s = redis.call('ZSCORE', KEYS[i], id)
-  if s then score = s; redis.call('ZREM', KEYS[i], id) end
+  if s then score = s; current = string.sub(KEYS[i], #KEYS[1] + 1) end
 end
+if rule ~= 'force' and current and terminal[current] then
+  return {0, 0, current, redis.call('HGET', KEYS[#KEYS - 1], id) or ''}
+end
+for i = 3, #KEYS - 2 do redis.call('ZREM', KEYS[i], id) end
 if not score then score = ARGV[3] end
 redis.call('ZADD', KEYS[1] .. state, score, id)
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[#KEYS - 1], id, ARGV[4]) end
@@ -41,7 +55,13 @@ end
 if ARGV[6] ~= '0' then
   redis.call('HINCRBY', KEYS[2], 'bytesDone', ARGV[6])
 end
-` + FINISHED_TAIL;
+local function finished()
+` + FINISHED_TAIL.replace(/\n/g, '\n  ') + `
+end
+return {1, finished(), state, ARGV[4]}
+`;
+
+export type TransitionRule = 'end' | 'start' | 'force';
 
 export interface BatchJobEntry {
   jobId: string;
@@ -54,7 +74,7 @@ export interface BatchJobEntry {
 export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report'>;
 
 type WithScripts = Redis & {
-  batchMove(...args: Array<string | number>): Promise<number>;
+  batchMove(...args: Array<string | number>): Promise<[number, number, string, string]>;
   batchSeal(k1: string, k2: string): Promise<number>;
 };
 
@@ -127,13 +147,75 @@ export class BatchStore {
   }
 
   /**
-   * Record a job's new state (and its result when terminal). Returns true exactly once per batch: for
-   * the call that saw every job reach a terminal state, which must then finalise the batch.
+   * Record a job's new state (and its result when terminal). `rule` (see MOVE): 'end' for a terminal
+   * outcome — the first one recorded wins, so a second report of the same job (a stalled attempt
+   * that finished after all, a reconciler sweep, a retried hook) changes nothing and counts no audio
+   * twice; 'start' for 'active'; 'force' for operator moves (redrive). `applied` says whether this
+   * call changed the books, `state`/`result` what they hold now, and `last` is true exactly once per
+   * batch: for the call that saw every job reach a terminal state, which must then finalise it.
    */
-  async transition(id: string, jobId: string, state: BatchJobState, result?: BatchJobResult, audioSeconds = 0, bytes = 0): Promise<boolean> {
+  async transition(
+    id: string,
+    jobId: string,
+    state: BatchJobState,
+    result?: BatchJobResult,
+    audioSeconds = 0,
+    bytes = 0,
+    rule: TransitionRule = TERMINAL_STATES.includes(state) ? 'end' : state === 'active' ? 'start' : 'force',
+  ): Promise<{ applied: boolean; last: boolean; state: BatchJobState; result: BatchJobResult | null }> {
     const keys = [this.k(id, ':s:'), this.k(id), ...this.stateKeys(id), this.k(id, ':r'), this.indexKey];
-    const r = await this.redis.batchMove(keys.length, ...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes));
-    return r === 1;
+    const [applied, last, current, stored] = await this.redis.batchMove(keys.length, ...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes), rule);
+    return { applied: applied === 1, last: last === 1, state: current as BatchJobState, result: stored ? (JSON.parse(stored) as BatchJobResult) : null };
+  }
+
+  /** Where the books have a job now (null: not in this batch). */
+  async stateOf(id: string, jobId: string): Promise<BatchJobState | null> {
+    const scores = await Promise.all(this.stateKeys(id).map((k) => this.redis.zscore(k, jobId)));
+    const i = scores.findIndex((s) => s !== null);
+    return i < 0 ? null : BATCH_JOB_STATES[i]!;
+  }
+
+  /**
+   * Open a finished batch again (redrive): it finalises, with a new report, when the redriven jobs end.
+   * `runs` counts the openings, so each run's `batch.completed` delivery has an id of its own.
+   */
+  async reopen(id: string): Promise<number> {
+    const [, , runs] = (await this.redis.multi().hdel(this.k(id), 'finalising', 'finishedAt', 'report').hset(this.k(id), 'status', 'running').hincrby(this.k(id), 'runs', 1).exec()) ?? [];
+    return Number(runs?.[1] ?? 0);
+  }
+
+  /** How many times the batch was opened again (0 for its first run). */
+  async runs(id: string): Promise<number> {
+    return Number((await this.redis.hget(this.k(id), 'runs')) ?? 0);
+  }
+
+  /**
+   * Batches that may need the reconciler: running, or done without a finish time (a lost
+   * finalisation). Read from the newest `limit` batches of the index.
+   */
+  async unfinished(limit = 1000): Promise<string[]> {
+    const ids = await this.redis.zrevrange(this.indexKey, 0, limit - 1);
+    if (!ids.length) return [];
+    const p = this.redis.pipeline();
+    for (const b of ids) p.hmget(this.k(b), 'finishedAt', 'status');
+    const rows = (await p.exec()) ?? [];
+    return ids.filter((_, i) => {
+      const [finishedAt] = (rows[i]?.[1] as Array<string | null> | undefined) ?? [];
+      return !finishedAt;
+    });
+  }
+
+  /** Sealed with every job terminal, but not finished (its finalisation was claimed and then lost, or never scheduled). */
+  async needsFinalize(id: string): Promise<boolean> {
+    const b = await this.get(id);
+    if (!b || b.finishedAt || b.listing) return false;
+    const done = TERMINAL_STATES.reduce((n, s) => n + b.counts[s], 0);
+    return done >= b.total;
+  }
+
+  /** Claim the batch's finalisation (the reconciler's path: the claim may have been made and lost). */
+  async claimFinalize(id: string): Promise<void> {
+    await this.redis.hset(this.k(id), 'finalising', '1');
   }
 
   async get(id: string): Promise<BatchRecord | null> {

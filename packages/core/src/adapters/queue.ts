@@ -53,4 +53,6 @@ export interface JobResult {
   provider: string;
   model: string;
   mode: string;
+  /** Completed, but with something to know: `NO_SPEECH` (no words at all), `TRUNCATED_INPUT` (allowed by ALLOW_TRUNCATED). */
+  warnings?: string[];
 }

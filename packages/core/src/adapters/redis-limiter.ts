@@ -60,14 +60,25 @@ if first[2] then wait = tonumber(first[2]) - now end
 return {0, n, eff, wait}
 `;
 
-// KEYS[1] leases. ARGV: leaseId, ttlMs. Returns 1 if renewed, 0 if the lease is gone.
+// KEYS[1] leases, KEYS[2] state. ARGV: leaseId, ttlMs, configuredCap.
+// Returns 1 if renewed, 2 if the lease had expired (Redis was away longer than the TTL) and was
+// taken again because the bucket still had room, 0 if it is gone and the bucket is full.
 const RENEW = `
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local r = 1
+if not s or tonumber(s) <= now then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local configured = tonumber(ARGV[3])
+  local eff = tonumber(redis.call('HGET', KEYS[2], 'eff') or configured)
+  if eff > configured then eff = configured end
+  if redis.call('ZCARD', KEYS[1]) >= eff then return 0 end
+  r = 2
+end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return 1
+return r
 `;
 
 // KEYS[1] leases, KEYS[2] state. ARGV: leaseId, configuredCap, increaseIntervalMs, channel.
@@ -123,7 +134,7 @@ interface BucketState {
 
 type RedisWithScripts = Redis & {
   capAcquire(k1: string, k2: string, id: string, ttl: number, cap: number): Promise<number[]>;
-  capRenew(k1: string, id: string, ttl: number): Promise<number>;
+  capRenew(k1: string, k2: string, id: string, ttl: number, cap: number): Promise<number>;
   capRelease(k1: string, k2: string, id: string, cap: number, interval: number, channel: string): Promise<number>;
   capDecrease(k1: string, k2: string, cap: number, factor: number): Promise<number[]>;
 };
@@ -132,19 +143,36 @@ export class RedisLimiter implements Limiter {
   private readonly redis: RedisWithScripts;
   private readonly sub: Redis;
   private readonly buckets = new Map<string, BucketState>();
-  private readonly held = new Set<{ stop: () => void }>();
+  private readonly held = new Set<{ stop: () => void; renew: () => void }>();
+  /** Acquisitions wait until this time (Redis has just restarted: the holders re-take their leases first). */
+  private holdUntil = 0;
   private readonly ttl: number;
+  private readonly reclaimGraceMs: number;
   private closed = false;
 
   constructor(private readonly opts: RedisLimiterOptions) {
     this.redis = opts.redis as RedisWithScripts;
     this.ttl = opts.leaseTtlMs ?? 15_000;
+    this.reclaimGraceMs = Math.max(2000, Math.floor(this.ttl / 3) + 1000);
     this.redis.defineCommand('capAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-    this.redis.defineCommand('capRenew', { numberOfKeys: 1, lua: RENEW });
+    this.redis.defineCommand('capRenew', { numberOfKeys: 2, lua: RENEW });
     this.redis.defineCommand('capRelease', { numberOfKeys: 2, lua: RELEASE });
     this.redis.defineCommand('capDecrease', { numberOfKeys: 2, lua: DECREASE });
     this.sub = opts.redis.duplicate();
     this.sub.on('error', () => {}); // reconnects on its own; the fallback timer covers the gap
+    // After an outage: holders renew (or re-take) their leases at once, and new acquisitions wait a
+    // moment if Redis itself restarted, so a slot whose lease expired meanwhile goes back to the
+    // session still using it rather than to a newcomer (which would then run over the cap).
+    this.redis.on('ready', () => {
+      for (const h of this.held) h.renew();
+      void this.redis.info('server').then(
+        (info) => {
+          const up = Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1] ?? Infinity) * 1000;
+          if (up < this.reclaimGraceMs) this.holdUntil = Date.now() + (this.reclaimGraceMs - up);
+        },
+        () => undefined,
+      );
+    });
     this.sub.on('message', (channel: string) => {
       for (const [bucket, st] of this.buckets) {
         if (this.channel(bucket) === channel) {
@@ -201,6 +229,11 @@ export class RedisLimiter implements Limiter {
         st.subscribed = true;
       }
       while (st.waiters.length && !this.closed) {
+        // Redis is away: do not queue acquisitions behind the holders' renewals; wait for it.
+        if (this.redis.status !== 'ready' || Date.now() < this.holdUntil) {
+          await this.waitForWake(st, Math.max(50, Math.min(1000, this.holdUntil - Date.now())));
+          continue;
+        }
         const head = st.waiters[0]!;
         const id = randomUUID();
         st.woken = false;
@@ -246,19 +279,20 @@ export class RedisLimiter implements Limiter {
     const ctrl = new AbortController();
     const cap = () => this.opts.capFor(bucket);
     let released = false;
-    const beat = setInterval(() => {
-      this.redis.capRenew(this.key(bucket, 'leases'), id, this.ttl).then(
+    const renew = () => {
+      this.redis.capRenew(this.key(bucket, 'leases'), this.key(bucket, 'state'), id, this.ttl, cap()).then(
         (ok) => {
           if (ok === 0 && !released) {
             this.opts.onEvent?.({ type: 'lease:lost', bucket });
-            ctrl.abort(new LeaseLostError(`lease on cap bucket ${bucket} expired while held (Redis unreachable for over ${this.ttl} ms?)`));
+            ctrl.abort(new LeaseLostError(`lease on cap bucket ${bucket} expired while held and its slot was taken (Redis unreachable for over ${this.ttl} ms?)`));
           }
         },
-        () => {}, // transient: the next heartbeat retries; the lease survives ttl
+        () => {}, // transient: the next heartbeat retries; the lease survives ttl, and is re-taken after it if there is room
       );
-    }, Math.max(100, Math.floor(this.ttl / 3)));
+    };
+    const beat = setInterval(renew, Math.max(100, Math.floor(this.ttl / 3)));
     beat.unref?.();
-    const handle = { stop: () => clearInterval(beat) };
+    const handle = { stop: () => clearInterval(beat), renew };
     this.held.add(handle);
     return {
       bucket,

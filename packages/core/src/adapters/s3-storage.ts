@@ -132,6 +132,7 @@ export class S3Storage implements Storage {
       Body: body,
       ...(opts.contentType ? { ContentType: opts.contentType } : {}),
       ...(opts.contentLength !== undefined ? { ContentLength: opts.contentLength } : {}),
+      ...(opts.metadata ? { Metadata: opts.metadata } : {}),
     };
     if (body instanceof Readable && opts.contentLength === undefined) {
       // Unknown length: lib-storage buffers 5 MiB parts (one PutObject if the stream is shorter,

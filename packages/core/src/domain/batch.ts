@@ -50,6 +50,8 @@ export interface BatchJobResult {
   outputs?: Record<string, string>;
   errorCode?: string;
   errorMessage?: string;
+  /** Completed, but with something to know (`NO_SPEECH`, `TRUNCATED_INPUT`). */
+  warnings?: string[];
 }
 
 export function newBatchId(now = new Date()): string {

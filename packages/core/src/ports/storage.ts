@@ -23,6 +23,8 @@ export interface PutOptions {
   contentType?: string;
   /** Needed for streamed bodies of known length (a single PutObject); omit to use multipart upload. */
   contentLength?: number;
+  /** User metadata (`x-amz-meta-*`): outputs carry the attempt that wrote them (`scribe-attempt`). */
+  metadata?: Record<string, string>;
 }
 
 /** Storage port: the S3 API as the fleet uses it. */
