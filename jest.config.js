@@ -24,5 +24,8 @@ module.exports = {
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
     },
+    // The chaos suite: worlds of real processes of its own (Redis, S3 server, workers, emulators),
+    // killed and restarted. Smaller counts here; `npm run chaos` (CHAOS_FULL=1) runs the full ones.
+    { ...common, displayName: 'chaos', testMatch: ['<rootDir>/test/chaos/**/*.chaos.ts'] },
   ],
 };
