@@ -285,7 +285,7 @@ export class ChaosWorld {
         if (j) jobs.push(j);
       }
     }
-    for (const j of jobs) attempts += j.attemptsMade + (j.stalledCounter ?? 0) + (j.finishedOn ? 0 : 0);
+    for (const j of jobs) attempts += j.attemptsMade + (j.stalledCounter ?? 0);
     if (active) problems.push(`${active} jobs still active`);
     if (stalled) problems.push(`${stalled} jobs in a stalled set`);
     const limiter = limiterFromConfig(this.config);
