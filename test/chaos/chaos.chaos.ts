@@ -4,11 +4,14 @@
  * waits for the batch to end (bounded by progress, not by a fixed time) and audits the promise.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fromDeepgramJson, transcriptText, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
-import { ChaosWorld, count, recordFigures, type ChaosFigures } from './harness';
+import { cut, pseudoRandom, RATE, SPEECH_TEXT, SpeechKit, wav } from '../helpers/bad-input-fixtures';
+import { ChaosWorld, count, FULL, recordFigures, type ChaosFigures } from './harness';
+import { longSpeech, type Voice } from './speech';
 
 jest.setTimeout(40 * 60_000);
 
@@ -122,7 +125,9 @@ test('5. provider faults: 429 storm, 5xx, never answers, socket drops, early 401
   emu = await startDeepgramEmulator({ keys: { [KEY]: 'project-1' }, serviceTimeMs: { prerecorded: 1000 }, retryAfterSeconds: 1 });
   world = await deepgramWorld(emu, cap, { PROVIDER_TIMEOUT_MS: '4000' });
   const n = count(40, 12);
-  const phases: Array<{ name: string; faults: string[]; expect: (f: ChaosFigures) => void }> = [
+  const speech = longSpeech('kal16', 20);
+  const streams = count(8, 3);
+  const phases: Array<{ name: string; faults: string[]; expect: (f: ChaosFigures) => void; mode?: 'stream' }> = [
     { name: '429-storm', faults: [`429-storm:${count(60, 20)}`], expect: (f) => expect(f.completed).toBe(n) },
     { name: '5xx', faults: [`5xx:${count(10, 4)}`], expect: (f) => expect(f.completed).toBe(n) },
     { name: 'never-answer', faults: ['never-answer:3'], expect: (f) => expect(f.completed).toBe(n) },
@@ -131,16 +136,36 @@ test('5. provider faults: 429 storm, 5xx, never answers, socket drops, early 401
     { name: 'early-401', faults: ['early=401'], expect: (f) => expect(f.failedByCode).toEqual({ PROVIDER_AUTH: n }) },
     { name: 'early-402', faults: ['early=402'], expect: (f) => expect(f.failedByCode).toEqual({ PROVIDER_PAYMENT_REQUIRED: n }) },
     { name: 'early-429', faults: [`early=429:${count(20, 6)}`], expect: (f) => expect(f.completed).toBe(n) },
+    // Live sessions whose socket drops mid-stream (no close frame): retried, resumed from the checkpoint.
+    { name: 'stream-drop', mode: 'stream', faults: [`drop-after=6:${streams}`], expect: (f) => expect(f.completed).toBe(streams) },
   ];
   for (const phase of phases) {
-    await world.upload(`${phase.name}/`, files(n));
+    const sessionsBefore = emu.sessions.length;
+    await world.upload(`${phase.name}/`, phase.mode === 'stream' ? Array.from({ length: streams }, (_, i) => ({ name: `${i}.wav`, body: speech.bytes })) : files(n));
     await fetch(`${emu.url}/_emulator/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ faults: phase.faults }) });
-    world.fault(phase.name);
+    world.resetFaults();
     const startedAt = Date.now();
-    const { batchId, jobIds } = await world.enqueue({ source: `s3://${world.bucket}/${phase.name}/`, out: `s3://${world.bucket}/out-${phase.name}/`, provider: 'deepgram', model: 'nova-3' });
+    const { batchId, jobIds } = await world.enqueue({
+      source: `s3://${world.bucket}/${phase.name}/`,
+      out: `s3://${world.bucket}/out-${phase.name}/`,
+      provider: 'deepgram',
+      model: 'nova-3',
+      ...(phase.mode ? { mode: phase.mode } : {}),
+    });
     const { finishedAt } = await world.waitForBatch(batchId);
+    // The faults the emulator actually applied in this phase (its own count of hits); the emulator
+    // does not time its hits, so "from the last fault" counts from the phase start, when they were armed.
+    const { faults: applied } = (await (await fetch(`${emu.url}/_emulator/faults`)).json()) as { faults: Array<{ spec: string; applied: number }> };
+    for (const a of applied) world.fault(`${a.spec} (hits)`, a.applied, startedAt);
     await fetch(`${emu.url}/_emulator/faults`, { method: 'DELETE' });
-    const f = await world.audit(batchId, { cap, maxInFlight: emu.concurrency.maxConcurrent('project-1/prerecorded'), startedAt, finishedAt });
+    const pool = phase.mode === 'stream' ? 'live' : 'prerecorded';
+    const f = await world.audit(batchId, { cap: phase.mode === 'stream' ? 50 : cap, maxInFlight: emu.concurrency.maxConcurrent(`project-1/${pool}`), startedAt, finishedAt });
+    if (phase.mode === 'stream') {
+      // Every dropped session was followed by one that sent only the rest of its file.
+      const resumed = emu.sessions.slice(sessionsBefore).filter((x) => x.metadataSent && x.audioSeconds < speech.seconds - 1).length;
+      f.notes = { 'resumed sessions': resumed };
+      expect(resumed).toBe(streams);
+    }
     await recordFigures(`5-provider-${phase.name}`, f);
     expect({ phase: phase.name, problems: f.problems }).toEqual({ phase: phase.name, problems: [] });
     phase.expect(f);
@@ -153,4 +178,254 @@ test('5. provider faults: 429 storm, 5xx, never answers, socket drops, early 401
       }
     }
   }
+});
+
+// -- paced streams --------------------------------------------------------------------------------
+
+/** The stream sources: distinct long speech files of 30–60 s (20 s in CI). */
+function streamSources(): Array<{ name: string; bytes: Buffer; seconds: number }> {
+  const plan: Array<[Voice, number]> = FULL
+    ? [['kal16', 30], ['rms', 45], ['awb', 60], ['slt', 40]]
+    : [['kal16', 20], ['rms', 20]];
+  return plan.map(([voice, s]) => ({ name: `${voice}-${s}s`, ...longSpeech(voice, s) }));
+}
+
+/** The words of a completed job's transcript, from its JSON output. */
+async function wordsOf(w: ChaosWorld, jsonKey: string): Promise<string[]> {
+  const doc = JSON.parse(await w.readText(jsonKey)) as DeepgramStyleJson;
+  return transcriptText(fromDeepgramJson(doc)).split(/\s+/).filter(Boolean);
+}
+
+/** Each report line's job with its source name (`<nnnnn>-<source>.wav`) and transcript words. */
+async function streamOutcomes(w: ChaosWorld, batchId: string): Promise<Array<{ source: string; status: string; words: string[]; jobId: string }>> {
+  const { batch } = await w.service.getBatch(batchId);
+  const report = await w.readText(batch.report!.replace(`s3://${w.bucket}/`, ''));
+  const lines = report.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { job_id: string; key: string; status: string; outputs: Record<string, string> | null });
+  return Promise.all(
+    lines.map(async (l) => ({
+      jobId: l.job_id,
+      source: l.key.replace(/^.*\/(\d+-)?/, '').replace(/\.wav$/, ''),
+      status: l.status,
+      words: l.status === 'completed' && l.outputs?.json ? await wordsOf(w, l.outputs.json) : [],
+    })),
+  );
+}
+
+/**
+ * A world streaming to the Deepgram live emulator (real recognition, paced at real time), with its
+ * uninterrupted reference: each source transcribed once before any fault.
+ */
+async function streamWorld(emu: DeepgramEmulatorHandle, cap: number, env: Record<string, string>): Promise<{ world: ChaosWorld; sources: ReturnType<typeof streamSources>; reference: Map<string, string[]> }> {
+  const w = await ChaosWorld.start({
+    workers: 3,
+    env: { DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url, SCRIBE_CAPS: `deepgram:*:nova:stream=${cap}`, WORKER_CONCURRENCY: '10', CHECKPOINT_INTERVAL_MS: '1000', ...env },
+  });
+  const sources = streamSources();
+  await w.upload('ref/', sources.map((s) => ({ name: `${s.name}.wav`, body: s.bytes })));
+  const { batchId } = await w.enqueue({ source: `s3://${w.bucket}/ref/`, out: `s3://${w.bucket}/ref-out/`, provider: 'deepgram', model: 'nova-3', mode: 'stream' });
+  await w.waitForBatch(batchId);
+  const reference = new Map<string, string[]>();
+  for (const o of await streamOutcomes(w, batchId)) {
+    expect({ source: o.source, status: o.status }).toEqual({ source: o.source, status: 'completed' });
+    expect({ source: o.source, words: o.words.length > 20 }).toEqual({ source: o.source, words: true });
+    reference.set(o.source, o.words);
+  }
+  return { world: w, sources, reference };
+}
+
+/** Copies of the sources, round robin, named `<nnnnn>-<source>.wav`. */
+const streamFiles = (sources: ReturnType<typeof streamSources>, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ name: `${String(i).padStart(5, '0')}-${sources[i % sources.length]!.name}.wav`, body: sources[i % sources.length]!.bytes }));
+
+/**
+ * The live sessions after the first `since` that ended with the provider's final Metadata, and of those the
+ * ones that streamed only part of their file (resumed from a checkpoint), with the audio they sent.
+ */
+function streamSessions(emu: DeepgramEmulatorHandle, since: number, sources: ReturnType<typeof streamSources>) {
+  const full = Math.min(...sources.map((s) => s.seconds));
+  const all = emu.sessions.slice(since);
+  const finished = all.filter((x) => x.metadataSent);
+  return {
+    finished: finished.length,
+    resumed: finished.filter((x) => x.audioSeconds < full - 1).length,
+    audioSecondsSent: Math.round(all.reduce((a, x) => a + x.audioSeconds, 0)),
+  };
+}
+
+function expectStitchedEqualReference(outcomes: Awaited<ReturnType<typeof streamOutcomes>>, reference: Map<string, string[]>): void {
+  for (const o of outcomes) {
+    expect({ job: o.jobId, source: o.source, status: o.status }).toEqual({ job: o.jobId, source: o.source, status: 'completed' });
+    expect({ job: o.jobId, source: o.source, words: o.words.join(' ') }).toEqual({ job: o.jobId, source: o.source, words: reference.get(o.source)!.join(' ') });
+  }
+}
+
+test('1b. repeated kill -9 of random workers during paced streams: stitched transcripts equal an uninterrupted run', async () => {
+  const n = count(20, 6);
+  const kills = count(20, 6);
+  const cap = 20;
+  emu = await startDeepgramEmulator({ keys: { [KEY]: 'project-1' } });
+  // A stream killed every few seconds needs more attempts than the default 5: each attempt resumes
+  // from its checkpoint, so progress is kept; the attempts bound only how often a job may be killed.
+  const s = await streamWorld(emu, cap, { JOB_ATTEMPTS: '12' });
+  world = s.world;
+  await world.upload('streams/', streamFiles(s.sources, n));
+  const before = emu.sessions.length;
+  const startedAt = Date.now();
+  const { batchId } = await world.enqueue({ source: `s3://${world.bucket}/streams/`, provider: 'deepgram', model: 'nova-3', mode: 'stream' });
+  let killed = 0;
+  let done = false;
+  const killer = (async () => {
+    while (!done && killed < kills) {
+      await sleep(count(4000, 2500) + Math.random() * 3000);
+      if (done) break;
+      await world!.killRandomWorker();
+      killed += 1;
+    }
+  })();
+  const { finishedAt } = await world.waitForBatch(batchId);
+  done = true;
+  await killer;
+  const f = await world.audit(batchId, { cap, maxInFlight: emu.concurrency.maxConcurrent('project-1/live'), startedAt, finishedAt });
+  const sessions = streamSessions(emu, before, s.sources);
+  const audioSeconds = streamFiles(s.sources, n).reduce((a, x) => a + s.sources.find((src) => x.name.includes(src.name))!.seconds, 0);
+  await recordFigures('1b-kill-workers-streams', { ...f, notes: { 'resumed sessions': sessions.resumed, 'audio s sent / audio s in files': `${sessions.audioSecondsSent} / ${Math.round(audioSeconds)}` } });
+  expect(killed).toBeGreaterThanOrEqual(count(20, 4));
+  // Killed streams resumed from their checkpoints (a retry that re-sent whole files would pass the
+  // transcript check below too).
+  expect(sessions.resumed).toBeGreaterThan(0);
+  expectClean(f);
+  expect(f.completed).toBe(n);
+  expectStitchedEqualReference(await streamOutcomes(world, batchId), s.reference);
+});
+
+test('2. SIGTERM of workers during paced streams: each hands its streams back at once, no stall, no attempt spent', async () => {
+  const n = count(20, 6);
+  const stops = count(10, 4);
+  const cap = 20;
+  emu = await startDeepgramEmulator({ keys: { [KEY]: 'project-1' } });
+  const s = await streamWorld(emu, cap, {});
+  world = s.world;
+  await world.upload('streams/', streamFiles(s.sources, n));
+  const before = emu.sessions.length;
+  const startedAt = Date.now();
+  const { batchId, jobIds } = await world.enqueue({ source: `s3://${world.bucket}/streams/`, provider: 'deepgram', model: 'nova-3', mode: 'stream' });
+  const exits: Array<{ code: number | null; ms: number; output: string }> = [];
+  let done = false;
+  const stopper = (async () => {
+    while (!done && exits.length < stops) {
+      await sleep(count(5000, 3000) + Math.random() * 3000);
+      if (done) break;
+      exits.push(await world!.stopRandomWorker());
+    }
+  })();
+  const { finishedAt } = await world.waitForBatch(batchId);
+  done = true;
+  await stopper;
+  const f = await world.audit(batchId, { cap, maxInFlight: emu.concurrency.maxConcurrent('project-1/live'), startedAt, finishedAt });
+  const sessions = streamSessions(emu, before, s.sources);
+  await recordFigures('2-sigterm-streams', { ...f, notes: { 'max ms from SIGTERM to exit': Math.max(...exits.map((e) => e.ms)), 'resumed sessions': sessions.resumed } });
+  expect(exits.length).toBeGreaterThanOrEqual(count(10, 3));
+  // A clean exit: code 0, having handed its streams back (it says so), not waited for them to end.
+  for (const e of exits) expect({ code: e.code, handedBack: e.output.includes('handing streams') }).toEqual({ code: 0, handedBack: true });
+  expectClean(f);
+  expect(f.completed).toBe(n);
+  expect(sessions.resumed).toBeGreaterThan(0);
+  // No stall and no attempt spent: every job ended in the one attempt that completed it.
+  for (const id of jobIds) {
+    const job = await world.fleet.getJob(id);
+    expect({ id, attemptsMade: job?.attemptsMade, stalled: job?.stalledCounter ?? 0 }).toEqual({ id, attemptsMade: 1, stalled: 0 });
+  }
+  expectStitchedEqualReference(await streamOutcomes(world, batchId), s.reference);
+});
+
+// -- bad inputs -----------------------------------------------------------------------------------
+
+test('6. bad inputs through worker processes: each ends with its stable code in one attempt, the workers stay up', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scribe-chaos-bad-'));
+  const kit = new SpeechKit(dir);
+  const speech = readFileSync(kit.speechWav);
+  const pcm = kit.speechPcm;
+  const silence = (name: string, s: number) => kit.encode(name, ['-t', String(s)], { input: ['-f', 'lavfi', '-i', `anullsrc=r=${RATE}:cl=mono`] });
+  type Expect = { code: string } | { completed: true; warnings?: string[]; speech?: boolean };
+  // name (under bad/) → bytes and the end it must reach. `after`: what happens to the object between enqueue and the run.
+  const cases: Array<{ key: string; bytes: Buffer; expect: Expect; after?: 'delete' | 'overwrite' }> = [
+    { key: 'empty.wav', bytes: Buffer.alloc(0), expect: { code: 'EMPTY_DECODE' } },
+    { key: 'header-only.wav', bytes: wav(Buffer.alloc(0)), expect: { code: 'EMPTY_DECODE' } },
+    { key: 'header-only-10s.wav', bytes: wav(Buffer.alloc(0), { declared: 10 * RATE * 2 }), expect: { code: 'EMPTY_DECODE' } },
+    { key: 'truncated.wav', bytes: wav(pcm.subarray(0, 1.9 * RATE * 2), { declared: 10 * RATE * 2 }), expect: { code: 'TRUNCATED_INPUT' } },
+    { key: 'huge-declared.wav', bytes: wav(pcm, { declared: 0x7ffffff0 }), expect: { code: 'TRUNCATED_INPUT' } },
+    { key: 'rate0.wav', bytes: wav(pcm, { rate: 0 }), expect: { code: 'DECODE_FAILED' } },
+    { key: 'truncated.flac', bytes: cut(kit.encode('full.flac', ['-c:a', 'flac'], { seconds: 8 }), 0.4), expect: { code: 'TRUNCATED_INPUT' } },
+    { key: 'truncated.mp3', bytes: cut(kit.encode('xing.mp3', ['-c:a', 'libmp3lame', '-b:a', '64k'], { seconds: 8 }), 0.4), expect: { code: 'TRUNCATED_INPUT' } },
+    { key: 'truncated.m4a', bytes: cut(kit.encode('moov-last.m4a', ['-c:a', 'aac', '-b:a', '64k'], { seconds: 8 }), 0.5), expect: { code: 'DECODE_FAILED' } },
+    { key: 'notes.wav', bytes: Buffer.from('Meeting notes, 3 March.\nNothing to hear here.\n'.repeat(200)), expect: { code: 'DECODE_FAILED' } },
+    { key: 'random.mp3', bytes: pseudoRandom(64 * 1024, 0x5eed), expect: { code: 'DECODE_FAILED' } },
+    { key: 'zeros.wav', bytes: Buffer.alloc(1 << 20), expect: { code: 'DECODE_FAILED' } },
+    { key: 'raw-pcm.wav', bytes: pcm, expect: { code: 'DECODE_FAILED' } },
+    { key: 'video-only.mp4', bytes: kit.encode('video-only.mp4', ['-t', '2', '-c:v', 'libx264', '-pix_fmt', 'yuv420p'], { input: ['-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=5'] }), expect: { code: 'EMPTY_DECODE' } },
+    { key: 'zero.m4a', bytes: kit.encode('zero.m4a', ['-c:a', 'aac', '-t', '0'], { input: ['-f', 'lavfi', '-i', `anullsrc=r=${RATE}:cl=mono`] }), expect: { code: 'EMPTY_DECODE' } },
+    { key: 'blip.wav', bytes: kit.encode('blip.wav', ['-t', '0.1'], { input: ['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${RATE}`] }), expect: { completed: true, warnings: ['NO_SPEECH'] } },
+    { key: 'silence.wav', bytes: silence('silence.wav', 3), expect: { completed: true, warnings: ['NO_SPEECH'] } },
+    { key: '8ch-192k.wav', bytes: kit.encode('8ch.wav', ['-ac', '8', '-ar', '192000']), expect: { completed: true, speech: true } },
+    {
+      key: 'video.mp4',
+      bytes: kit.encode('video.mp4', ['-map', '0:v', '-map', '1:a', '-t', '7', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac'], { input: ['-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=5', '-i', kit.speechWav] }),
+      expect: { completed: true, speech: true },
+    },
+    { key: 'speech.opus', bytes: kit.encode('speech.opus', ['-c:a', 'libopus', '-b:a', '32k']), expect: { completed: true, speech: true } },
+    { key: 'with spaces/my recording (1).wav', bytes: speech, expect: { completed: true, speech: true } },
+    { key: 'ünïcødé/Ålborg-møde-会议-🎙.wav', bytes: speech, expect: { completed: true, speech: true } },
+    { key: 'odd/#1 what?.wav', bytes: speech, expect: { completed: true, speech: true } },
+    { key: 'odd/a+b=c 100%25 50%.wav', bytes: speech, expect: { completed: true, speech: true } },
+    { key: 'deleted.wav', bytes: speech, after: 'delete', expect: { code: 'SOURCE_NOT_FOUND' } },
+    { key: 'overwritten.wav', bytes: speech, after: 'overwrite', expect: { code: 'SOURCE_CHANGED' } },
+  ];
+  // A file larger than the provider's limit: the Deepgram emulator here takes bodies up to 1 MiB.
+  const large = { key: 'large.wav', bytes: kit.encode('large.wav', ['-c:a', 'pcm_s16le'], { seconds: 40 }), expect: { code: 'INPUT_TOO_LARGE' } as Expect };
+  emu = await startDeepgramEmulator({ keys: { [KEY]: 'project-1' }, maxBodyBytes: 1 << 20 });
+  // Enqueued before any worker runs, so the sources can change between enqueue and the run.
+  world = await ChaosWorld.start({ workers: 0, env: { DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url, LOCAL_CONCURRENCY: '2', WORKER_CONCURRENCY: '4' } });
+  await world.upload('bad/', cases.map((c) => ({ name: c.key, body: c.bytes })));
+  await world.upload('large/', [{ name: large.key, body: large.bytes }, { name: 'small.wav', body: speech }]);
+  const startedAt = Date.now();
+  const local = await world.enqueue({ source: `s3://${world.bucket}/bad/`, out: `s3://${world.bucket}/out-bad/`, provider: 'local' });
+  const dg = await world.enqueue({ source: `s3://${world.bucket}/large/`, out: `s3://${world.bucket}/out-large/`, provider: 'deepgram', model: 'nova-3' });
+  for (const c of cases) {
+    if (c.after === 'delete') await world.storage.delete(world.bucket, `bad/${c.key}`);
+    if (c.after === 'overwrite') await world.storage.put(world.bucket, `bad/${c.key}`, silence('other.wav', 1));
+  }
+  await world.addWorkers(3);
+  const pids = world.workers.map((w) => w.pid);
+  const expected = new Map<string, Expect>([...cases.map((c) => [`bad/${c.key}`, c.expect] as const), [`large/${large.key}`, large.expect], ['large/small.wav', { completed: true, speech: true }]]);
+  const got = new Map<string, string>();
+  for (const { batchId, jobIds } of [local, dg]) {
+    const { finishedAt } = await world.waitForBatch(batchId);
+    const f = await world.audit(batchId, { startedAt, finishedAt });
+    const { batch } = await world.service.getBatch(batchId);
+    const report = await world.readText(batch.report!.replace(`s3://${world.bucket}/`, ''));
+    for (const line of report.split('\n').filter(Boolean)) {
+      const l = JSON.parse(line) as { key: string; status: string; error_code: string | null; warnings?: string[]; outputs: Record<string, string> | null };
+      let end = l.status === 'completed' ? 'completed' : `${l.status} ${l.error_code}`;
+      if (l.status === 'completed' && l.warnings?.length) end += ` ${l.warnings.join(',')}`;
+      if (l.status === 'completed' && l.outputs?.json) {
+        const words = (await wordsOf(world, l.outputs.json)).join(' ');
+        if (wordErrorRate(SPEECH_TEXT, words) <= 0.35) end += ' speech';
+      }
+      got.set(l.key, end);
+    }
+    await recordFigures(batchId === local.batchId ? '6-bad-inputs-local' : '6-bad-inputs-deepgram', { ...f, faults: { 'bad input kinds': jobIds.length } });
+    expect(f.problems).toEqual([]);
+    // One attempt each: a bad input is decided at once (an unrecoverable code), never retried.
+    for (const id of jobIds) {
+      const job = await world.fleet.getJob(id);
+      expect({ key: job?.data.source.key, attempts: (job?.attemptsMade ?? 0) + (job?.stalledCounter ?? 0) }).toEqual({ key: job?.data.source.key, attempts: 1 });
+    }
+  }
+  const want = new Map([...expected].map(([k, e]) => [k, 'code' in e ? `failed ${e.code}` : `completed${e.warnings ? ` ${e.warnings.join(',')}` : ''}${e.speech ? ' speech' : ''}`]));
+  expect(Object.fromEntries(got)).toEqual(Object.fromEntries(want));
+  expect(expected.size).toBeGreaterThanOrEqual(20);
+  // The workers stayed up: the same processes, none exited.
+  expect(world.crashedWorkers()).toEqual([]);
+  expect(world.workers.map((w) => w.pid)).toEqual(pids);
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -171,9 +171,16 @@ export class ChaosWorld {
     for (let i = 0; i < opts.workers; i++) this.workers.push(await startWorkerProcess(this.workerEnv));
   }
 
-  fault(kind: string): void {
-    this.injected[kind] = (this.injected[kind] ?? 0) + 1;
-    this.lastFaultAt = Date.now();
+  /** Count `n` faults of `kind`, the last of them at `at` (default now). */
+  fault(kind: string, n = 1, at = Date.now()): void {
+    this.injected[kind] = (this.injected[kind] ?? 0) + n;
+    this.lastFaultAt = at;
+  }
+
+  /** Forget the faults injected so far (a scenario of several phases reports each on its own). */
+  resetFaults(): void {
+    for (const k of Object.keys(this.injected)) delete this.injected[k];
+    this.lastFaultAt = 0;
   }
 
   /** kill -9 of a random worker, and a new one in its place. */
@@ -184,12 +191,29 @@ export class ChaosWorld {
     this.workers[i] = await startWorkerProcess(this.workerEnv);
   }
 
-  /** SIGTERM of a random worker (it hands its streams back), and a new one in its place. */
-  async stopRandomWorker(): Promise<void> {
+  /**
+   * SIGTERM of a random worker (it hands its streams back), and a new one in its place. Resolves with
+   * the stopped worker's exit code and the milliseconds it took to exit.
+   */
+  async stopRandomWorker(): Promise<{ code: number | null; ms: number; output: string }> {
     const i = Math.floor(Math.random() * this.workers.length);
-    await this.workers[i]!.stop();
+    const started = Date.now();
+    const w = this.workers[i]!;
+    const code = await w.stop();
+    const ms = Date.now() - started;
     this.fault('SIGTERM worker');
     this.workers[i] = await startWorkerProcess(this.workerEnv);
+    return { code, ms, output: w.output() };
+  }
+
+  /** Start `n` more worker processes (a scenario that enqueues before any worker runs starts with none). */
+  async addWorkers(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) this.workers.push(await startWorkerProcess(this.workerEnv));
+  }
+
+  /** Workers that exited by themselves (a crash): the chaos scenarios only ever kill them on purpose. */
+  crashedWorkers(): string[] {
+    return this.workers.filter((w) => w.child.exitCode !== null || w.child.signalCode !== null).map((w) => `pid ${w.pid} exited ${w.child.exitCode ?? w.child.signalCode}:\n${w.output().slice(-2000)}`);
   }
 
   /** kill -9 of Redis, restarted on the same port and AOF dir after `downMs`. */
@@ -287,6 +311,7 @@ export class ChaosWorld {
     }
     for (const j of jobs) attempts += j.attemptsMade + (j.stalledCounter ?? 0);
     if (active) problems.push(`${active} jobs still active`);
+    for (const c of this.crashedWorkers()) problems.push(`a worker crashed: ${c}`);
     if (stalled) problems.push(`${stalled} jobs in a stalled set`);
     const limiter = limiterFromConfig(this.config);
     let leases = 0;
@@ -355,6 +380,8 @@ export interface ChaosFigures {
   secondsFromLastFaultToEnd: number;
   seconds: number;
   problems: string[];
+  /** Scenario-specific figures (resumed sessions, exit times...), for the report's notes column. */
+  notes?: Record<string, number | string>;
 }
 
 /** Append a scenario's figures to test-output/chaos/<name>.json (RELIABILITY.md is written from these). */

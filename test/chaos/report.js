@@ -28,8 +28,9 @@ const rows = runs.map((r) => [
   r.attemptsSpent,
   r.secondsFromLastFaultToEnd.toFixed(1),
   r.seconds.toFixed(0),
+  fmt(r.notes ?? {}),
 ]);
-const head = ['scenario', 'counts', 'jobs', 'faults injected', 'completed', 'failed (by code)', 'lost', 'books wrong', 'batches hung', 'duplicate output writes', 'duplicate webhooks (distinct ids)', 'overshoot', 'attempts spent', 's from last fault to batch end', 's total'];
+const head = ['scenario', 'counts', 'jobs', 'faults injected', 'completed', 'failed (by code)', 'lost', 'books wrong', 'batches hung', 'duplicate output writes', 'duplicate webhooks (distinct ids)', 'overshoot', 'attempts spent', 's from last fault to batch end', 's total', 'notes'];
 const table = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 const start = '<!-- chaos:begin -->';
 const end = '<!-- chaos:end -->';

@@ -11,8 +11,8 @@ export interface WorkerProcess {
   output(): string;
   /** SIGKILL: a crash, no cleanup. */
   kill9(): Promise<void>;
-  /** SIGTERM: graceful, finishes active jobs. */
-  stop(): Promise<void>;
+  /** SIGTERM: graceful (hands streams back, finishes requests in flight); resolves with the exit code. */
+  stop(): Promise<number | null>;
 }
 
 const running = new Set<ChildProcess>();
@@ -57,6 +57,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     async stop() {
       child.kill('SIGTERM');
       await exited(child);
+      return child.exitCode;
     },
   };
 }

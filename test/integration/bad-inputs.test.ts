@@ -5,7 +5,6 @@
  * unrecoverable: a retry would fail the same way), or that the job completes where it should.
  * Every fixture is generated here (flite + ffmpeg + a few hand-built headers); nothing binary is committed.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,11 +23,11 @@ import type { JobResult } from '@scribe-fleet/core/adapters/queue';
 import { createDeps, createProcessor, type ProcessorDeps } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { readObject, testConfig } from '../helpers/fleet';
+import { cut, pseudoRandom, RATE, SPEECH_TEXT, SpeechKit, wav } from '../helpers/bad-input-fixtures';
 
 jest.setTimeout(60_000);
 
-const TEXT = 'the quick brown fox jumps over the lazy dog';
-const RATE = 16000;
+const TEXT = SPEECH_TEXT;
 
 type Outcome =
   | { state: 'completed'; result: JobResult; doc: DeepgramStyleJson; text: string; words: number }
@@ -39,66 +38,13 @@ const bucket = uniqueBucket('bad-inputs');
 const dir = mkdtempSync(join(process.env.SCRIBE_TEST_TMPDIR ?? tmpdir(), 'bad-inputs-'));
 let deps: ProcessorDeps;
 let processJob: ReturnType<typeof createProcessor>;
+let kit: SpeechKit;
 /** The synthesised sentence (0.6 s of silence at both ends), 16 kHz mono WAV, and its raw s16le samples. */
 let speechWav: string;
 let speechPcm: Buffer;
 let n = 0;
 
-function ffmpeg(...args: string[]): void {
-  execFileSync('ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', ...args]);
-}
-
-/** Encode the speech (optionally padded to `seconds`) with ffmpeg `args` into a file named `name`. */
-function encode(name: string, args: string[], opts: { input?: string[]; seconds?: number } = {}): Buffer {
-  const out = join(dir, name);
-  const pad = opts.seconds ? ['-af', `apad=whole_dur=${opts.seconds}`] : [];
-  ffmpeg(...(opts.input ?? ['-i', speechWav]), ...pad, ...args, out);
-  return readFileSync(out);
-}
-
-/** A canonical RIFF/WAVE header (+ `data`), with any declared data size, and optional extra chunks before `data`. */
-function wav(data: Buffer, o: { rate?: number; channels?: number; bits?: number; tag?: number; declared?: number; riffSize?: number; before?: Buffer } = {}): Buffer {
-  const rate = o.rate ?? RATE;
-  const channels = o.channels ?? 1;
-  const bits = o.bits ?? 16;
-  const blockAlign = (channels * bits) / 8;
-  const fmt = Buffer.alloc(24);
-  fmt.write('fmt ', 0, 'latin1');
-  fmt.writeUInt32LE(16, 4);
-  fmt.writeUInt16LE(o.tag ?? 1, 8);
-  fmt.writeUInt16LE(channels, 10);
-  fmt.writeUInt32LE(rate, 12);
-  fmt.writeUInt32LE(rate * blockAlign, 16);
-  fmt.writeUInt16LE(blockAlign, 20);
-  fmt.writeUInt16LE(bits, 22);
-  const dataHdr = Buffer.alloc(8);
-  dataHdr.write('data', 0, 'latin1');
-  dataHdr.writeUInt32LE(o.declared ?? data.length, 4);
-  const before = o.before ?? Buffer.alloc(0);
-  const riff = Buffer.alloc(12);
-  riff.write('RIFF', 0, 'latin1');
-  riff.writeUInt32LE(o.riffSize ?? Math.min(0xffffffff, 4 + fmt.length + before.length + 8 + (o.declared ?? data.length)), 4);
-  riff.write('WAVE', 8, 'latin1');
-  return Buffer.concat([riff, fmt, before, dataHdr, data]);
-}
-
-/** Deterministic pseudo-random bytes (xorshift32), so a failure can be reproduced. */
-function pseudoRandom(length: number, seed: number): Buffer {
-  const b = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
-/** The first `fraction` of `bytes` (a cut-off upload). */
-const cut = (bytes: Buffer, fraction: number) => bytes.subarray(0, Math.floor(bytes.length * fraction));
+const encode = (name: string, args: string[], opts: { input?: string[]; seconds?: number } = {}) => kit.encode(name, args, opts);
 
 interface RunOptions {
   key?: string;
@@ -163,11 +109,9 @@ function expectNoSpeech(o: Outcome): void {
 
 beforeAll(async () => {
   await storage.ensureBucket(bucket);
-  const raw = join(dir, 'flite.wav');
-  execFileSync('flite', ['-voice', 'kal16', '-t', TEXT, '-o', raw]);
-  speechWav = join(dir, 'speech.wav');
-  ffmpeg('-i', raw, '-af', 'adelay=600:all=1,apad=pad_dur=0.6', '-ar', String(RATE), '-ac', '1', '-c:a', 'pcm_s16le', speechWav);
-  speechPcm = encode('speech.raw', ['-f', 's16le']);
+  kit = new SpeechKit(dir);
+  speechWav = kit.speechWav;
+  speechPcm = kit.speechPcm;
   // createDeps: the worker's own wiring (local provider, Redis limiter) with the test S3 server.
   deps = createDeps(testConfig(), { storage });
   processJob = createProcessor(deps);
