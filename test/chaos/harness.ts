@@ -245,17 +245,19 @@ export class ChaosWorld {
 
   /**
    * Wait for the batch to finish, bounded by progress: it fails only when nothing changed (jobs
-   * done, jobs active) for `idleMs`, however long the whole takes. Redis errors (an outage the
-   * scenario is running) count as no change.
+   * done, jobs active, and the scenario's own `progress` probe, e.g. audio reaching the provider)
+   * for `idleMs`, however long the whole takes. Redis errors (an outage the scenario is running)
+   * count as no change.
    */
-  async waitForBatch(batchId: string, idleMs = 120_000): Promise<{ finishedAt: number }> {
+  async waitForBatch(batchId: string, opts: { idleMs?: number; progress?: () => unknown } = {}): Promise<{ finishedAt: number }> {
+    const idleMs = opts.idleMs ?? 120_000;
     let last = '';
     let changedAt = Date.now();
     for (;;) {
       try {
         const { batch } = await this.service.getBatch(batchId);
         if (batch.finishedAt) return { finishedAt: Date.now() };
-        const sig = JSON.stringify(batch.counts);
+        const sig = JSON.stringify([batch.counts, opts.progress?.()]);
         if (sig !== last) {
           last = sig;
           changedAt = Date.now();
