@@ -7,32 +7,20 @@
  * legacy unformatted + formatted pair of §3.5) and converted from integer ms to seconds.
  */
 import {
-  ConfigError,
   ProviderAuthError,
   ProviderPaymentError,
   ProviderRateLimitedError,
   ProviderRejectedError,
-  ProviderTimeoutError,
   ProviderUnavailableError,
-  UnsupportedCombinationError,
   type ScribeError,
 } from '../../domain/errors';
-import { chunkBytesFor, pacedSend, PCM_BYTES_PER_SECOND, rechunk, type PacingReport } from '../../domain/pacing';
-import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
-import type { Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
-import {
-  abortError,
-  countBytes,
-  Deferred,
-  finalizeLimits,
-  finalizeWithinProgress,
-  padLastChunk,
-  redact,
-  transcriptWord,
-  within,
-  WsSession,
-  type WsCloseInfo,
-} from './ws-session';
+import { segmentFromWords, type Transcript, type Word } from '../../domain/transcript';
+import type { TranscribeRequest } from '../../ports/provider';
+import { finalizeLimits } from './shared/finalize-wait';
+import { redact } from './shared/redact';
+import { StreamingProvider, streamUrl, type StreamHandler, type StreamPhase, type StreamProtocol, type StreamSink } from './shared/stream-session';
+import { segmentsInOrder, transcriptWord } from './shared/words';
+import type { WsCloseInfo } from './shared/ws-socket';
 
 export interface AssemblyAIProviderOptions {
   apiKey: string;
@@ -43,11 +31,12 @@ export interface AssemblyAIProviderOptions {
   /** `speech_model` when the job names none (§3.2: required by current docs). */
   speechModel?: string;
   /**
-   * The wait for `Termination` after `Terminate` is bounded by progress (ws-session `withinProgress`):
-   * it fails (PROVIDER_TIMEOUT, retryable) once the server has sent nothing at all for this long
-   * (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs + finalizeMsPerAudioSecond × audio
-   * seconds not yet in an ended turn` in all. The Node SDK gives up after 5000 ms and closes anyway;
-   * an archive must not lose the last turn. A close releases the wait at once.
+   * The wait for `Termination` after `Terminate` is bounded by progress (shared/finalize-wait
+   * `withinProgress`): it fails (PROVIDER_TIMEOUT, retryable) once the server has sent nothing at all
+   * for this long (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs +
+   * finalizeMsPerAudioSecond × audio seconds not yet in an ended turn` in all. The Node SDK gives up
+   * after 5000 ms and closes anyway; an archive must not lose the last turn. A close releases the
+   * wait at once.
    */
   finalizeIdleMs?: number;
   /** FINALIZE_MS_PER_AUDIO_SECOND (default 1000); see `finalizeIdleMs`. */
@@ -77,20 +66,32 @@ interface TurnMsg {
 
 /** Query parameters this client controls; a job's options may not override them. */
 const RESERVED = new Set(['sample_rate', 'encoding', 'token', 'speech_model']);
+/** §3.9: ends the session; also said on abort, since unterminated sessions keep counting against the limits (§3.8). */
+const TERMINATE = JSON.stringify({ type: 'Terminate' });
+/** A close's phase as the message says it. */
+const CLOSE_PHASE: Record<StreamPhase, string> = { opening: 'before Begin', streaming: 'mid-stream', finalizing: 'before Termination' };
 
-export class AssemblyAIProvider implements Provider {
-  readonly name = 'assemblyai';
-  private readonly chunkMs: number;
+export class AssemblyAIProvider extends StreamingProvider<AssemblyAIProviderOptions> {
+  constructor(opts: AssemblyAIProviderOptions) {
+    super('assemblyai', opts, 1000); // §3.3, §3.7: frames of 50–1000 ms, paced in real time
+  }
 
-  constructor(private readonly opts: AssemblyAIProviderOptions) {
-    this.chunkMs = opts.chunkMs ?? 100;
-    if (!(this.chunkMs >= 50 && this.chunkMs <= 1000)) throw new ConfigError(`assemblyai: chunkMs must be 50–1000 ms (got ${this.chunkMs})`);
-    if (!opts.apiKey) throw new ConfigError('assemblyai: an API key is required');
+  /**
+   * §3.1–§3.9 as the shared lifecycle runs it: `Begin` opens the session and names it; `Terminate` →
+   * remaining Turns → `Termination` → close 1000.
+   */
+  protected protocol(): StreamProtocol {
+    return {
+      url: (req) => this.url(req),
+      headers: { Authorization: this.opts.apiKey }, // raw key, no scheme (§3.1)
+      opening: 'Begin', // §3.4: Begin comes first; a close before it fails the connect (OpenWhispr#1239)
+      finalize: { message: TERMINATE, awaiting: 'Termination', after: 'Terminate', limits: finalizeLimits(this.opts, this.opts.terminationTimeoutMs), sendOnAbort: true },
+      start: (req, sink) => this.session(req, sink),
+    };
   }
 
   private url(req: TranscribeRequest): string {
-    const base = this.opts.baseUrl.replace(/\/+$/, '');
-    const url = new URL(base.endsWith('/v3/ws') ? base : `${base}/v3/ws`);
+    const url = streamUrl(this.opts.baseUrl, '/v3/ws');
     url.searchParams.set('sample_rate', '16000');
     url.searchParams.set('encoding', 'pcm_s16le');
     url.searchParams.set('speech_model', req.model || this.opts.speechModel || 'universal-streaming-english');
@@ -102,149 +103,35 @@ export class AssemblyAIProvider implements Provider {
     return url.toString();
   }
 
-  async transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
-    if (req.mode !== 'stream') throw new UnsupportedCombinationError(`assemblyai supports stream mode only (got ${req.mode})`);
-    const secrets = [this.opts.apiKey];
-    // Stops the audio pipeline and the pacing loop when the caller aborts or the session fails.
-    const stop = new AbortController();
-    const onCallerAbort = () => stop.abort(abortError(this.name, ctx.signal));
-    ctx.signal.addEventListener('abort', onCallerAbort, { once: true });
-
-    let session: WsSession | undefined;
-    let terminateSent = false;
-    let serverError: { code?: number; message: string } | undefined;
-    let fatal: ScribeError | undefined;
-    const begin = new Deferred<{ id: string }>();
-    const termination = new Deferred<void>();
+  /** One session's frames: Begin, Turns keyed by turn_order, the Error frame, Termination. */
+  private session(req: TranscribeRequest, sink: StreamSink): StreamHandler {
     const turns = new Map<number, TurnMsg>();
-    const finalsReported = new Set<number>();
-    let firstResult = false;
-    let bytes = 0;
-    let chunks = 0;
-    let audioBytes = 0; // before tail padding
-    let finalThroughSeconds = 0; // audio covered by ended turns
-
-    try {
-      session = await WsSession.open({
-        provider: this.name,
-        url: this.url(req),
-        headers: { Authorization: this.opts.apiKey }, // raw key, no scheme (§3.1)
-        signal: ctx.signal,
-        connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
-        secrets,
-      });
-      const ws = session;
-
-      ws.onMessage((data, isBinary) => {
-        if (isBinary) return;
-        let msg: Record<string, unknown>;
-        try {
-          msg = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
-        } catch {
-          return;
-        }
+    let serverError: { code?: number; message: string } | undefined;
+    return {
+      onMessage: (msg) => {
         if ('error' in msg) {
           // §3.4 error frame, sent before an error close; the close carries the verdict.
           const code = typeof msg.error_code === 'number' ? msg.error_code : undefined;
-          serverError = { message: redact(String(msg.error), secrets), ...(code !== undefined ? { code } : {}) };
+          serverError = { message: redact(String(msg.error), [this.opts.apiKey]), ...(code !== undefined ? { code } : {}) };
           return;
         }
         switch (msg.type) {
           case 'Begin':
-            begin.resolve({ id: String(msg.id) });
+            sink.opened(String(msg.id));
             break;
           case 'Turn':
-            this.onTurn(msg as unknown as TurnMsg, turns, (t) => {
-              if (!firstResult && t.words.length > 0) {
-                firstResult = true;
-                ctx.onEvent?.({ type: 'session:first-result', audioSeconds: Math.max(...t.words.map((w) => w.end)) / 1000 });
-              }
-              if (t.end_of_turn) finalThroughSeconds = Math.max(finalThroughSeconds, (t.words.at(-1)?.end ?? 0) / 1000);
-              if (t.end_of_turn && !finalsReported.has(t.turn_order)) {
-                finalsReported.add(t.turn_order);
-                const ws0 = t.words[0];
-                const wsN = t.words[t.words.length - 1];
-                ctx.onEvent?.({ type: 'session:final', index: t.turn_order, start: (ws0?.start ?? 0) / 1000, end: (wsN?.end ?? 0) / 1000, segment: segmentFromWords(t.words.map(toWord)) });
-              }
-            });
+            this.onTurn(msg as unknown as TurnMsg, turns, (t) => report(t, sink));
             break;
           case 'Termination':
-            termination.resolve();
+            sink.finalized();
             break;
           default:
             break; // SpeechStarted, SpeakerRevision, …: not needed for an archive transcript
         }
-      });
-
-      // Any close before Termination ends the session: fail whatever is waiting.
-      void ws.closed.then((info) => {
-        ctx.onEvent?.({ type: 'session:closed', code: info.code, reason: info.reason });
-        if (termination.settled) return;
-        fatal = this.closeError(info, serverError, begin.settled ? (terminateSent ? 'before Termination' : 'mid-stream') : 'before Begin');
-        begin.reject(fatal);
-        termination.reject(fatal);
-        stop.abort(fatal);
-      });
-
-      // §3.4: Begin comes first; a close before it fails the connect (OpenWhispr#1239).
-      const started = await within(
-        begin.promise,
-        this.opts.connectTimeoutMs ?? 10_000,
-        () => new ProviderTimeoutError(`assemblyai: no Begin within ${this.opts.connectTimeoutMs ?? 10_000} ms`),
-        stop.signal,
-      );
-      ctx.onEvent?.({ type: 'session:open', requestId: started.id });
-
-      // §3.7: real-time pacing on absolute deadlines; every frame 50–1000 ms, the tail padded.
-      const chunkBytes = chunkBytesFor(this.chunkMs);
-      const pacing: PacingReport = await pacedSend({
-        chunks: padLastChunk(rechunk(countBytes(req.audio.pcm(stop.signal), (n) => (audioBytes += n)), chunkBytes), chunkBytesFor(50)),
-        clock: ctx.clock,
-        signal: stop.signal,
-        onLateness: (ms) => ctx.onEvent?.({ type: 'session:chunk-lateness', ms }),
-        send: async (chunk) => {
-          await ws.send(chunk);
-          bytes += chunk.length;
-          chunks += 1;
-        },
-      });
-
-      // §3.9: Terminate → remaining Turns → Termination → close 1000.
-      terminateSent = true;
-      await ws.send(JSON.stringify({ type: 'Terminate' }));
-      await finalizeWithinProgress(termination.promise, {
-        provider: this.name,
-        awaiting: 'Termination',
-        after: 'Terminate',
-        clock: ctx.clock,
-        limits: finalizeLimits(this.opts, this.opts.terminationTimeoutMs),
-        pendingAudioSeconds: bytes / PCM_BYTES_PER_SECOND - finalThroughSeconds,
-        activity: (onFrame) => ws.onActivity(onFrame),
-        signal: stop.signal,
-      });
-      await ws.close(1000, '', 1000);
-
-      const transcript = this.transcript(req, started.id, turns, audioBytes / PCM_BYTES_PER_SECOND);
-      return {
-        transcript,
-        stats: { requestId: started.id, bytesSent: bytes, chunksSent: chunks, finalResults: transcript.segments.length, reconnects: 0, pacing },
-      };
-    } catch (err) {
-      if (ctx.signal.aborted) {
-        // Unterminated sessions keep counting against the limits (§3.8): say Terminate, then go.
-        if (session?.isOpen && !terminateSent) await session.send(JSON.stringify({ type: 'Terminate' })).catch(() => undefined);
-        throw abortError(this.name, ctx.signal);
-      }
-      // A failed send usually means the server just closed: report the close, not the symptom.
-      if (!fatal && session && !session.isOpen) await within(session.closed, 1000, () => new Error('close wait')).catch(() => undefined);
-      if (fatal) throw fatal;
-      throw err;
-    } finally {
-      ctx.signal.removeEventListener('abort', onCallerAbort);
-      if (!stop.signal.aborted) stop.abort();
-      if (session?.isOpen) await session.close(1000, '', 500);
-      else session?.terminate();
-    }
+      },
+      closeError: (info, phase) => this.closeError(info, serverError, CLOSE_PHASE[phase]),
+      transcript: (requestId, duration) => this.transcript(req, requestId, turns, duration),
+    };
   }
 
   /** Keep one version per turn_order: the latest end-of-turn version wins; a partial never replaces it. */
@@ -256,17 +143,12 @@ export class AssemblyAIProvider implements Provider {
   }
 
   private transcript(req: TranscribeRequest, requestId: string, turns: Map<number, TurnMsg>, duration: number): Transcript {
-    const segments: Segment[] = [];
-    for (const order of [...turns.keys()].sort((a, b) => a - b)) {
-      const t = turns.get(order)!;
+    const segments = segmentsInOrder(
+      turns,
       // A turn that never ended (should not happen after Termination) keeps only its final words.
-      const src = t.end_of_turn ? t.words : t.words.filter((w) => w.word_is_final);
-      const words: Word[] = src.map((w) => toWord(w));
-      if (words.length === 0) continue;
-      const seg = segmentFromWords(words);
-      if (t.end_of_turn && t.transcript.trim()) seg.text = t.transcript.trim();
-      segments.push(seg);
-    }
+      (t) => (t.end_of_turn ? t.words : t.words.filter((w) => w.word_is_final)).map((w) => toWord(w)),
+      (t) => (t.end_of_turn ? t.transcript.trim() : undefined),
+    );
     return { provider: this.name, model: req.model || this.opts.speechModel || 'universal-streaming-english', requestId, duration, channels: 1, segments };
   }
 
@@ -290,6 +172,18 @@ export class AssemblyAIProvider implements Provider {
     // 3005, 1001, 1006, 1011, 1012, 1013, an early 1000 and anything unknown: worth another attempt.
     return new ProviderUnavailableError(msg, opts);
   }
+}
+
+/** A kept Turn's events: the first words, the audio its end covers, and the ended turn as a final result. */
+function report(t: TurnMsg, sink: StreamSink): void {
+  if (sink.firstResultPending && t.words.length > 0) sink.firstResult(() => Math.max(...t.words.map((w) => w.end)) / 1000);
+  if (!t.end_of_turn) return;
+  sink.finalThrough((t.words.at(-1)?.end ?? 0) / 1000);
+  sink.final(t.turn_order, () => ({
+    start: (t.words[0]?.start ?? 0) / 1000,
+    end: (t.words[t.words.length - 1]?.end ?? 0) / 1000,
+    segment: segmentFromWords(t.words.map(toWord)),
+  }));
 }
 
 /** §3.4 word (integer ms) → transcript word (seconds); formatted text goes to punctuated_word. */

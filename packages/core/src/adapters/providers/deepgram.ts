@@ -10,10 +10,8 @@
  * be the sha256 of the audio bytes this client sent, else CHECKSUM_MISMATCH (retryable).
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import WebSocket from 'ws';
 import {
   ChecksumMismatchError,
   ConfigError,
@@ -29,7 +27,11 @@ import { chunkBytesFor, pacedSend, rechunk, PCM_BYTES_PER_SECOND, PCM_SAMPLE_RAT
 import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
 import type { AudioForm, Provider, ProviderResult, SessionContext, SessionStats, TranscribeRequest } from '../../ports/provider';
 import { postStreaming } from './http-upload';
-import { abortError, finalizeLimits, finalizeWithinProgress, httpStatusError, redact, within } from './ws-session';
+import { within } from './shared/deferred';
+import { finalizeLimits, finalizeWithinProgress } from './shared/finalize-wait';
+import { abortError, httpStatusError } from './shared/http-errors';
+import { redact } from './shared/redact';
+import { firstHeader, WsSession, type WsRefusal } from './shared/ws-socket';
 
 const PROVIDER = 'deepgram';
 
@@ -54,8 +56,8 @@ export interface DeepgramProviderOptions {
   connectTimeoutMs?: number;
   /**
    * Live: the wait for CloseStream → final Results → Metadata → close 1000 is bounded by progress
-   * (ws-session `withinProgress`): it fails (PROVIDER_TIMEOUT, retryable) once Deepgram has sent
-   * nothing at all for this long (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs +
+   * (shared/finalize-wait `withinProgress`): it fails (PROVIDER_TIMEOUT, retryable) once Deepgram has
+   * sent nothing at all for this long (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs +
    * finalizeMsPerAudioSecond × audio seconds not yet in a final result` in all.
    */
   finalizeIdleMs?: number;
@@ -335,7 +337,7 @@ export class DeepgramProvider implements Provider {
     const url = `${this.base.replace(/^http/, 'ws')}/v1/listen?${query}`;
     const stats: SessionStats = { requestId: '', bytesSent: 0, chunksSent: 0, finalResults: 0, reconnects: 0 };
     const source = rechunk(req.audio.pcm(signal), chunkBytesFor(chunkMs))[Symbol.asyncIterator]();
-    let live: LiveSocket | undefined;
+    let live: WsSession | undefined;
     let keepAlive: NodeJS.Timeout | undefined;
     let closeStreamSent = false;
     let closedReported = false;
@@ -353,10 +355,11 @@ export class DeepgramProvider implements Provider {
       const first = await source.next();
       if (first.done || first.value.length === 0) throw new EmptyDecodeError('deepgram: the audio decoded to nothing; nothing to stream');
       const firstChunk: Buffer = first.value;
-      live = await LiveSocket.open(url, this.authHeader, signal, this.opts.connectTimeoutMs ?? 10_000, [this.opts.apiKey]);
+      live = await this.openLive(url, signal);
       const sock = live;
-      stats.requestId = sock.requestId;
-      ctx.onEvent?.({ type: 'session:open', requestId: sock.requestId });
+      const requestId = sock.upgradeHeader('dg-request-id') ?? '';
+      stats.requestId = requestId;
+      ctx.onEvent?.({ type: 'session:open', requestId });
 
       // Finals accumulate; interims are never kept (§2.5).
       const segments: Segment[] = [];
@@ -364,7 +367,7 @@ export class DeepgramProvider implements Provider {
       let firstResult = false;
       let finalThroughSeconds = 0; // audio covered by final Results
       const sentHash = createHash('sha256'); // of exactly the audio bytes handed to the socket
-      sock.onText((msg) => {
+      onText(sock, (msg) => {
         if (msg.type === 'Results') {
           const r = msg as unknown as DgResults;
           const alt = r.channel?.alternatives?.[0];
@@ -436,7 +439,7 @@ export class DeepgramProvider implements Provider {
         if (ctx.signal.aborted) throw err;
         if (stop.signal.aborted) throw stop.signal.reason;
         // A send that failed because the server is closing: report the close code, not the send.
-        const c = sock.closeInfo ?? (sendFailed ? await within(sock.closed, 2000, () => new Error('no close')).catch(() => undefined) : undefined);
+        const c = sock.closeState ?? (sendFailed ? await within(sock.closed, 2000, () => new Error('no close')).catch(() => undefined) : undefined);
         if (c) throw deepgramCloseError(c.code, this.clean(c.reason), 'while streaming audio');
         throw err;
       }
@@ -476,7 +479,7 @@ export class DeepgramProvider implements Provider {
       const transcript: Transcript = {
         provider: PROVIDER,
         model: req.model,
-        requestId: metadata.request_id ?? sock.requestId,
+        requestId: metadata.request_id ?? requestId,
         duration: typeof metadata.duration === 'number' ? metadata.duration : stats.bytesSent / PCM_BYTES_PER_SECOND,
         channels: 1,
         segments,
@@ -487,7 +490,7 @@ export class DeepgramProvider implements Provider {
         if (live) reportClosed(1000, 'aborted by the caller');
         throw abortError(PROVIDER, ctx.signal);
       }
-      if (live) reportClosed(live.closeInfo?.code, live.closeInfo?.reason);
+      if (live) reportClosed(live.closeState?.code, live.closeState?.reason);
       if (err instanceof ScribeError) throw err;
       if (stop.signal.aborted && stop.signal.reason instanceof ScribeError) throw stop.signal.reason;
       throw toScribeError(err);
@@ -498,6 +501,33 @@ export class DeepgramProvider implements Provider {
       // On success the server has closed already; on failure or abort, close our side.
       live?.shutdown();
     }
+  }
+
+  /** The live socket; `dg-request-id` comes with the 101. */
+  private openLive(url: string, signal: AbortSignal): Promise<WsSession> {
+    return WsSession.open({
+      provider: PROVIDER,
+      url,
+      headers: { authorization: this.authHeader },
+      signal,
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+      secrets: [this.opts.apiKey],
+      refusal: (r) => this.liveRefusal(r),
+    });
+  }
+
+  /**
+   * §2.1: refusals are plain HTTP before the upgrade, with `dg-error` and `dg-request-id` headers and
+   * an error body in one of the shapes of §1.4.
+   */
+  private liveRefusal({ status, headers, body }: WsRefusal): ScribeError {
+    const info = parseDeepgramError(body);
+    const dgError = firstHeader(headers, 'dg-error');
+    if (dgError) info.message = dgError;
+    const id = firstHeader(headers, 'dg-request-id');
+    if (id && !info.requestId) info.requestId = id;
+    info.message = this.clean(info.message);
+    return deepgramHttpError(status, info, firstHeader(headers, 'retry-after'), 'at WebSocket upgrade');
   }
 }
 
@@ -514,130 +544,15 @@ async function* countingBody(stream: Readable, stats: SessionStats): AsyncGenera
   }
 }
 
-/** The live socket: handshake with Deepgram's HTTP refusals as typed errors, sends, close state. */
-class LiveSocket {
-  readonly closed: Promise<{ code: number; reason: string }>;
-  closeInfo: { code: number; reason: string } | undefined;
-  private readonly activity = new Set<() => void>();
-
-  private constructor(
-    private readonly ws: WebSocket,
-    readonly requestId: string,
-  ) {
-    ws.on('message', () => {
-      for (const fn of this.activity) fn();
-    });
-    this.closed = new Promise((resolve) => {
-      ws.once('close', (code: number, reason: Buffer) => {
-        this.closeInfo = { code, reason: reason.toString('utf8') };
-        resolve(this.closeInfo);
-      });
-    });
-    ws.on('error', () => undefined); // a drop surfaces as close 1006
-  }
-
-  /**
-   * §2.1: refusals are plain HTTP before the upgrade, with `dg-error` and `dg-request-id` headers;
-   * ws reports them through 'unexpected-response' (without a listener they would be an opaque 1006,
-   * js-sdk#353).
-   */
-  static open(url: string, auth: string, signal: AbortSignal, connectTimeoutMs: number, secrets: string[]): Promise<LiveSocket> {
-    return new Promise<LiveSocket>((resolve, reject) => {
-      if (signal.aborted) return reject(abortError(PROVIDER, signal));
-      const ws = new WebSocket(url, { headers: { authorization: auth }, handshakeTimeout: connectTimeoutMs, perMessageDeflate: false });
-      let requestId = '';
-      let done = false;
-      const finish = (err: Error | null) => {
-        if (done) return;
-        done = true;
-        signal.removeEventListener('abort', onAbort);
-        if (!err) return resolve(new LiveSocket(ws, requestId));
-        ws.removeAllListeners('open');
-        ws.on('error', () => undefined);
-        if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
-        reject(err);
-      };
-      const onAbort = () => finish(abortError(PROVIDER, signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      ws.once('upgrade', (res: IncomingMessage) => {
-        const id = res.headers['dg-request-id'];
-        requestId = (Array.isArray(id) ? id[0] : id) ?? '';
-      });
-      ws.once('open', () => finish(null));
-      ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-        const parts: Buffer[] = [];
-        let size = 0;
-        res.on('data', (d: Buffer) => {
-          if (size < 8192) parts.push(d);
-          size += d.length;
-        });
-        const fail = () => {
-          const header = (name: string) => {
-            const v = res.headers[name];
-            return Array.isArray(v) ? v[0] : v;
-          };
-          const info = parseDeepgramError(Buffer.concat(parts).toString('utf8'));
-          const dgError = header('dg-error');
-          if (dgError) info.message = dgError;
-          const id = header('dg-request-id');
-          if (id && !info.requestId) info.requestId = id;
-          info.message = redact(info.message, secrets);
-          finish(deepgramHttpError(res.statusCode ?? 0, info, header('retry-after'), 'at WebSocket upgrade'));
-        };
-        res.once('end', fail);
-        res.once('error', fail);
-        res.once('aborted', fail);
-      });
-      ws.once('error', (e: Error & { code?: string }) => {
-        const msg = redact(e.message, secrets);
-        if (/timed out/i.test(msg)) finish(new ProviderTimeoutError(`deepgram: WebSocket handshake timed out after ${connectTimeoutMs} ms`, { cause: e }));
-        else finish(new ProviderUnavailableError(`deepgram: cannot connect (${e.code ?? msg})`, { cause: e }));
-      });
-      ws.once('close', (code: number) => finish(new ProviderUnavailableError(`deepgram: connection closed ${code} during the handshake`, { status: code })));
-    });
-  }
-
-  get isOpen(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
-  }
-
-  /** Call `fn` on every message from Deepgram, of any kind (for `withinProgress`); returns the unsubscribe. */
-  onActivity(fn: () => void): () => void {
-    this.activity.add(fn);
-    return () => this.activity.delete(fn);
-  }
-
-  onText(fn: (msg: { type?: string } & Record<string, unknown>) => void): void {
-    this.ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      if (isBinary) return;
-      try {
-        const msg = JSON.parse(data.toString()) as unknown;
-        if (msg && typeof msg === 'object') fn(msg as { type?: string } & Record<string, unknown>);
-      } catch {
-        // not JSON: ignore (Deepgram only sends JSON text frames)
-      }
-    });
-  }
-
-  /** Resolves once the frame is handed to the socket. */
-  send(data: Buffer | string): Promise<void> {
-    if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ProviderUnavailableError('deepgram: cannot send, the connection is closed'));
-    return new Promise<void>((resolve, reject) => {
-      this.ws.send(data, { binary: typeof data !== 'string' }, (err) => {
-        if (err) reject(new ProviderUnavailableError(`deepgram: send failed: ${err.message}`, { cause: err }));
-        else resolve();
-      });
-    });
-  }
-
-  /** Close our side if still open (abort/failure); drop the socket if the server does not answer. */
-  shutdown(): void {
-    if (this.ws.readyState === WebSocket.OPEN) {
-      this.ws.close(1000, 'client closing');
-      setTimeout(() => this.ws.terminate(), 2000).unref();
-    } else if (this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.terminate();
+/** Deepgram's JSON text frames (it sends no other text): `fn` runs for each one that is an object. */
+function onText(sock: WsSession, fn: (msg: { type?: string } & Record<string, unknown>) => void): void {
+  sock.onMessage((data, isBinary) => {
+    if (isBinary) return;
+    try {
+      const msg = JSON.parse(data.toString()) as unknown;
+      if (msg && typeof msg === 'object') fn(msg as { type?: string } & Record<string, unknown>);
+    } catch {
+      // not JSON: ignore (Deepgram only sends JSON text frames)
     }
-  }
+  });
 }
-

@@ -6,30 +6,14 @@
  * normalised with `Number(id)`), then finishes with `{"checkpoint_id":"final"}`, waits — bounded by
  * progress — for its echo and closes the socket itself (the server never does, §4.5).
  */
-import { randomUUID } from 'node:crypto';
-import {
-  ConfigError,
-  ProviderRejectedError,
-  ProviderUnavailableError,
-  UnsupportedCombinationError,
-  type ScribeError,
-} from '../../domain/errors';
-import { chunkBytesFor, pacedSend, PCM_BYTES_PER_SECOND, rechunk, type PacingReport } from '../../domain/pacing';
-import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
-import type { Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
-import {
-  abortError,
-  countBytes,
-  Deferred,
-  finalizeLimits,
-  finalizeWithinProgress,
-  padLastChunk,
-  redact,
-  transcriptWord,
-  within,
-  WsSession,
-  type WsCloseInfo,
-} from './ws-session';
+import { ProviderRejectedError, ProviderUnavailableError, type ScribeError } from '../../domain/errors';
+import { segmentFromWords, type Transcript, type Word } from '../../domain/transcript';
+import type { TranscribeRequest } from '../../ports/provider';
+import { finalizeLimits } from './shared/finalize-wait';
+import { redact } from './shared/redact';
+import { StreamingProvider, streamUrl, type StreamHandler, type StreamProtocol, type StreamSink } from './shared/stream-session';
+import { segmentsInOrder, transcriptWord } from './shared/words';
+import type { WsCloseInfo } from './shared/ws-socket';
 
 export const FIREWORKS_STREAMING_PATH = '/v1/audio/transcriptions/streaming';
 
@@ -40,10 +24,10 @@ export interface FireworksProviderOptions {
   /** Audio per frame, 50–400 ms (§4.3). Default 100. */
   chunkMs?: number;
   /**
-   * The wait for the final checkpoint echo is bounded by progress (ws-session `withinProgress`): it
-   * fails (PROVIDER_TIMEOUT, retryable) once the server has sent nothing at all for this long
-   * (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs + finalizeMsPerAudioSecond × audio
-   * seconds not yet in a final segment` in all.
+   * The wait for the final checkpoint echo is bounded by progress (shared/finalize-wait
+   * `withinProgress`): it fails (PROVIDER_TIMEOUT, retryable) once the server has sent nothing at all
+   * for this long (FINALIZE_IDLE_MS, default 20 000), or after `finalizeIdleMs +
+   * finalizeMsPerAudioSecond × audio seconds not yet in a final segment` in all.
    */
   finalizeIdleMs?: number;
   /** FINALIZE_MS_PER_AUDIO_SECOND (default 1000); see `finalizeIdleMs`. */
@@ -75,19 +59,32 @@ const FINAL_CHECKPOINT = 'final';
 /** Query parameters this client controls. */
 const RESERVED = new Set(['response_format', 'timestamp_granularities', 'Authorization']);
 
-export class FireworksProvider implements Provider {
-  readonly name = 'fireworks';
-  private readonly chunkMs: number;
+export class FireworksProvider extends StreamingProvider<FireworksProviderOptions> {
+  constructor(opts: FireworksProviderOptions) {
+    super('fireworks', opts, 400); // §4.3: frames of 50–400 ms, paced in real time
+  }
 
-  constructor(private readonly opts: FireworksProviderOptions) {
-    this.chunkMs = opts.chunkMs ?? 100;
-    if (!(this.chunkMs >= 50 && this.chunkMs <= 400)) throw new ConfigError(`fireworks: chunkMs must be 50–400 ms (got ${this.chunkMs})`);
-    if (!opts.apiKey) throw new ConfigError('fireworks: an API key is required');
+  /**
+   * §4.1–§4.5 as the shared lifecycle runs it: no opening frame and no session id (the request id is
+   * ours); the final checkpoint is answered after all prior audio is processed, then the client closes
+   * (the server never does).
+   */
+  protected protocol(): StreamProtocol {
+    return {
+      url: (req) => this.url(req),
+      headers: { Authorization: this.opts.apiKey }, // raw key, no scheme (§4.1)
+      finalize: {
+        message: JSON.stringify({ checkpoint_id: FINAL_CHECKPOINT }),
+        awaiting: 'final checkpoint echo',
+        after: 'the final checkpoint',
+        limits: finalizeLimits(this.opts, this.opts.finalTimeoutMs),
+      },
+      start: (req, sink) => this.session(req, sink),
+    };
   }
 
   private url(req: TranscribeRequest): string {
-    const base = this.opts.baseUrl.replace(/\/+$/, '');
-    const url = new URL(base.endsWith(FIREWORKS_STREAMING_PATH) ? base : `${base}${FIREWORKS_STREAMING_PATH}`);
+    const url = streamUrl(this.opts.baseUrl, FIREWORKS_STREAMING_PATH);
     url.searchParams.set('response_format', 'verbose_json');
     // §4.2: start/end on words and segments only with timestamp_granularities.
     url.searchParams.set('timestamp_granularities', 'word,segment');
@@ -98,53 +95,18 @@ export class FireworksProvider implements Provider {
     return url.toString();
   }
 
-  async transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
-    if (req.mode !== 'stream') throw new UnsupportedCombinationError(`fireworks supports stream mode only (got ${req.mode})`);
-    const secrets = [this.opts.apiKey];
-    const stop = new AbortController();
-    const onCallerAbort = () => stop.abort(abortError(this.name, ctx.signal));
-    ctx.signal.addEventListener('abort', onCallerAbort, { once: true });
-
-    // Fireworks reports no session id: the request id is ours.
-    const requestId = randomUUID();
+  /** One session's frames: the checkpoint echo, error frames, and the §4.4 state dict of segments. */
+  private session(req: TranscribeRequest, sink: StreamSink): StreamHandler {
     const state = new Map<number, FwSegment>();
-    const finalsReported = new Set<number>();
-    const finalEcho = new Deferred<void>();
     let serverError: string | undefined;
-    let fatal: ScribeError | undefined;
-    let session: WsSession | undefined;
-    let firstResult = false;
-    let bytes = 0;
-    let chunks = 0;
-    let audioBytes = 0;
-    let finalThroughSeconds = 0; // audio covered by final segments
-
-    try {
-      session = await WsSession.open({
-        provider: this.name,
-        url: this.url(req),
-        headers: { Authorization: this.opts.apiKey }, // raw key, no scheme (§4.1)
-        signal: ctx.signal,
-        connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
-        secrets,
-      });
-      const ws = session;
-      ctx.onEvent?.({ type: 'session:open', requestId });
-
-      ws.onMessage((data, isBinary) => {
-        if (isBinary) return;
-        let msg: Record<string, unknown>;
-        try {
-          msg = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
-        } catch {
-          return;
-        }
+    return {
+      onMessage: (msg) => {
         if (msg.checkpoint_id === FINAL_CHECKPOINT || (msg.object === 'stt.output.trace' && msg.trace_id === FINAL_CHECKPOINT)) {
-          finalEcho.resolve();
+          sink.finalized();
           return;
         }
         if (typeof msg.error === 'string' || (msg.error && typeof msg.error === 'object')) {
-          serverError = redact(typeof msg.error === 'string' ? msg.error : JSON.stringify(msg.error), secrets).slice(0, 200);
+          serverError = redact(typeof msg.error === 'string' ? msg.error : JSON.stringify(msg.error), [this.opts.apiKey]).slice(0, 200);
           return;
         }
         if (!Array.isArray(msg.segments)) return;
@@ -153,83 +115,16 @@ export class FireworksProvider implements Provider {
           const id = Number(seg?.id);
           if (!Number.isFinite(id)) continue;
           state.set(id, seg);
-          const words = seg.words ?? [];
-          if (!firstResult && (seg.text ?? '').trim()) {
-            firstResult = true;
-            ctx.onEvent?.({ type: 'session:first-result', audioSeconds: words.at(-1)?.end ?? seg.end ?? 0 });
-          }
-          // A segment is final when its last word is (the LiveKit plugin's rule, §4.4).
-          if (words.length && words.at(-1)!.is_final === true) finalThroughSeconds = Math.max(finalThroughSeconds, words.at(-1)!.end ?? seg.end ?? 0);
-          if (words.length && words.at(-1)!.is_final === true && !finalsReported.has(id)) {
-            finalsReported.add(id);
-            ctx.onEvent?.({ type: 'session:final', index: id, start: words[0]!.start ?? seg.start ?? 0, end: words.at(-1)!.end ?? seg.end ?? 0, segment: segmentFromWords(toWords(seg)) });
-          }
+          report(id, seg, sink);
         }
-      });
-
-      void ws.closed.then((info) => {
-        ctx.onEvent?.({ type: 'session:closed', code: info.code, reason: info.reason });
-        if (finalEcho.settled) return;
-        fatal = this.closeError(info, serverError);
-        finalEcho.reject(fatal);
-        stop.abort(fatal);
-      });
-
-      // §4.3: real-time pacing, 50–400 ms frames, tail padded to 50 ms.
-      const pacing: PacingReport = await pacedSend({
-        chunks: padLastChunk(rechunk(countBytes(req.audio.pcm(stop.signal), (n) => (audioBytes += n)), chunkBytesFor(this.chunkMs)), chunkBytesFor(50)),
-        clock: ctx.clock,
-        signal: stop.signal,
-        onLateness: (ms) => ctx.onEvent?.({ type: 'session:chunk-lateness', ms }),
-        send: async (chunk) => {
-          await ws.send(chunk);
-          bytes += chunk.length;
-          chunks += 1;
-        },
-      });
-
-      // §4.5: the final checkpoint is answered after all prior audio is processed; then we close.
-      await ws.send(JSON.stringify({ checkpoint_id: FINAL_CHECKPOINT }));
-      await finalizeWithinProgress(finalEcho.promise, {
-        provider: this.name,
-        awaiting: 'final checkpoint echo',
-        after: 'the final checkpoint',
-        clock: ctx.clock,
-        limits: finalizeLimits(this.opts, this.opts.finalTimeoutMs),
-        pendingAudioSeconds: bytes / PCM_BYTES_PER_SECOND - finalThroughSeconds,
-        activity: (onFrame) => ws.onActivity(onFrame),
-        signal: stop.signal,
-      });
-      await ws.close(1000, '', 1000);
-
-      const transcript = this.transcript(req, requestId, state, audioBytes / PCM_BYTES_PER_SECOND);
-      return {
-        transcript,
-        stats: { requestId, bytesSent: bytes, chunksSent: chunks, finalResults: transcript.segments.length, reconnects: 0, pacing },
-      };
-    } catch (err) {
-      if (ctx.signal.aborted) throw abortError(this.name, ctx.signal);
-      if (!fatal && session && !session.isOpen) await within(session.closed, 1000, () => new Error('close wait')).catch(() => undefined);
-      if (fatal) throw fatal;
-      throw err;
-    } finally {
-      ctx.signal.removeEventListener('abort', onCallerAbort);
-      if (!stop.signal.aborted) stop.abort();
-      if (session?.isOpen) await session.close(1000, '', 500);
-      else session?.terminate();
-    }
+      },
+      closeError: (info) => this.closeError(info, serverError),
+      transcript: (requestId, duration) => this.transcript(req, requestId, state, duration),
+    };
   }
 
   private transcript(req: TranscribeRequest, requestId: string, state: Map<number, FwSegment>, duration: number): Transcript {
-    const segments: Segment[] = [];
-    for (const id of [...state.keys()].sort((a, b) => a - b)) {
-      const seg = state.get(id)!;
-      const words = toWords(seg);
-      if (words.length === 0) continue;
-      const out = segmentFromWords(words);
-      if (seg.text?.trim()) out.text = seg.text.trim();
-      segments.push(out);
-    }
+    const segments = segmentsInOrder(state, toWords, (seg) => seg.text?.trim());
     return { provider: this.name, model: req.model, requestId, duration, channels: 1, segments };
   }
 
@@ -243,6 +138,16 @@ export class FireworksProvider implements Provider {
     if ([1002, 1003, 1007, 1008, 1009].includes(info.code)) return new ProviderRejectedError(msg, { status: info.code });
     return new ProviderUnavailableError(msg, { status: info.code });
   }
+}
+
+/** A segment's events: the first text, and, once its last word is final, the audio it covers and the final result. */
+function report(id: number, seg: FwSegment, sink: StreamSink): void {
+  const words = seg.words ?? [];
+  if (sink.firstResultPending && (seg.text ?? '').trim()) sink.firstResult(() => words.at(-1)?.end ?? seg.end ?? 0);
+  // A segment is final when its last word is (the LiveKit plugin's rule, §4.4).
+  if (!(words.length && words.at(-1)!.is_final === true)) return;
+  sink.finalThrough(words.at(-1)!.end ?? seg.end ?? 0);
+  sink.final(id, () => ({ start: words[0]!.start ?? seg.start ?? 0, end: words.at(-1)!.end ?? seg.end ?? 0, segment: segmentFromWords(toWords(seg)) }));
 }
 
 /** Segment words → transcript words; text with punctuation/casing goes to punctuated_word. */

@@ -42,6 +42,8 @@ import { PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE } from '../../domain/pacing';
 import type { Segment, Transcript, Word } from '../../domain/transcript';
 import type { AudioForm, Provider, ProviderResult, SessionContext, TranscribeRequest } from '../../ports/provider';
 import { postStreaming } from './http-upload';
+import { parseRetryAfter } from './shared/http-errors';
+import { redact as redactSecrets } from './shared/redact';
 
 /** §5.1/§5.3: whisper-1 upload limit. */
 export const OPENAI_MAX_UPLOAD_BYTES = 26_214_400;
@@ -160,12 +162,8 @@ export function parseErrorBody(text: string): { message: string; type?: string; 
 export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
   const ms = headers.get('retry-after-ms');
   if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
-  const ra = headers.get('retry-after');
-  if (ra) {
-    if (/^\d+(\.\d+)?$/.test(ra.trim())) return Math.round(Number(ra) * 1000);
-    const at = Date.parse(ra);
-    if (Number.isFinite(at)) return Math.max(0, at - now);
-  }
+  const after = parseRetryAfter(headers.get('retry-after'), now);
+  if (after !== undefined) return after;
   const reset = headers.get('x-ratelimit-reset-requests');
   if (reset) {
     let total = 0;
@@ -369,9 +367,7 @@ export class OpenAIProvider implements Provider {
 
   /** Server messages may quote the key (OpenAI masks it, others might not): never let it through. */
   private redact(message: string): string {
-    let out = message.replace(/(API key provided: )\S+/gi, '$1[redacted]');
-    if (this.opts.apiKey) out = out.split(this.opts.apiKey).join('[redacted]');
-    return out;
+    return redactSecrets(message.replace(/(API key provided: )\S+/gi, '$1[redacted]'), [this.opts.apiKey], '[redacted]');
   }
 
   /**

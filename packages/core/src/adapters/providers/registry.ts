@@ -12,7 +12,7 @@ import { OpenAIProvider } from './openai';
  */
 export function createProviders(config: Config): Record<string, Provider> {
   const chunkMs = config.STREAM_CHUNK_MS;
-  // Streams' finalize handshakes wait while the provider makes progress (ws-session withinProgress).
+  // Streams' finalize handshakes wait while the provider makes progress (shared/finalize-wait withinProgress).
   const finalize = { finalizeIdleMs: config.FINALIZE_IDLE_MS, finalizeMsPerAudioSecond: config.FINALIZE_MS_PER_AUDIO_SECOND };
   const providers: Record<string, Provider> = { local: new LocalProvider({ chunkMs }) };
   if (config.DEEPGRAM_API_KEY) {
