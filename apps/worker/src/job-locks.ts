@@ -1,6 +1,8 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '@scribe-fleet/core';
+import { bullmqQueueKey } from '@scribe-fleet/core/adapters/redis/keys';
+import { defineScript } from '@scribe-fleet/core/adapters/redis/scripts';
 
 /**
  * Job locks across a Redis outage. BullMQ's locks are keys with a TTL (WORKER_LOCK_MS); Redis
@@ -15,22 +17,7 @@ import type { Config } from '@scribe-fleet/core';
  *    `grace` ms, so every surviving worker has re-asserted its locks first. A worker that really died
  *    is still found within lockDuration + stalledInterval (+ grace after a restart).
  */
-// KEYS[1] lock, KEYS[2] stalled set, KEYS[3] active list. ARGV: token, lockDuration, jobId.
-// Returns 1 renewed, 2 re-taken after expiry, 0 lost (another worker holds it, or it is no longer active).
-const REASSERT = `
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('SREM', KEYS[2], ARGV[3])
-  return 1
-end
-if cur then return 0 end
-if not redis.call('LPOS', KEYS[3], ARGV[3]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SREM', KEYS[2], ARGV[3])
-return 2
-`;
-
+// The script: packages/core/src/adapters/redis/scripts/jobLockReassert-3.lua (1 renewed, 2 re-taken, 0 lost).
 type WithReassert = Redis & { jobLockReassert(lock: string, stalled: string, active: string, token: string, ms: number, id: string): Promise<number> };
 type StalledChecker = { moveStalledJobsToWait?: () => Promise<void> };
 /** The prototype whose private stalled check is driven from here. */
@@ -47,7 +34,7 @@ export class JobLocks {
   ) {
     this.redis = redis as WithReassert;
     this.graceMs = Math.min(config.WORKER_LOCK_MS, 15_000);
-    if (!('jobLockReassert' in redis)) redis.defineCommand('jobLockReassert', { numberOfKeys: 3, lua: REASSERT });
+    if (!('jobLockReassert' in redis)) defineScript(redis, 'jobLockReassert');
   }
 
   /**
@@ -59,7 +46,7 @@ export class JobLocks {
   }
 
   private key(queueName: string, suffix: string): string {
-    return `${this.config.QUEUE_PREFIX}:${queueName}:${suffix}`;
+    return bullmqQueueKey(this.config.QUEUE_PREFIX, queueName, suffix);
   }
 
   /** Re-assert the locks of these running jobs; returns the ids this worker has lost. */

@@ -24,6 +24,7 @@ import { BatchStore, type BatchJobEntry } from './batch-store';
 import { JobEnds } from './job-ends';
 import type { FleetQueues } from './fleet-queues';
 import { redisConnection, type JobResult } from './queue';
+import { bullmqJobKey, RedisKeys } from './redis/keys';
 
 export interface CreateBatchRequest {
   /** `s3://bucket/prefix` to transcribe (or give `manifest`). */
@@ -123,7 +124,7 @@ export function signWebhook(secret: string, body: string, timestamp = Math.floor
 export class BatchService {
   readonly batches: BatchStore;
   readonly jobEnds: JobEnds;
-  private readonly keyBase: string;
+  private readonly keys: RedisKeys;
   readonly control: Queue;
   readonly webhooks: Queue;
 
@@ -131,9 +132,9 @@ export class BatchService {
     private readonly deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues },
   ) {
     const { config } = deps;
-    this.keyBase = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
-    this.batches = new BatchStore(deps.redis, this.keyBase);
-    this.jobEnds = new JobEnds(deps.redis, this.keyBase, config.JOB_RETENTION_SECONDS);
+    this.keys = RedisKeys.forQueue(config);
+    this.batches = new BatchStore(deps.redis, this.keys.base);
+    this.jobEnds = new JobEnds(deps.redis, this.keys.base, config.JOB_RETENTION_SECONDS);
     const connection = redisConnection(config, 'worker');
     this.control = new Queue(`${config.QUEUE_NAME}-control`, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 1000 } });
     this.webhooks = new Queue(`${config.QUEUE_NAME}-webhooks`, {
@@ -144,10 +145,7 @@ export class BatchService {
   }
 
   get cancelChannel(): string {
-    return `${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:cancel`;
-  }
-  private extraBatchesKey(jobId: string): string {
-    return `${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:job-batches:${jobId}`;
+    return this.keys.cancelChannel();
   }
 
   // ---- creating -------------------------------------------------------------------------------
@@ -337,7 +335,7 @@ export class BatchService {
    */
   private async adoptDuplicates(batchId: string, ids: string[]): Promise<void> {
     for (const id of ids) {
-      await this.deps.redis.sadd(this.extraBatchesKey(id), batchId);
+      await this.deps.redis.sadd(this.keys.jobBatches(id), batchId);
       const job = (await this.deps.fleet.getJob(id)) as Job<JobSpec, JobResult> | undefined;
       const end = job ? await outcomeOfFinishedJob(job) : null;
       if (job && end) await this.jobEnded(job.data, id, job.timestamp, end);
@@ -347,7 +345,7 @@ export class BatchService {
   // ---- worker hooks ---------------------------------------------------------------------------
 
   private async batchesOf(spec: Pick<JobSpec, 'batchId'>, jobId: string): Promise<string[]> {
-    const extra = await this.deps.redis.smembers(this.extraBatchesKey(jobId));
+    const extra = await this.deps.redis.smembers(this.keys.jobBatches(jobId));
     return [...new Set([...(spec.batchId ? [spec.batchId] : []), ...extra])];
   }
 
@@ -410,7 +408,7 @@ export class BatchService {
    * walks the rest over later sweeps).
    */
   async reconcile(opts: { queuedPerBatch?: number } = {}): Promise<{ batches: number; recorded: number; finalised: number }> {
-    const lockKey = `${this.keyBase}:reconcile-lock`;
+    const lockKey = this.keys.reconcileLock();
     const interval = this.deps.config.RECONCILE_INTERVAL_MS;
     if ((await this.deps.redis.set(lockKey, String(process.pid), 'PX', Math.max(1000, interval - 500), 'NX')) !== 'OK') return { batches: 0, recorded: 0, finalised: 0 };
     let recorded = 0;
@@ -419,7 +417,7 @@ export class BatchService {
     for (const b of ids) {
       const batch = await this.batches.get(b);
       if (!batch || batch.listing) continue; // still being enqueued: its books run ahead of the queue
-      const cursorKey = `${this.keyBase}:reconcile-cursor`;
+      const cursorKey = this.keys.reconcileCursor();
       const from = Number((await this.deps.redis.hget(cursorKey, b)) ?? 0);
       const limit = opts.queuedPerBatch ?? 2000;
       const queued = await this.batches.jobIds(b, 'queued', from, limit);
@@ -447,8 +445,7 @@ export class BatchService {
         }
       }
       if (await this.batches.needsFinalize(b)) {
-        const stale = Date.now() - Date.parse((await this.deps.redis.hget(`${this.keyBase}:batch:${b}`, 'doneSeenAt')) ?? new Date().toISOString());
-        await this.deps.redis.hsetnx(`${this.keyBase}:batch:${b}`, 'doneSeenAt', new Date().toISOString());
+        const stale = await this.batches.doneSeenFor(b);
         // Done for two sweeps and still not finished: its finalisation was lost; run it here.
         if (stale >= 2 * interval) {
           await this.batches.claimFinalize(b);
@@ -624,7 +621,7 @@ export class BatchService {
       await this.batches.transition(b, id, 'queued', undefined, 0, 0, 'force');
     }
     // Attempts start again, stalls included (BullMQ keeps its stall counter across a retry).
-    await this.deps.redis.hset(`${job.queueQualifiedName}:${id}`, 'stc', 0);
+    await this.deps.redis.hset(bullmqJobKey(job.queueQualifiedName, id), 'stc', 0);
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     return { id, state: 'waiting' };
   }
@@ -672,14 +669,10 @@ export class BatchService {
       const job = await this.webhooks.add(event, { url, body, ...(owner ? { batchId: owner } : {}) }, { jobId });
       // Index the delivery under its batch, so its status can be listed without scanning the queue.
       if (owner && job.id) {
-        const key = this.webhookIndexKey(owner);
+        const key = this.keys.batchWebhooks(owner);
         await this.deps.redis.multi().zadd(key, 'NX', Date.now(), job.id).expire(key, 30 * 24 * 3600).exec();
       }
     }
-  }
-
-  private webhookIndexKey(batchId: string): string {
-    return `${this.deps.config.QUEUE_PREFIX}:${this.deps.config.QUEUE_NAME}:batch:${batchId}:webhooks`;
   }
 
   /**
@@ -688,7 +681,7 @@ export class BatchService {
    * up), or `expired` (removed from Redis after its retention).
    */
   async webhookDeliveries(batchId: string, opts: { offset?: number; limit?: number } = {}): Promise<{ total: number; deliveries: WebhookDelivery[] }> {
-    const key = this.webhookIndexKey(batchId);
+    const key = this.keys.batchWebhooks(batchId);
     const offset = Math.max(0, opts.offset ?? 0);
     const limit = Math.min(500, Math.max(1, opts.limit ?? 100));
     const [total, ids] = await Promise.all([this.deps.redis.zcard(key), this.deps.redis.zrevrange(key, offset, offset + limit - 1)]);

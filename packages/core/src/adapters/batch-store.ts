@@ -1,65 +1,7 @@
 import type { Redis } from 'ioredis';
 import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../domain/batch';
-
-/**
- * Batches in Redis. Per batch:
- *   <p>:batch:<id>            hash   the record's fields
- *   <p>:batch:<id>:s:<state>  zset   job ids in that state (score = position in the batch), for
- *                                    counts (ZCARD) and paged listing by state
- *   <p>:batch:<id>:r          hash   job id → compact result (for the report), deleted once it is written
- *   <p>:batches               zset   batch ids by creation time
- * A job's state moves with one script (remove from every state set, add to the new one), so
- * recording the same transition twice (a retried attempt) changes nothing.
- */
-// Finished? Sealed, every job in a terminal state, and nobody has claimed the finalisation yet.
-// KEYS[1] = state-set key prefix, KEYS[2] = the record.
-const FINISHED_TAIL = `
-local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
-local sealed = redis.call('HGET', KEYS[2], 'sealed')
-local done = 0
-for _, t in ipairs({'completed', 'failed', 'cancelled', 'skipped'}) do done = done + redis.call('ZCARD', KEYS[1] .. t) end
-if sealed == '1' and done >= total and redis.call('HSETNX', KEYS[2], 'finalising', '1') == 1 then return 1 end
-return 0
-`;
-
-const SEAL = `redis.call('HSET', KEYS[2], 'sealed', '1')` + FINISHED_TAIL;
-
-// KEYS[1] = state-set key prefix, KEYS[2] = the record, KEYS[3..#KEYS-2] = the state sets,
-// KEYS[#KEYS-1] = results hash, KEYS[#KEYS] = the batch index (unused here; listed for Cluster).
-// ARGV: jobId, state, default score, result JSON, audio seconds, bytes, rule.
-// Rules: 'end' — a terminal state; the first terminal outcome wins (a job already terminal is left
-// as it is, and its audio seconds are counted once); 'start' — 'active', unless already terminal;
-// 'force' — any move (redrive back to 'queued', cancel of a vanished job).
-// Returns {applied, finished, current state, stored result JSON}.
-const MOVE = `
-local id = ARGV[1]
-local state = ARGV[2]
-local rule = ARGV[7]
-local terminal = {completed = true, failed = true, cancelled = true, skipped = true}
-local score = nil
-local current = nil
-for i = 3, #KEYS - 2 do
-  local s = redis.call('ZSCORE', KEYS[i], id)
-  if s then score = s; current = string.sub(KEYS[i], #KEYS[1] + 1) end
-end
-if rule ~= 'force' and current and terminal[current] then
-  return {0, 0, current, redis.call('HGET', KEYS[#KEYS - 1], id) or ''}
-end
-for i = 3, #KEYS - 2 do redis.call('ZREM', KEYS[i], id) end
-if not score then score = ARGV[3] end
-redis.call('ZADD', KEYS[1] .. state, score, id)
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[#KEYS - 1], id, ARGV[4]) end
-if ARGV[5] ~= '0' then
-  redis.call('HINCRBYFLOAT', KEYS[2], 'audioSecondsDone', ARGV[5])
-end
-if ARGV[6] ~= '0' then
-  redis.call('HINCRBY', KEYS[2], 'bytesDone', ARGV[6])
-end
-local function finished()
-` + FINISHED_TAIL.replace(/\n/g, '\n  ') + `
-end
-return {1, finished(), state, ARGV[4]}
-`;
+import { RedisKeys } from './redis/keys';
+import { defineScript, loadScript } from './redis/scripts';
 
 export type TransitionRule = 'end' | 'start' | 'force';
 
@@ -73,32 +15,42 @@ export interface BatchJobEntry {
 
 export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report'>;
 
+/** batchMove's keys: state-set prefix, record, the state sets, results, index. */
+const MOVE_KEYS = BATCH_JOB_STATES.length + 4;
+
 type WithScripts = Redis & {
   batchMove(...args: Array<string | number>): Promise<[number, number, string, string]>;
   batchSeal(k1: string, k2: string): Promise<number>;
 };
 
+/**
+ * Batches in Redis. Per batch:
+ *   <p>:batch:<id>            hash   the record's fields
+ *   <p>:batch:<id>:s:<state>  zset   job ids in that state (score = position in the batch), for
+ *                                    counts (ZCARD) and paged listing by state
+ *   <p>:batch:<id>:r          hash   job id → compact result (for the report), deleted once it is written
+ *   <p>:batches               zset   batch ids by creation time
+ * (keys spelled in redis/keys.ts). A job's state moves with one script (remove from every state set,
+ * add to the new one: redis/scripts/batchMove-10.lua), so recording the same transition twice (a
+ * retried attempt) changes nothing. Only this class knows the record's fields.
+ */
 export class BatchStore {
   private readonly redis: WithScripts;
-  constructor(
-    redis: Redis,
-    private readonly prefix: string,
-  ) {
+  private readonly keys: RedisKeys;
+  constructor(redis: Redis, prefix: string) {
     this.redis = redis as WithScripts;
+    this.keys = new RedisKeys(prefix);
     if (!('batchMove' in redis)) {
-      redis.defineCommand('batchMove', { lua: MOVE });
-      redis.defineCommand('batchSeal', { numberOfKeys: 2, lua: SEAL });
+      // The move takes one key per state set besides the batch's own four: its file must say as many.
+      const { numberOfKeys } = loadScript('batchMove');
+      if (numberOfKeys !== MOVE_KEYS) throw new Error(`batchMove takes ${MOVE_KEYS} keys, its script file says ${numberOfKeys}`);
+      defineScript(redis, 'batchMove');
+      defineScript(redis, 'batchSeal');
     }
   }
 
-  private k(id: string, suffix = ''): string {
-    return `${this.prefix}:batch:${id}${suffix}`;
-  }
   private stateKeys(id: string): string[] {
-    return BATCH_JOB_STATES.map((s) => this.k(id, `:s:${s}`));
-  }
-  private get indexKey() {
-    return `${this.prefix}:batches`;
+    return BATCH_JOB_STATES.map((s) => this.keys.batchState(id, s));
   }
 
   async create(b: BatchCreate): Promise<void> {
@@ -119,40 +71,41 @@ export class BatchStore {
     if (b.model) fields.model = b.model;
     if (b.priority !== undefined) fields.priority = String(b.priority);
     if (b.webhookUrl) fields.webhookUrl = b.webhookUrl;
-    await this.redis.multi().hset(this.k(b.id), fields).zadd(this.indexKey, Date.parse(b.createdAt), b.id).exec();
+    await this.redis.multi().hset(this.keys.batch(b.id), fields).zadd(this.keys.batchIndex(), Date.parse(b.createdAt), b.id).exec();
   }
 
   /** Add a page of jobs (idempotent per job id). */
   async addJobs(id: string, entries: BatchJobEntry[]): Promise<void> {
     if (!entries.length) return;
     const m = this.redis.multi();
-    const position = await this.redis.hincrby(this.k(id), 'positions', entries.length);
+    const position = await this.redis.hincrby(this.keys.batch(id), 'positions', entries.length);
     let pos = position - entries.length;
     let added = 0;
     let bytes = 0;
     for (const e of entries) {
       const state = e.state ?? 'queued';
-      m.zadd(this.k(id, `:s:${state}`), 'NX', pos++, e.jobId);
-      if (e.result) m.hset(this.k(id, ':r'), e.jobId, JSON.stringify(e.result));
+      m.zadd(this.keys.batchState(id, state), 'NX', pos++, e.jobId);
+      if (e.result) m.hset(this.keys.batchResults(id), e.jobId, JSON.stringify(e.result));
       added += 1;
       bytes += e.bytes;
     }
-    m.hincrby(this.k(id), 'total', added).hincrby(this.k(id), 'bytesTotal', bytes);
+    m.hincrby(this.keys.batch(id), 'total', added).hincrby(this.keys.batch(id), 'bytesTotal', bytes);
     await m.exec();
   }
 
   /** No more jobs will be added: the batch may finish. Returns true if it already has (all terminal). */
   async seal(id: string): Promise<boolean> {
-    return (await this.redis.batchSeal(this.k(id, ':s:'), this.k(id))) === 1;
+    return (await this.redis.batchSeal(this.keys.batchStatePrefix(id), this.keys.batch(id))) === 1;
   }
 
   /**
-   * Record a job's new state (and its result when terminal). `rule` (see MOVE): 'end' for a terminal
-   * outcome — the first one recorded wins, so a second report of the same job (a stalled attempt
-   * that finished after all, a reconciler sweep, a retried hook) changes nothing and counts no audio
-   * twice; 'start' for 'active'; 'force' for operator moves (redrive). `applied` says whether this
-   * call changed the books, `state`/`result` what they hold now, and `last` is true exactly once per
-   * batch: for the call that saw every job reach a terminal state, which must then finalise it.
+   * Record a job's new state (and its result when terminal). `rule` (see scripts/batchMove-10.lua):
+   * 'end' for a terminal outcome — the first one recorded wins, so a second report of the same job (a
+   * stalled attempt that finished after all, a reconciler sweep, a retried hook) changes nothing and
+   * counts no audio twice; 'start' for 'active'; 'force' for operator moves (redrive). `applied` says
+   * whether this call changed the books, `state`/`result` what they hold now, and `last` is true
+   * exactly once per batch: for the call that saw every job reach a terminal state, which must then
+   * finalise it.
    */
   async transition(
     id: string,
@@ -163,8 +116,8 @@ export class BatchStore {
     bytes = 0,
     rule: TransitionRule = TERMINAL_STATES.includes(state) ? 'end' : state === 'active' ? 'start' : 'force',
   ): Promise<{ applied: boolean; last: boolean; state: BatchJobState; result: BatchJobResult | null }> {
-    const keys = [this.k(id, ':s:'), this.k(id), ...this.stateKeys(id), this.k(id, ':r'), this.indexKey];
-    const [applied, last, current, stored] = await this.redis.batchMove(keys.length, ...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes), rule);
+    const keys = [this.keys.batchStatePrefix(id), this.keys.batch(id), ...this.stateKeys(id), this.keys.batchResults(id), this.keys.batchIndex()];
+    const [applied, last, current, stored] = await this.redis.batchMove(...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes), rule);
     return { applied: applied === 1, last: last === 1, state: current as BatchJobState, result: stored ? (JSON.parse(stored) as BatchJobResult) : null };
   }
 
@@ -180,13 +133,13 @@ export class BatchStore {
    * `runs` counts the openings, so each run's `batch.completed` delivery has an id of its own.
    */
   async reopen(id: string): Promise<number> {
-    const [, , runs] = (await this.redis.multi().hdel(this.k(id), 'finalising', 'finishedAt', 'report').hset(this.k(id), 'status', 'running').hincrby(this.k(id), 'runs', 1).exec()) ?? [];
+    const [, , runs] = (await this.redis.multi().hdel(this.keys.batch(id), 'finalising', 'finishedAt', 'report').hset(this.keys.batch(id), 'status', 'running').hincrby(this.keys.batch(id), 'runs', 1).exec()) ?? [];
     return Number(runs?.[1] ?? 0);
   }
 
   /** How many times the batch was opened again (0 for its first run). */
   async runs(id: string): Promise<number> {
-    return Number((await this.redis.hget(this.k(id), 'runs')) ?? 0);
+    return Number((await this.redis.hget(this.keys.batch(id), 'runs')) ?? 0);
   }
 
   /**
@@ -194,10 +147,10 @@ export class BatchStore {
    * finalisation). Read from the newest `limit` batches of the index.
    */
   async unfinished(limit = 1000): Promise<string[]> {
-    const ids = await this.redis.zrevrange(this.indexKey, 0, limit - 1);
+    const ids = await this.redis.zrevrange(this.keys.batchIndex(), 0, limit - 1);
     if (!ids.length) return [];
     const p = this.redis.pipeline();
-    for (const b of ids) p.hmget(this.k(b), 'finishedAt', 'status');
+    for (const b of ids) p.hmget(this.keys.batch(b), 'finishedAt', 'status');
     const rows = (await p.exec()) ?? [];
     return ids.filter((_, i) => {
       const [finishedAt] = (rows[i]?.[1] as Array<string | null> | undefined) ?? [];
@@ -213,13 +166,23 @@ export class BatchStore {
     return done >= b.total;
   }
 
+  /**
+   * How long ago (ms) the reconciler first saw the batch done but not finished: 0 the first time,
+   * which is recorded now (the ISO time in the record's `doneSeenAt`).
+   */
+  async doneSeenFor(id: string): Promise<number> {
+    const stale = Date.now() - Date.parse((await this.redis.hget(this.keys.batch(id), 'doneSeenAt')) ?? new Date().toISOString());
+    await this.redis.hsetnx(this.keys.batch(id), 'doneSeenAt', new Date().toISOString());
+    return stale;
+  }
+
   /** Claim the batch's finalisation (the reconciler's path: the claim may have been made and lost). */
   async claimFinalize(id: string): Promise<void> {
-    await this.redis.hset(this.k(id), 'finalising', '1');
+    await this.redis.hset(this.keys.batch(id), 'finalising', '1');
   }
 
   async get(id: string): Promise<BatchRecord | null> {
-    const h = await this.redis.hgetall(this.k(id));
+    const h = await this.redis.hgetall(this.keys.batch(id));
     if (!h.id) return null;
     const cards = await Promise.all(this.stateKeys(id).map((k) => this.redis.zcard(k)));
     const counts = Object.fromEntries(BATCH_JOB_STATES.map((s, i) => [s, cards[i]!])) as Record<BatchJobState, number>;
@@ -249,21 +212,21 @@ export class BatchStore {
   }
 
   async setFields(id: string, fields: Partial<Record<'status' | 'finishedAt' | 'report' | 'listError', string>>): Promise<void> {
-    await this.redis.hset(this.k(id), fields as Record<string, string>);
+    await this.redis.hset(this.keys.batch(id), fields as Record<string, string>);
   }
 
   /** Record when the batch's first job started (only the first call counts). */
   async markStarted(id: string, at = new Date().toISOString()): Promise<void> {
-    await this.redis.hsetnx(this.k(id), 'startedAt', at);
+    await this.redis.hsetnx(this.keys.batch(id), 'startedAt', at);
   }
 
   async isCancelled(id: string): Promise<boolean> {
-    return (await this.redis.hget(this.k(id), 'status')) === 'cancelled';
+    return (await this.redis.hget(this.keys.batch(id), 'status')) === 'cancelled';
   }
 
   /** Job ids of a batch in one state, paged in batch order. */
   async jobIds(id: string, state: BatchJobState, offset = 0, limit = 100): Promise<string[]> {
-    return this.redis.zrange(this.k(id, `:s:${state}`), offset, offset + limit - 1);
+    return this.redis.zrange(this.keys.batchState(id, state), offset, offset + limit - 1);
   }
 
   /**
@@ -275,15 +238,15 @@ export class BatchStore {
     const states = state ? [state] : BATCH_JOB_STATES;
     for (const s of states) {
       const ws = state
-        ? await this.redis.zrange(this.k(id, `:s:${s}`), offset, offset + limit - 1, 'WITHSCORES')
-        : await this.redis.zrangebyscore(this.k(id, `:s:${s}`), offset, offset + limit - 1, 'WITHSCORES');
+        ? await this.redis.zrange(this.keys.batchState(id, s), offset, offset + limit - 1, 'WITHSCORES')
+        : await this.redis.zrangebyscore(this.keys.batchState(id, s), offset, offset + limit - 1, 'WITHSCORES');
       for (let i = 0; i < ws.length; i += 2) page.push({ jobId: ws[i]!, state: s, position: Number(ws[i + 1]) });
     }
     return page.sort((a, b) => a.position - b.position);
   }
 
   async result(id: string, jobId: string): Promise<BatchJobResult | null> {
-    const r = await this.redis.hget(this.k(id, ':r'), jobId);
+    const r = await this.redis.hget(this.keys.batchResults(id), jobId);
     return r ? (JSON.parse(r) as BatchJobResult) : null;
   }
 
@@ -291,7 +254,7 @@ export class BatchStore {
   async *results(id: string): AsyncGenerator<Array<[string, BatchJobResult]>> {
     let cursor = '0';
     do {
-      const [next, flat] = await this.redis.hscan(this.k(id, ':r'), cursor, 'COUNT', 1000);
+      const [next, flat] = await this.redis.hscan(this.keys.batchResults(id), cursor, 'COUNT', 1000);
       cursor = next;
       const page: Array<[string, BatchJobResult]> = [];
       for (let i = 0; i < flat.length; i += 2) page.push([flat[i]!, JSON.parse(flat[i + 1]!) as BatchJobResult]);
@@ -301,16 +264,16 @@ export class BatchStore {
 
   /** After the report is in S3, drop the per-job results (the record and state sets stay for counts). */
   async compact(id: string): Promise<void> {
-    await this.redis.del(this.k(id, ':r'));
+    await this.redis.del(this.keys.batchResults(id));
   }
 
   /** Newest batches first. */
   async recent(limit = 20, offset = 0): Promise<string[]> {
-    return this.redis.zrevrange(this.indexKey, offset, offset + limit - 1);
+    return this.redis.zrevrange(this.keys.batchIndex(), offset, offset + limit - 1);
   }
 
   /** How many batches the index holds. */
   async count(): Promise<number> {
-    return this.redis.zcard(this.indexKey);
+    return this.redis.zcard(this.keys.batchIndex());
   }
 }

@@ -4,6 +4,7 @@ import { activeLimit, bucketQueueName, capBucketKey, capBucketOf, capFor, parseC
 import { capSettings, type Config } from '../domain/config';
 import { jobIdFor, type JobSpec } from '../domain/job-spec';
 import { bulkEntry, openQueueNamed, redisConnection, type JobResult, type TranscribeQueue } from './queue';
+import { RedisKeys } from './redis/keys';
 
 /**
  * One BullMQ queue per cap bucket (`<QUEUE_NAME>.<provider>.<account>.<class>.<mode>`), each with a
@@ -24,7 +25,7 @@ export class FleetQueues {
   ) {}
 
   get bucketsKey(): string {
-    return `${this.config.QUEUE_PREFIX}:${this.config.QUEUE_NAME}:buckets`;
+    return RedisKeys.forQueue(this.config).buckets();
   }
 
   bucketOf(spec: JobSpec): CapBucket {

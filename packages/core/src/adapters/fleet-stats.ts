@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../domain/config';
+import { FleetStatsKeys } from './redis/keys';
 
 /** How one attempt of a job ended, as the worker reports it (to metrics and to the fleet history). */
 export type JobOutcomeKind = 'completed' | 'failed' | 'cancelled' | 'retry' | 'rate_limited';
@@ -62,10 +63,11 @@ const OUTCOME_FIELD: Record<JobOutcomeKind, keyof Omit<FleetPeriod, 't' | 'audio
  * a write is one MULTI even on Redis Cluster:
  *   <QUEUE_PREFIX>:{<QUEUE_NAME>:fleet}:m:<minutes since epoch>   hash
  *   <QUEUE_PREFIX>:{<QUEUE_NAME>:fleet}:h:<hours since epoch>     hash
- * Times are the writer's wall clock (a skew of seconds between hosts only blurs minute edges).
+ * (spelled in redis/keys.ts). Times are the writer's wall clock (a skew of seconds between hosts
+ * only blurs minute edges).
  */
 export class FleetStats {
-  private readonly base: string;
+  private readonly keys: FleetStatsKeys;
   private readonly minuteTtl: number;
   private readonly hourTtl: number;
 
@@ -74,16 +76,16 @@ export class FleetStats {
     config: Pick<Config, 'QUEUE_PREFIX' | 'QUEUE_NAME'>,
     opts: FleetStatsOptions = {},
   ) {
-    this.base = `${config.QUEUE_PREFIX}:{${config.QUEUE_NAME}:fleet}`;
+    this.keys = new FleetStatsKeys(config);
     this.minuteTtl = opts.minuteTtlSeconds ?? 3 * 3600;
     this.hourTtl = opts.hourTtlSeconds ?? 8 * 24 * 3600;
   }
 
   minuteKey(t: number): string {
-    return `${this.base}:m:${Math.floor(t / MINUTE)}`;
+    return this.keys.minute(Math.floor(t / MINUTE));
   }
   hourKey(t: number): string {
-    return `${this.base}:h:${Math.floor(t / HOUR)}`;
+    return this.keys.hour(Math.floor(t / HOUR));
   }
 
   async record(o: JobOutcome, now = Date.now()): Promise<void> {

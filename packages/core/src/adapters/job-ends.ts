@@ -1,29 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { BatchJobResult } from '../domain/batch';
-
-/**
- * The first terminal outcome of a job wins. One small hash per job id:
- *   <p>:job-end:<jobId>   { ts, gen, outcome }
- * `ts` is the BullMQ job's creation time: a job added again under the same id after its removal
- * (retention, `--force`) is a new life and starts with no outcome. `gen` counts redrives of the same
- * life, so each run's webhooks have delivery ids of their own while a repeated report of the same end
- * (a stalled attempt that finished after all, the reconciler, a retried hook) maps to the same id.
- */
-// KEYS[1] = the job's hash. ARGV: job creation ts, outcome JSON, ttl seconds (0 = none).
-// Returns {1 if this call recorded the outcome, the recorded outcome JSON, gen}.
-const CLAIM = `
-local ts = redis.call('HGET', KEYS[1], 'ts')
-if ts ~= ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'outcome')
-  redis.call('HSET', KEYS[1], 'ts', ARGV[1])
-end
-local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
-local o = redis.call('HGET', KEYS[1], 'outcome')
-if o then return {0, o, gen} end
-redis.call('HSET', KEYS[1], 'outcome', ARGV[2])
-if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-return {1, ARGV[2], gen}
-`;
+import { RedisKeys } from './redis/keys';
+import { defineScript } from './redis/scripts';
 
 type WithClaim = Redis & { jobEndClaim(key: string, ts: string, outcome: string, ttl: number): Promise<[number, string, number]> };
 
@@ -34,20 +12,31 @@ export interface JobEndClaim {
   gen: number;
 }
 
+/**
+ * The first terminal outcome of a job wins. One small hash per job id:
+ *   <p>:job-end:<jobId>   { ts, gen, outcome }
+ * `ts` is the BullMQ job's creation time: a job added again under the same id after its removal
+ * (retention, `--force`) is a new life and starts with no outcome. `gen` counts redrives of the same
+ * life, so each run's webhooks have delivery ids of their own while a repeated report of the same end
+ * (a stalled attempt that finished after all, the reconciler, a retried hook) maps to the same id.
+ * The claim is one script (redis/scripts/jobEndClaim-1.lua); the key is spelled in redis/keys.ts.
+ */
 export class JobEnds {
   private readonly redis: WithClaim;
+  private readonly keys: RedisKeys;
   constructor(
     redis: Redis,
-    private readonly prefix: string,
+    prefix: string,
     /** How long an end is remembered (the jobs' retention; 0 = for ever). */
     private readonly ttlSeconds: number,
   ) {
     this.redis = redis as WithClaim;
-    if (!('jobEndClaim' in redis)) redis.defineCommand('jobEndClaim', { numberOfKeys: 1, lua: CLAIM });
+    this.keys = new RedisKeys(prefix);
+    if (!('jobEndClaim' in redis)) defineScript(redis, 'jobEndClaim');
   }
 
   private key(jobId: string): string {
-    return `${this.prefix}:job-end:${jobId}`;
+    return this.keys.jobEnd(jobId);
   }
 
   /** Record the end of the job's current life, unless one is recorded already. */

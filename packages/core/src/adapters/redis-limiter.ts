@@ -4,12 +4,15 @@ import { capFor, parseCapBucketKey } from '../domain/caps';
 import { capSettings, type Config } from '../domain/config';
 import { InternalError, LeaseLostError } from '../domain/errors';
 import type { Lease, Limiter } from '../ports/limiter';
+import { CapKeys, capPrefix } from './redis/keys';
+import { defineScript } from './redis/scripts';
 
 /**
  * Fleet-wide concurrency caps: a lease semaphore in Redis, one per cap bucket.
  *
  * - A lease is a member of a sorted set scored by its expiry (Redis server time, so host clocks do not
- *   matter). Acquire, renew and release are single Lua scripts, so the count can never pass the cap.
+ *   matter). Acquire, renew and release are single Lua scripts (redis/scripts/cap*.lua), so the count
+ *   can never pass the cap.
  * - Holders heartbeat every ttl/3. A crashed holder stops heartbeating and its slot returns when the
  *   lease expires: within `leaseTtlMs` of its last heartbeat. A holder that finds its lease gone (a
  *   long Redis outage) aborts its session through `lease.signal` rather than run over the cap.
@@ -39,82 +42,6 @@ export type LimiterEvent =
   | { type: 'lease:lost'; bucket: string }
   | { type: 'cap:decreased'; bucket: string; effectiveCap: number };
 
-// KEYS[1] leases zset, KEYS[2] state hash. ARGV: leaseId, ttlMs, configuredCap.
-// Returns {1, inFlight, effectiveCap} or {0, inFlight, effectiveCap, msUntilEarliestExpiry}.
-const ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local configured = tonumber(ARGV[3])
-local eff = tonumber(redis.call('HGET', KEYS[2], 'eff') or configured)
-if eff > configured then eff = configured; redis.call('HSET', KEYS[2], 'eff', eff) end
-local n = redis.call('ZCARD', KEYS[1])
-if n < eff then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-  return {1, n + 1, eff}
-end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait = 1000
-if first[2] then wait = tonumber(first[2]) - now end
-return {0, n, eff, wait}
-`;
-
-// KEYS[1] leases, KEYS[2] state. ARGV: leaseId, ttlMs, configuredCap.
-// Returns 1 if renewed, 2 if the lease had expired (Redis was away longer than the TTL) and was
-// taken again because the bucket still had room, 0 if it is gone and the bucket is full.
-const RENEW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local r = 1
-if not s or tonumber(s) <= now then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  local configured = tonumber(ARGV[3])
-  local eff = tonumber(redis.call('HGET', KEYS[2], 'eff') or configured)
-  if eff > configured then eff = configured end
-  if redis.call('ZCARD', KEYS[1]) >= eff then return 0 end
-  r = 2
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return r
-`;
-
-// KEYS[1] leases, KEYS[2] state. ARGV: leaseId, configuredCap, increaseIntervalMs, channel.
-// Removes the lease, applies the additive increase, wakes waiters. Returns the effective cap.
-const RELEASE = `
-redis.call('ZREM', KEYS[1], ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local configured = tonumber(ARGV[2])
-local eff = tonumber(redis.call('HGET', KEYS[2], 'eff') or configured)
-local changed = tonumber(redis.call('HGET', KEYS[2], 'changedAt') or '0')
-if eff < configured and now - changed >= tonumber(ARGV[3]) then
-  eff = eff + 1
-  redis.call('HSET', KEYS[2], 'eff', eff, 'changedAt', now)
-end
-redis.call('PUBLISH', ARGV[4], '1')
-return eff
-`;
-
-// KEYS[1] leases, KEYS[2] state. ARGV: configuredCap, factor. Multiplicative decrease, at most every 500 ms
-// (the 429s of one burst arrive together and must not cut the cap to nothing).
-const DECREASE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local configured = tonumber(ARGV[1])
-local eff = tonumber(redis.call('HGET', KEYS[2], 'eff') or configured)
-local dec = tonumber(redis.call('HGET', KEYS[2], 'decreasedAt') or '0')
-if now - dec < 500 then return {0, eff} end
-local n = redis.call('ZCARD', KEYS[1])
-local base = math.min(eff, math.max(n, 1))
-local nextEff = math.max(1, math.floor(base * tonumber(ARGV[2])))
-redis.call('HSET', KEYS[2], 'eff', nextEff, 'changedAt', now, 'decreasedAt', now)
-return {1, nextEff}
-`;
-
 interface Waiter {
   resolve: (lease: Lease) => void;
   reject: (e: unknown) => void;
@@ -141,6 +68,7 @@ type RedisWithScripts = Redis & {
 
 export class RedisLimiter implements Limiter {
   private readonly redis: RedisWithScripts;
+  private readonly keys: CapKeys;
   private readonly sub: Redis;
   private readonly buckets = new Map<string, BucketState>();
   private readonly held = new Set<{ stop: () => void; renew: () => void }>();
@@ -154,10 +82,11 @@ export class RedisLimiter implements Limiter {
     this.redis = opts.redis as RedisWithScripts;
     this.ttl = opts.leaseTtlMs ?? 15_000;
     this.reclaimGraceMs = Math.max(2000, Math.floor(this.ttl / 3) + 1000);
-    this.redis.defineCommand('capAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-    this.redis.defineCommand('capRenew', { numberOfKeys: 2, lua: RENEW });
-    this.redis.defineCommand('capRelease', { numberOfKeys: 2, lua: RELEASE });
-    this.redis.defineCommand('capDecrease', { numberOfKeys: 2, lua: DECREASE });
+    this.keys = new CapKeys(opts.prefix);
+    defineScript(this.redis, 'capAcquire');
+    defineScript(this.redis, 'capRenew');
+    defineScript(this.redis, 'capRelease');
+    defineScript(this.redis, 'capDecrease');
     this.sub = opts.redis.duplicate();
     this.sub.on('error', () => {}); // reconnects on its own; the fallback timer covers the gap
     // After an outage: holders renew (or re-take) their leases at once, and new acquisitions wait a
@@ -175,20 +104,12 @@ export class RedisLimiter implements Limiter {
     });
     this.sub.on('message', (channel: string) => {
       for (const [bucket, st] of this.buckets) {
-        if (this.channel(bucket) === channel) {
+        if (this.keys.released(bucket) === channel) {
           st.woken = true;
           st.wake?.();
         }
       }
     });
-  }
-
-  // Hash-tagged so a bucket's keys share a Redis Cluster slot.
-  private key(bucket: string, what: 'leases' | 'state') {
-    return `${this.opts.prefix}:{${bucket}}:${what}`;
-  }
-  private channel(bucket: string) {
-    return `${this.opts.prefix}:{${bucket}}:released`;
   }
 
   private state(bucket: string): BucketState {
@@ -225,7 +146,7 @@ export class RedisLimiter implements Limiter {
     st.pumping = true;
     try {
       if (!st.subscribed) {
-        await this.sub.subscribe(this.channel(bucket));
+        await this.sub.subscribe(this.keys.released(bucket));
         st.subscribed = true;
       }
       while (st.waiters.length && !this.closed) {
@@ -239,7 +160,7 @@ export class RedisLimiter implements Limiter {
         st.woken = false;
         let res: number[];
         try {
-          res = await this.redis.capAcquire(this.key(bucket, 'leases'), this.key(bucket, 'state'), id, this.ttl, this.opts.capFor(bucket));
+          res = await this.redis.capAcquire(this.keys.leases(bucket), this.keys.state(bucket), id, this.ttl, this.opts.capFor(bucket));
         } catch {
           await this.waitForWake(st, 1000); // Redis unavailable: retry gently
           continue;
@@ -280,7 +201,7 @@ export class RedisLimiter implements Limiter {
     const cap = () => this.opts.capFor(bucket);
     let released = false;
     const renew = () => {
-      this.redis.capRenew(this.key(bucket, 'leases'), this.key(bucket, 'state'), id, this.ttl, cap()).then(
+      this.redis.capRenew(this.keys.leases(bucket), this.keys.state(bucket), id, this.ttl, cap()).then(
         (ok) => {
           if (ok === 0 && !released) {
             this.opts.onEvent?.({ type: 'lease:lost', bucket });
@@ -311,7 +232,7 @@ export class RedisLimiter implements Limiter {
 
   private async releaseLease(bucket: string, id: string, cap = this.opts.capFor(bucket)): Promise<number> {
     try {
-      return await this.redis.capRelease(this.key(bucket, 'leases'), this.key(bucket, 'state'), id, cap, this.opts.increaseIntervalMs ?? 5000, this.channel(bucket));
+      return await this.redis.capRelease(this.keys.leases(bucket), this.keys.state(bucket), id, cap, this.opts.increaseIntervalMs ?? 5000, this.keys.released(bucket));
     } catch {
       return -1; // the lease expires on its own within the TTL
     }
@@ -319,7 +240,7 @@ export class RedisLimiter implements Limiter {
 
   reportRateLimited(bucket: string): void {
     void this.redis
-      .capDecrease(this.key(bucket, 'leases'), this.key(bucket, 'state'), this.opts.capFor(bucket), this.opts.decreaseFactor ?? 0.7)
+      .capDecrease(this.keys.leases(bucket), this.keys.state(bucket), this.opts.capFor(bucket), this.opts.decreaseFactor ?? 0.7)
       .then((r) => {
         if (r[0] === 1) this.opts.onEvent?.({ type: 'cap:decreased', bucket, effectiveCap: r[1]! });
       })
@@ -330,7 +251,7 @@ export class RedisLimiter implements Limiter {
   async snapshot(bucket: string): Promise<{ inFlight: number; effectiveCap: number; configuredCap: number }> {
     const [sec, usec] = await this.redis.time();
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const [n, eff] = await Promise.all([this.redis.zcount(this.key(bucket, 'leases'), now, '+inf'), this.redis.hget(this.key(bucket, 'state'), 'eff')]);
+    const [n, eff] = await Promise.all([this.redis.zcount(this.keys.leases(bucket), now, '+inf'), this.redis.hget(this.keys.state(bucket), 'eff')]);
     const configuredCap = this.opts.capFor(bucket);
     return { inFlight: n, effectiveCap: eff === null ? configuredCap : Math.min(Number(eff), configuredCap), configuredCap };
   }
@@ -358,7 +279,7 @@ export function limiterFromConfig(config: Config, opts: { onEvent?: (e: LimiterE
   const settings = capSettings(config);
   return new RedisLimiter({
     redis,
-    prefix: `${config.QUEUE_PREFIX}:cap`,
+    prefix: capPrefix(config),
     capFor: (key) => {
       const b = parseCapBucketKey(key);
       return b ? capFor(b, settings) : 1;

@@ -1,0 +1,148 @@
+import type { BatchJobState } from '../../domain/batch';
+import type { Config } from '../../domain/config';
+
+/**
+ * Every Redis key and pub/sub channel of the project's own is spelled here and nowhere else, so the
+ * layout reads in one place and no module reaches into another's records by rebuilding its key.
+ * These strings are the data already in Redis: changing one orphans what is stored under it.
+ *
+ * With p = QUEUE_PREFIX and q = QUEUE_NAME:
+ *   p:q:batch:<id>              hash     a batch's record                         (BatchStore)
+ *   p:q:batch:<id>:s:<state>    zset     its job ids in one state                 (BatchStore)
+ *   p:q:batch:<id>:r            hash     job id → compact result                  (BatchStore)
+ *   p:q:batch:<id>:webhooks     zset     its webhook deliveries                   (BatchService)
+ *   p:q:batches                 zset     batch ids by creation time               (BatchStore)
+ *   p:q:job-end:<jobId>         hash     the first terminal outcome of a job      (JobEnds)
+ *   p:q:job-batches:<jobId>     set      further batches a job belongs to         (BatchService)
+ *   p:q:cancel                  channel  job ids to abort on their workers        (BatchService)
+ *   p:q:reconcile-lock          string   one reconciler sweep at a time           (BatchService)
+ *   p:q:reconcile-cursor        hash     batch id → next queued position to sweep (BatchService)
+ *   p:q:buckets                 set      cap buckets that have a queue            (FleetQueues)
+ *   p:{q:fleet}:m:<minute>      hash     fleet history per minute                 (FleetStats)
+ *   p:{q:fleet}:h:<hour>        hash     fleet history per hour                   (FleetStats)
+ *   p:cap:{<bucket>}:leases     zset     a cap bucket's leases                    (RedisLimiter)
+ *   p:cap:{<bucket>}:state      hash     its effective cap                        (RedisLimiter)
+ *   p:cap:{<bucket>}:released   channel  a lease of it was released               (RedisLimiter)
+ * BullMQ's own keys stay BullMQ's (`queue.toKey`, `job.queueQualifiedName`); `bullmqJobKey` and
+ * `bullmqQueueKey` name the ones the project touches directly (a redrive resets a job's stall counter;
+ * JobLocks re-asserts locks after a Redis restart).
+ */
+
+/** Keys under `<QUEUE_PREFIX>:<QUEUE_NAME>`: batches, job ends and the fleet's control keys. */
+export class RedisKeys {
+  constructor(
+    /** `<QUEUE_PREFIX>:<QUEUE_NAME>` */
+    readonly base: string,
+  ) {}
+
+  static forQueue(config: Pick<Config, 'QUEUE_PREFIX' | 'QUEUE_NAME'>): RedisKeys {
+    return new RedisKeys(`${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`);
+  }
+
+  /** A batch's record (hash). */
+  batch(id: string): string {
+    return `${this.base}:batch:${id}`;
+  }
+  /** What a batch's state sets start with: the scripts append the state. */
+  batchStatePrefix(id: string): string {
+    return `${this.batch(id)}:s:`;
+  }
+  /** A batch's job ids in one state (zset, score = position in the batch). */
+  batchState(id: string, state: BatchJobState): string {
+    return `${this.batchStatePrefix(id)}${state}`;
+  }
+  /** A batch's job id → compact result (hash), until the report is written. */
+  batchResults(id: string): string {
+    return `${this.batch(id)}:r`;
+  }
+  /** A batch's webhook deliveries (zset of delivery ids by time queued). */
+  batchWebhooks(id: string): string {
+    return `${this.batch(id)}:webhooks`;
+  }
+  /** Batch ids by creation time (zset). */
+  batchIndex(): string {
+    return `${this.base}:batches`;
+  }
+
+  /** The first terminal outcome of a job's life (hash). */
+  jobEnd(jobId: string): string {
+    return `${this.base}:job-end:${jobId}`;
+  }
+  /** Batches a job belongs to besides its own (set): it was enqueued again by a later batch. */
+  jobBatches(jobId: string): string {
+    return `${this.base}:job-batches:${jobId}`;
+  }
+
+  /** Pub/sub channel of job ids whose workers must abort them. */
+  cancelChannel(): string {
+    return `${this.base}:cancel`;
+  }
+  /** The reconciler's fleet-wide lock (string with a TTL). */
+  reconcileLock(): string {
+    return `${this.base}:reconcile-lock`;
+  }
+  /** Where the reconciler's walk of each batch's queued jobs got to (hash: batch id → position). */
+  reconcileCursor(): string {
+    return `${this.base}:reconcile-cursor`;
+  }
+  /** Cap buckets that have a queue (set), watched by the workers. */
+  buckets(): string {
+    return `${this.base}:buckets`;
+  }
+}
+
+/**
+ * The fleet history's counters. All under one hash tag, so a write of a minute and an hour is one
+ * MULTI even on Redis Cluster.
+ */
+export class FleetStatsKeys {
+  private readonly base: string;
+  constructor(config: Pick<Config, 'QUEUE_PREFIX' | 'QUEUE_NAME'>) {
+    this.base = `${config.QUEUE_PREFIX}:{${config.QUEUE_NAME}:fleet}`;
+  }
+
+  /** Counters of one minute (`minute` = whole minutes since the epoch). */
+  minute(minute: number): string {
+    return `${this.base}:m:${minute}`;
+  }
+  /** Counters of one hour (`hour` = whole hours since the epoch). */
+  hour(hour: number): string {
+    return `${this.base}:h:${hour}`;
+  }
+}
+
+/**
+ * The cap semaphore's keys, per bucket. Hash-tagged by bucket, so the keys a script touches share a
+ * Redis Cluster slot. The prefix is the limiter's option (`capPrefix(config)` in the fleet).
+ */
+export class CapKeys {
+  constructor(readonly prefix: string) {}
+
+  /** The bucket's leases (zset scored by expiry). */
+  leases(bucket: string): string {
+    return `${this.prefix}:{${bucket}}:leases`;
+  }
+  /** The bucket's adaptive state (hash: effective cap, when it last changed). */
+  state(bucket: string): string {
+    return `${this.prefix}:{${bucket}}:state`;
+  }
+  /** Pub/sub channel: a lease of the bucket was released (wakes waiters). */
+  released(bucket: string): string {
+    return `${this.prefix}:{${bucket}}:released`;
+  }
+}
+
+/** The fleet's cap semaphore prefix. */
+export function capPrefix(config: Pick<Config, 'QUEUE_PREFIX'>): string {
+  return `${config.QUEUE_PREFIX}:cap`;
+}
+
+/** BullMQ's hash of a job, from its queue's qualified name (`<prefix>:<queue>`): BullMQ has no accessor for it. */
+export function bullmqJobKey(queueQualifiedName: string, jobId: string): string {
+  return `${queueQualifiedName}:${jobId}`;
+}
+
+/** One of BullMQ's keys of a queue (`<prefix>:<queue>:<suffix>`: `<jobId>:lock`, `stalled`, `active`). */
+export function bullmqQueueKey(prefix: string, queueName: string, suffix: string): string {
+  return `${prefix}:${queueName}:${suffix}`;
+}
