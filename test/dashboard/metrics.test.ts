@@ -184,7 +184,7 @@ it('counts provider 429s per cap bucket: retried inside the attempt and ending i
   let worker: RunningWorker | undefined;
   try {
     worker = startWorker(config, createDeps(config, { providers: { local: flaky }, maxRateLimitRetries: 1 }, metrics));
-    const { batchId } = await service.create({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/` });
+    const { batchId, jobIds } = await service.create({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/` }, { returnIdsUpTo: 10 });
     for (const t0 = Date.now(); ; ) {
       await worker.discover();
       const { batch } = await service.getBatch(batchId);
@@ -195,6 +195,9 @@ it('counts provider 429s per cap bucket: retried inside the attempt and ending i
       if (Date.now() - t0 > 60_000) throw new Error(`batch did not finish: ${JSON.stringify(batch.counts)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The books record the end first; the attempt's metrics follow before BullMQ marks the job
+    // completed. Wait for that, so the metrics read below are the attempt's last.
+    await fleet.waitForJob(jobIds![0]!, 30_000);
     const b = 'local:default:default:batch';
     const m = parseProm(await metrics.registry.metrics());
     expect(calls).toBe(3);
