@@ -1,11 +1,19 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { parseFailedReason, sha256Hex, type Attrs, type JobSpec, type SpanHandle, type Telemetry, type TraceCarrier } from '@scribe-fleet/core';
+import { parseFailedReason, sha256Hex, type AttemptDecision, type AttemptOutcome, type Attrs, type JobSpec, type SpanHandle, type Telemetry, type TraceCarrier } from '@scribe-fleet/core';
 import type { JobResult } from '@scribe-fleet/core/adapters/queue';
 
 export type JobHandler = (job: Job<JobSpec, JobResult, string>, token?: string, signal?: AbortSignal) => Promise<JobResult>;
 
-/** How an attempt ended, as recorded on its span (`scribe.outcome`). */
-export type AttemptOutcome = 'completed' | 'failed' | 'retrying' | 'rescheduled';
+export type { AttemptOutcome };
+
+/** The decision the worker's glue took on an attempt, carried by the error it throws to BullMQ. */
+const decisions = new WeakMap<object, AttemptDecision>();
+
+/** Tag the error thrown to BullMQ with the attempt's decision (decideFailedAttempt), for the span. */
+export function withDecision<E extends Error>(error: E, decision: AttemptDecision): E {
+  decisions.set(error, decision);
+  return error;
+}
 
 /** The W3C trace context the producer put in the job data, if it is well-formed. */
 function carrierOf(data: Partial<JobSpec>): TraceCarrier | undefined {
@@ -43,19 +51,28 @@ function jobAttributes(job: Job<JobSpec, JobResult, string>, data: Partial<JobSp
   };
 }
 
-function recordFailure(span: SpanHandle, job: Job<JobSpec, JobResult, string>, e: unknown): void {
-  if (e instanceof DelayedError) {
-    // The provider said "too many requests": the job went back to `delayed` without spending an attempt.
-    const delays = (job.progress as { rateLimitDelays?: unknown } | undefined)?.rateLimitDelays;
-    span.setAttributes({ 'scribe.outcome': 'rescheduled' satisfies AttemptOutcome, 'scribe.rate_limit_delays': typeof delays === 'number' ? delays : undefined });
-    span.addEvent('rescheduled', { reason: 'RATE_LIMITED' });
-    return;
-  }
-  // worker.ts throws `CODE: message` (formatFailedReason); anything else is an internal error.
+/**
+ * A handler that did not say what it decided (not the worker's glue) is read by BullMQ's own rules:
+ * a DelayedError is a re-schedule, an UnrecoverableError or the last attempt a failure.
+ */
+function inferDecision(job: Job<JobSpec, JobResult, string>, e: unknown): AttemptDecision {
+  if (e instanceof DelayedError) return { outcome: 'rescheduled', reason: 'RATE_LIMITED', delayMs: 0, progress: {} };
   const code = e instanceof Error ? (parseFailedReason(e.message)?.code ?? 'INTERNAL') : 'INTERNAL';
   const final = e instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  span.setAttributes({ 'scribe.outcome': (final ? 'failed' : 'retrying') satisfies AttemptOutcome });
-  span.recordError(e, code);
+  return { outcome: final ? 'failed' : 'retrying', code };
+}
+
+function recordFailure(span: SpanHandle, job: Job<JobSpec, JobResult, string>, e: unknown): void {
+  const d = (e instanceof Error ? decisions.get(e) : undefined) ?? inferDecision(job, e);
+  if (d.outcome === 'rescheduled') {
+    // Back to `delayed` without spending an attempt: a rate limit, storage away, or a hand-back.
+    const delays = (job.progress as { rateLimitDelays?: unknown } | undefined)?.rateLimitDelays;
+    span.setAttributes({ 'scribe.outcome': d.outcome, 'scribe.rate_limit_delays': d.progress.rateLimitDelays ?? (typeof delays === 'number' ? delays : undefined) });
+    span.addEvent('rescheduled', { reason: d.reason });
+    return;
+  }
+  span.setAttributes({ 'scribe.outcome': d.outcome });
+  span.recordError(e, d.code);
 }
 
 /**

@@ -1,11 +1,24 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { capBucketKey, capBucketOf, formatFailedReason, JobCancelledError, parseJobSpec, toScribeError, WorkerLostError, type CapBucket, type Config, type JobSpec } from '@scribe-fleet/core';
+import {
+  capBucketKey,
+  capBucketOf,
+  decideFailedAttempt,
+  formatFailedReason,
+  JobCancelledError,
+  parseJobSpec,
+  toScribeError,
+  WorkerLostError,
+  type AttemptProgress,
+  type CapBucket,
+  type Config,
+  type JobSpec,
+} from '@scribe-fleet/core';
 import { BatchService, deliverWebhook } from '@scribe-fleet/core/adapters/batch-service';
 import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
 import { FleetStats, type JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
 import { redisConnection, type JobResult } from '@scribe-fleet/core/adapters/queue';
-import { traceAttempts } from './attempt-span';
+import { traceAttempts, withDecision } from './attempt-span';
 import { JobLocks } from './job-locks';
 import { createProcessor, type ProcessorDeps } from './processor';
 
@@ -107,44 +120,38 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     } catch (e) {
       const reason = (jobSignal.reason as Error | undefined)?.message;
       // This worker lost the job (its lock went to another worker after an outage): not our end to record.
-      if (reason === LOCK_LOST) throw new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`);
-      // Shutting down: the job goes back to the queue at once, without spending an attempt (a stream
-      // resumes from its checkpoint on another worker).
-      if ((e instanceof HandBack || reason === HAND_BACK) && token) {
-        if (spec) await service.jobHandedBack(spec, id).catch(() => undefined);
-        await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
-      }
+      if (reason === LOCK_LOST) throw withDecision(new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`), { outcome: 'retrying', code: LOCK_LOST });
       const err = jobSignal.aborted && reason !== HAND_BACK ? new JobCancelledError('cancelled by request') : toScribeError(e);
-      const progress = (typeof job.progress === 'object' && job.progress ? job.progress : {}) as { rateLimitDelays?: number; storageDownSince?: number };
-      // Storage away (an S3 outage): wait it out without spending attempts, for STORAGE_RETRY_MS
-      // from the first such failure; past that it is an ordinary transient failure.
-      if (err.code === 'STORAGE_UNAVAILABLE' && token) {
-        const since = progress.storageDownSince ?? Date.now();
-        if (Date.now() - since < config.STORAGE_RETRY_MS) {
-          const n = Math.round((Date.now() - since) / 1000);
-          await job.updateProgress({ ...progress, storageDownSince: since });
-          await job.moveToDelayed(Date.now() + Math.min(15_000, 1000 + n * 500), token);
-          await ended(spec, { outcome: 'retry', code: err.code });
-          throw new DelayedError();
+      const progress = (typeof job.progress === 'object' && job.progress ? job.progress : {}) as AttemptProgress;
+      // The one decision on how this attempt ends (domain/attempt.ts); the span reads it off the error.
+      const d = decideFailedAttempt({
+        error: err,
+        spent,
+        attempts,
+        progress,
+        canReschedule: Boolean(token),
+        // Shutting down: the job goes back to the queue at once, without spending an attempt (a stream
+        // resumes from its checkpoint on another worker).
+        handBack: e instanceof HandBack || reason === HAND_BACK,
+        now: Date.now(),
+        storageRetryMs: config.STORAGE_RETRY_MS,
+        maxRateLimitDelays: MAX_RATE_LIMIT_DELAYS,
+      });
+      if (d.outcome === 'rescheduled') {
+        if (d.reason === 'HANDED_BACK') {
+          if (spec) await service.jobHandedBack(spec, id).catch(() => undefined);
+        } else {
+          await job.updateProgress({ ...progress, ...d.progress });
+          await ended(spec, { outcome: d.reason === 'RATE_LIMITED' ? 'rate_limited' : 'retry', code: err.code });
         }
+        await job.moveToDelayed(Date.now() + d.delayMs, token);
+        throw withDecision(new DelayedError(), d);
       }
-      // A rate limit goes back to `delayed` without spending an attempt, while re-schedules remain.
-      const delays = Number(progress.rateLimitDelays ?? 0) + 1;
-      const reschedule = err.kind === 'rate_limit' && delays <= MAX_RATE_LIMIT_DELAYS && Boolean(token);
-      // The job's last word: unrecoverable, or (not re-scheduled) on its last attempt, stalls included.
-      const final = err.kind === 'unrecoverable' || (!reschedule && spent + 1 >= attempts);
       let first = true;
-      if (final && spec) first = (await service.jobEnded(spec, id, job.timestamp, { error: { code: err.code, message: err.message } }).catch(() => ({ first: true }))).first;
-      if (first || !final) await ended(spec, { outcome: final ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : reschedule ? 'rate_limited' : 'retry', code: err.code });
-      if (final) throw new UnrecoverableError(formatFailedReason(err));
-      if (reschedule) {
-        const wait = (err.retryAfterMs ?? 5000) * (0.75 + Math.random() * 0.5);
-        await job.updateProgress({ ...progress, rateLimitDelays: delays });
-        await job.moveToDelayed(Date.now() + Math.round(wait), token);
-        throw new DelayedError();
-      }
-      throw new Error(formatFailedReason(err));
+      if (d.outcome === 'failed' && spec) first = (await service.jobEnded(spec, id, job.timestamp, { error: { code: err.code, message: err.message } }).catch(() => ({ first: true }))).first;
+      if (first || d.outcome !== 'failed') await ended(spec, { outcome: d.outcome === 'failed' ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : 'retry', code: err.code });
+      if (d.outcome === 'failed') throw withDecision(new UnrecoverableError(formatFailedReason(err)), d);
+      throw withDecision(new Error(formatFailedReason(err)), d);
     } finally {
       running.delete(id);
     }

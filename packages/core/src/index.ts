@@ -18,3 +18,4 @@ export * from './domain/caps';
 export * from './domain/batch';
 export * from './domain/manifest';
 export * from './domain/checkpoint';
+export * from './domain/attempt';
