@@ -2,21 +2,10 @@ import type { Config, Provider } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 import { limiterFromConfig, type LimiterEvent, type RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
-import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import { s3StorageFromConfig } from '@scribe-fleet/core/app/bootstrap';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { instrumentDeps, type WorkerMetrics } from './metrics';
 import type { ProcessorDeps } from './processor';
-
-export function s3StorageFromConfig(config: Config): S3Storage {
-  return new S3Storage({
-    region: config.S3_REGION,
-    forcePathStyle: config.S3_FORCE_PATH_STYLE,
-    ...(config.S3_ENDPOINT ? { endpoint: config.S3_ENDPOINT } : {}),
-    ...(config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
-      ? { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
-      : {}),
-  });
-}
 
 /** The fleet-wide cap semaphore, with caps from configuration (`onEvent`: lease and cap events, for metrics). */
 export function redisLimiter(config: Config, onEvent?: (e: LimiterEvent) => void): RedisLimiter {

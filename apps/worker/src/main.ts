@@ -1,23 +1,13 @@
 #!/usr/bin/env node
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
-import { loadConfig, ConfigError } from '@scribe-fleet/core';
-import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
+import { configOrExit } from '@scribe-fleet/core/app/bootstrap';
 import { createDeps } from './deps';
 import { createWorkerMetrics, serveMetrics } from './metrics';
 import { startWorker } from './worker';
 
 async function main() {
-  let config;
-  try {
-    config = loadConfig(envWithSecrets(process.env));
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`scribe-worker: ${e.message}`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw e;
-  }
+  const config = configOrExit('scribe-worker');
   const metrics = config.METRICS_PORT > 0 ? createWorkerMetrics({ defaultMetrics: true }) : undefined;
   const running = startWorker(config, createDeps(config, {}, metrics));
   const metricsServer = metrics ? await serveMetrics(metrics, config.METRICS_PORT, config.METRICS_HOST) : undefined;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  audioFormOf,
   capBucketKey,
   capBucketOf,
   CONTENT_TYPES,
@@ -13,6 +14,7 @@ import {
   fromDeepgramJson,
   resumeTranscript,
   transcriptWarnings,
+  type AudioForm,
   type Clock,
   type DeepgramStyleJson,
   type JobSpec,
@@ -110,14 +112,14 @@ export function createProcessor(deps: ProcessorDeps) {
     try {
       // Everything that needs no provider slot happens before taking one (spooling mp4/m4a inputs).
       // Streams (and the local recogniser) read decoded PCM; batch providers say what they read.
-      const form = spec.provider === 'local' ? 'pcm' : (provider.audioForm?.(spec.mode) ?? (spec.mode === 'stream' ? 'pcm' : undefined));
+      const form = audioFormOf(provider, spec.mode);
       if (form === 'pcm') await deps.telemetry.span('audio.prepare', {}, () => audio.prepare(ctx.signal));
       // A paced stream resumes from its checkpoint, if an earlier attempt left one.
       const cpInterval = deps.checkpointIntervalMs ?? 30_000;
       const resume = spec.mode === 'stream' && cpInterval > 0 ? await storageRetry(() => loadCheckpoint(deps.storage, spec)) : null;
       const recorder = spec.mode === 'stream' && cpInterval > 0 ? new CheckpointRecorder(deps.storage, spec, deps.clock, cpInterval, resume) : null;
       const input = resume ? resumedAudio(audio, resume.offsetSeconds) : audio;
-      const session = await transcribeWithinCap(spec, bucket, input, deps, ctx, (e) => {
+      const session = await transcribeWithinCap(spec, bucket, input, form, deps, ctx, (e) => {
         if (e.type === 'session:final' && e.segment) recorder?.onFinal(e.segment);
       }, resume?.offsetSeconds).then(
         (r) => recorder?.settled().then(() => r) ?? r,
@@ -145,6 +147,7 @@ async function transcribeWithinCap(
   spec: JobSpec,
   bucket: string,
   audio: StorageAudioInput,
+  form: AudioForm | undefined,
   deps: ProcessorDeps,
   ctx: JobContext,
   onEvent?: (e: SessionEvent) => void,
@@ -152,7 +155,6 @@ async function transcribeWithinCap(
 ): Promise<ProviderResult> {
   const provider = deps.providers[spec.provider]!;
   const maxRetries = deps.maxRateLimitRetries ?? 8;
-  const form = provider.audioForm?.(spec.mode);
   for (let rateLimited = 0; ; ) {
     let retryAfterMs: number | undefined;
     // Open the object's GET while waiting for the slot, so the session starts at once when it comes.

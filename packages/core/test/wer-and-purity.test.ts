@@ -44,4 +44,12 @@ describe('core purity', () => {
       expect({ file: f, io: io.test(readFileSync(join(dir, f), 'utf8')) }).toEqual({ file: f, io: false });
     }
   });
+
+  it('application modules (app/) import neither bullmq nor ioredis: they reach queues and Redis through adapters', () => {
+    const dir = join(__dirname, '..', 'src', 'app');
+    const queueOrRedis = /from ['"](bullmq|ioredis)['"]/;
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect({ file: f, imports: queueOrRedis.test(readFileSync(join(dir, f), 'utf8')) }).toEqual({ file: f, imports: false });
+  });
 });

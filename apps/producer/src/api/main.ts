@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from '../instrumentation';
-import { ConfigError, loadConfig, type Config } from '@scribe-fleet/core';
+import { ConfigError } from '@scribe-fleet/core';
+import { configOrExit } from '@scribe-fleet/core/app/bootstrap';
 import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
-import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { openProducer } from '../context';
 import { registerDashboard } from './dashboard';
 import { registerMetrics } from './metrics';
@@ -12,22 +12,10 @@ import { buildApi } from './server';
 /** How long a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
 
-function configOrExit(): Config {
-  try {
-    const config = loadConfig(envWithSecrets(process.env));
-    if (!config.API_TOKENS.length) throw new ConfigError('invalid configuration:\n  API_TOKENS: empty: the HTTP API refuses to start without at least one bearer token (comma-separated)');
-    return config;
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`scribe-api: ${e.message}`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw e;
-  }
-}
-
 async function main(): Promise<void> {
-  const config = configOrExit();
+  const config = configOrExit('scribe-api', process.env, (c) => {
+    if (!c.API_TOKENS.length) throw new ConfigError('invalid configuration:\n  API_TOKENS: empty: the HTTP API refuses to start without at least one bearer token (comma-separated)');
+  });
   const producer = openProducer(config);
   let redisDown = false;
   producer.redis.on('error', (e: Error) => {

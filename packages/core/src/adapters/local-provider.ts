@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pacedSend, chunkBytesFor, rechunk } from '../domain/pacing';
 import { segmentFromWords, type Transcript } from '../domain/transcript';
-import type { Provider, ProviderResult, SessionContext, TranscribeRequest } from '../ports/provider';
+import type { AudioForm, Provider, ProviderResult, SessionContext, TranscribeRequest } from '../ports/provider';
 import { SphinxSession, type SphinxMessage } from './sphinx-recogniser';
 
 export interface LocalProviderOptions {
@@ -19,6 +19,11 @@ export interface LocalProviderOptions {
 export class LocalProvider implements Provider {
   readonly name = 'local';
   constructor(private readonly opts: LocalProviderOptions = {}) {}
+
+  /** The recogniser reads decoded 16 kHz PCM in both modes. */
+  audioForm(): AudioForm {
+    return 'pcm';
+  }
 
   async transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult> {
     const requestId = randomUUID();

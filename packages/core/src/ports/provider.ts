@@ -64,3 +64,8 @@ export interface Provider {
   transcribe(req: TranscribeRequest, ctx: SessionContext): Promise<ProviderResult>;
   close?(): Promise<void>;
 }
+
+/** The audio form a provider's session in `mode` reads: its own answer, else decoded PCM for a stream (paced sends). */
+export function audioFormOf(provider: Pick<Provider, 'audioForm'>, mode: 'batch' | 'stream'): AudioForm | undefined {
+  return provider.audioForm?.(mode) ?? (mode === 'stream' ? 'pcm' : undefined);
+}
