@@ -11,8 +11,8 @@ const { ROOT, stack, startWorker } = require('./lib');
 
 async function capUtilisation({ cap = 20, jobs = 600, serviceMs = 500, workers = 3 } = {}) {
   const { loadConfig } = require(join(ROOT, 'packages/core/dist/index.js'));
-  const { FleetQueues } = require(join(ROOT, 'packages/core/dist/adapters/fleet-queues.js'));
-  const { S3Storage } = require(join(ROOT, 'packages/core/dist/adapters/s3-storage.js'));
+  const { FleetQueues } = require(join(ROOT, 'packages/core/dist/adapters/bullmq/fleet-queues.js'));
+  const { S3Storage } = require(join(ROOT, 'packages/core/dist/adapters/s3/s3-storage.js'));
   const { enqueuePrefix } = require(join(ROOT, 'apps/producer/dist/index.js'));
   const { startDeepgramEmulator } = require(join(ROOT, 'test/emulators/dist/deepgram.js'));
 

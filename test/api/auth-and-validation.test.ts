@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ConfigError } from '@scribe-fleet/core';
 import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { Redis } from 'ioredis';
 import { buildApi, REGISTERED_ROUTES } from '../../apps/producer/src/api/server';
 import { testStorage, uniqueBucket } from '../helpers/env';

@@ -18,9 +18,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@scribe-fleet/core';
 import { BatchService, type CreateBatchRequest } from '@scribe-fleet/core/adapters/batch-service';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
-import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
-import { limiterFromConfig } from '@scribe-fleet/core/adapters/redis-limiter';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
+import { limiterFromConfig } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 import { startRedis, startS3, type RedisServer, type S3Server } from '../../infra/local/src/services';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
 

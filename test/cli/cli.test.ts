@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { EXIT } from '../../apps/producer/src/cli';
 import { watchBatch } from '../../apps/producer/src/cli/watch';

@@ -4,7 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { fromDeepgramJson, toSrt, toTxt, toVtt, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { startEmulator } from '../emulators/src/cli';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { fromDeepgramJson, parseFailedReason, toSrt, toTxt, toVtt, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';

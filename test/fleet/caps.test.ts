@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { redisLimiter } from '@scribe-fleet/worker';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle, type DeepgramEmulatorOptions } from '../emulators/src/deepgram';

@@ -1,6 +1,6 @@
 /** Helpers for integration tests: the servers started by ./global-setup.ts, read from process.env. */
 import { randomBytes } from 'node:crypto';
-import { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 
 function required(name: string): string {
   const value = process.env[name];

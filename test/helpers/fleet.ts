@@ -5,9 +5,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '@scribe-fleet/core';
-import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
-import type { JobResult } from '@scribe-fleet/core/adapters/queue';
-import type { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { DEFAULT_SAMPLES, synthesise, type SampleSpec } from '../../infra/local/src/samples';
 
 /** Config for the test servers with a queue of its own, so test files never see each other's jobs. */

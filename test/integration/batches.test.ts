@@ -1,7 +1,7 @@
 /** Batches on the real path: report, skip-if-done, force, adoption across batches, cancel. */
 import { Redis } from 'ioredis';
 import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { readObject, sampleFiles, testConfig, uploadSamples } from '../helpers/fleet';

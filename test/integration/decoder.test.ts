@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DecodeError, EmptyDecodeError, TruncatedInputError } from '@scribe-fleet/core';
-import { storageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
-import { decodeToPcm, needsSpooling, type DecodeOptions, type DecodeReport, type DecodeWarning } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { storageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
+import { decodeToPcm, needsSpooling, type DecodeOptions, type DecodeReport, type DecodeWarning } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles } from '../helpers/fleet';
 

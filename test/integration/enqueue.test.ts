@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { BucketNotAllowedError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '@scribe-fleet/core';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { testConfig } from '../helpers/fleet';

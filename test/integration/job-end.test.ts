@@ -7,8 +7,8 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
-import { redisConnection } from '@scribe-fleet/core/adapters/queue';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { redisConnection } from '@scribe-fleet/core/adapters/bullmq/queue';
 import { parseJobSpec, type JobSpec } from '@scribe-fleet/core';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { testConfig } from '../helpers/fleet';

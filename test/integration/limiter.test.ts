@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { RedisLimiter, type LimiterEvent } from '@scribe-fleet/core/adapters/redis-limiter';
+import { RedisLimiter, type LimiterEvent } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 import { redisUrl } from '../helpers/env';
 
 jest.setTimeout(60_000);

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { VirtualClock, wordErrorRate, type AudioInput } from '@scribe-fleet/core';
-import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { repeatedSpeech } from '../helpers/fleet';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { SourceChangedError, SourceNotFoundError } from '@scribe-fleet/core';
-import type { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { testStorage, uniqueBucket } from '../helpers/env';
 
 // The project-level `testTimeout` in jest.config.js is ignored by jest-circus 30 (it only reads the

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DeepgramClient, DeepgramError } from '@deepgram/sdk';
 import { chunkBytesFor, pacedSend, rechunk, transcriptText, wordErrorRate } from '@scribe-fleet/core';
-import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { prerecordedToTranscript } from '@scribe-fleet/core/adapters/providers/deepgram';
 import { DEFAULT_SAMPLES, SENTENCES, type SampleSpec } from '../../infra/local/src/samples';

@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import type { AudioInput, SessionContext, SessionEvent } from '@scribe-fleet/core';
-import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { synthesise, type SampleSpec } from '../../infra/local/src/samples';
 import type { FrameRecord } from '../emulators/src/common';

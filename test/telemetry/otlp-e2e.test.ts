@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
 import { childEnv, s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples, waitForJobs, type Outcome } from '../helpers/fleet';

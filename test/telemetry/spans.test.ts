@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { startTelemetry, type ShutdownTelemetry } from '@scribe-fleet/core/adapters/otel/setup';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';

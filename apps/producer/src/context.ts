@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Config } from '@scribe-fleet/core';
-import { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
-import type { S3Storage } from '@scribe-fleet/core/adapters/s3-storage';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { s3StorageFromConfig } from '@scribe-fleet/core/app/bootstrap';
 
 export interface ProducerContext {

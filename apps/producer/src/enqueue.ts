@@ -1,6 +1,6 @@
 import type { Storage, Telemetry } from '@scribe-fleet/core';
 import { BatchService, type CreateBatchProgress, type CreateBatchRequest, type CreateBatchResult } from '@scribe-fleet/core/adapters/batch-service';
-import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { traceEnqueue } from '@scribe-fleet/core/adapters/otel/enqueue-span';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 

@@ -1,5 +1,5 @@
 import { parseFailedReason } from '@scribe-fleet/core';
-import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 
 export const JOB_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
 

@@ -1,5 +1,5 @@
 import { resumeByteOffset, shiftSegment, type Clock, type JobSpec, type Segment, type StreamCheckpoint, type Storage } from '@scribe-fleet/core';
-import type { StorageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
+import type { StorageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
 
 /** Seconds after the last finalised word where a resumed session starts. */
 export const RESUME_MARGIN_S = 0.25;

@@ -1,6 +1,6 @@
 import type { Config, Provider } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
-import { limiterFromConfig, type LimiterEvent, type RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
+import { limiterFromConfig, type LimiterEvent, type RedisLimiter } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
 import { s3StorageFromConfig } from '@scribe-fleet/core/app/bootstrap';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';

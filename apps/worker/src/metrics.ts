@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ScribeError, type JobSpec, type Provider, type SessionEvent } from '@scribe-fleet/core';
-import type { JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
-import type { LimiterEvent } from '@scribe-fleet/core/adapters/redis-limiter';
+import type { JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
+import type { LimiterEvent } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 import type { ProcessorDeps } from './processor';
 
 /**

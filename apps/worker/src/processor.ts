@@ -26,10 +26,10 @@ import {
   type Storage,
   type Telemetry,
 } from '@scribe-fleet/core';
-import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/audio-input';
+import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
 import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
-import type { JobResult } from '@scribe-fleet/core/adapters/queue';
-import type { JobOutcome } from '@scribe-fleet/core/adapters/fleet-stats';
+import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {

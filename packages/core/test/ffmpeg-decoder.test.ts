@@ -7,7 +7,7 @@ import {
   MIN_TRUNCATION_SECONDS,
   needsSpooling,
   parseFfmpegInput,
-} from '../src/adapters/ffmpeg-decoder';
+} from '../src/adapters/s3/ffmpeg-decoder';
 
 function chunk(id: string, body: Buffer, declaredSize = body.length): Buffer {
   const h = Buffer.alloc(8);

@@ -83,7 +83,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import type { SphinxSession } from '@scribe-fleet/core/adapters/sphinx-recogniser';
 import {
   answerBeforeBody,

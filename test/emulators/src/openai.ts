@@ -43,7 +43,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { deflateSync } from 'node:zlib';
 import busboy from 'busboy';
-import { decodeToPcm } from '@scribe-fleet/core/adapters/ffmpeg-decoder';
+import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import type { SphinxResult } from '@scribe-fleet/core/adapters/sphinx-recogniser';
 import { srtTimestamp, vttTimestamp } from '@scribe-fleet/core';
 import {

@@ -20,10 +20,10 @@ import { normaliseEtag, outputKey, parseJobSpec, jobIdFor, type JobSpec, type Jo
 import { parseManifest } from '../domain/manifest';
 import { formatS3Url, outputKeyBase, parseS3Url, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo, Storage } from '../ports/storage';
-import { BatchStore, type BatchJobEntry } from './batch-store';
-import { JobEnds } from './job-ends';
-import type { FleetQueues } from './fleet-queues';
-import { redisConnection, type JobResult } from './queue';
+import { BatchStore, type BatchJobEntry } from './redis/batch-store';
+import { JobEnds } from './redis/job-ends';
+import type { FleetQueues } from './bullmq/fleet-queues';
+import { redisConnection, type JobResult } from './bullmq/queue';
 import { bullmqJobKey, RedisKeys } from './redis/keys';
 
 export interface CreateBatchRequest {

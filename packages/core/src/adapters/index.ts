@@ -1,3 +1,3 @@
-export * from './s3-storage';
-export * from './redis-limiter';
-export * from './fleet-queues';
+export * from './s3/s3-storage';
+export * from './redis/redis-limiter';
+export * from './bullmq/fleet-queues';

@@ -6,7 +6,7 @@
 import { ConfigError } from '../domain/errors';
 import { loadConfig, type Config } from '../domain/config';
 import { envWithSecrets } from '../adapters/secrets';
-import { S3Storage } from '../adapters/s3-storage';
+import { S3Storage } from '../adapters/s3/s3-storage';
 
 /** The configuration, or `<name>: <what is wrong>` on stderr and exit 78. `check` adds a process's own rule. */
 export function configOrExit(name: string, env: NodeJS.ProcessEnv = process.env, check?: (c: Config) => void): Config {

@@ -1,6 +1,6 @@
 /**
  * Batches: one enqueue request (an S3 prefix or a manifest) and the jobs it created, tracked
- * together. Pure types and arithmetic; the Redis side is adapters/batch-store.ts.
+ * together. Pure types and arithmetic; the Redis side is adapters/redis/batch-store.ts.
  */
 import { randomBytes } from 'node:crypto';
 

@@ -8,9 +8,9 @@ import type { Redis as RedisClient } from 'ioredis';
 import type { Queue } from 'bullmq';
 import { capBucketKey, type BatchJobState, type BatchRecord, type CapBucket, type Config } from '@scribe-fleet/core';
 import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
-import type { FleetQueues } from '@scribe-fleet/core/adapters/fleet-queues';
-import { FleetStats } from '@scribe-fleet/core/adapters/fleet-stats';
-import { limiterFromConfig, type RedisLimiter } from '@scribe-fleet/core/adapters/redis-limiter';
+import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { FleetStats } from '@scribe-fleet/core/adapters/redis/fleet-stats';
+import { limiterFromConfig, type RedisLimiter } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 
 /** The part of the API context the fleet view reads (ApiContext has all of it). */
 export interface FleetContext {

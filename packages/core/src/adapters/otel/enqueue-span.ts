@@ -2,7 +2,7 @@ import { capBucketOf } from '../../domain/caps';
 import { CATALOGUE, isProviderName } from '../../domain/catalogue';
 import type { JobSpec } from '../../domain/job-spec';
 import type { Attrs, SpanHandle, Telemetry } from '../../ports/telemetry';
-import type { FleetQueues } from '../fleet-queues';
+import type { FleetQueues } from '../bullmq/fleet-queues';
 
 /** The parts of an enqueue request the span describes. */
 export interface EnqueueRequestShape {

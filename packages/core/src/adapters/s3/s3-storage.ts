@@ -12,8 +12,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
-import { SourceChangedError, SourceNotFoundError, StorageUnavailableError } from '../domain/errors';
-import type { GetOptions, ObjectInfo, PutOptions, Storage } from '../ports/storage';
+import { SourceChangedError, SourceNotFoundError, StorageUnavailableError } from '../../domain/errors';
+import type { GetOptions, ObjectInfo, PutOptions, Storage } from '../../ports/storage';
 
 export interface S3StorageOptions {
   /** Custom endpoint (s3rver, MinIO, ...). Path-style addressing is the default when one is given. */

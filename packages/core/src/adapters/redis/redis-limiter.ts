@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { capFor, parseCapBucketKey } from '../domain/caps';
-import { capSettings, type Config } from '../domain/config';
-import { InternalError, LeaseLostError } from '../domain/errors';
-import type { Lease, Limiter } from '../ports/limiter';
-import { CapKeys, capPrefix } from './redis/keys';
-import { defineScript } from './redis/scripts';
+import { capFor, parseCapBucketKey } from '../../domain/caps';
+import { capSettings, type Config } from '../../domain/config';
+import { InternalError, LeaseLostError } from '../../domain/errors';
+import type { Lease, Limiter } from '../../ports/limiter';
+import { CapKeys, capPrefix } from './keys';
+import { defineScript } from './scripts';
 
 /**
  * Fleet-wide concurrency caps: a lease semaphore in Redis, one per cap bucket.

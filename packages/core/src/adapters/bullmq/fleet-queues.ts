@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { QueueEvents, type JobsOptions } from 'bullmq';
-import { activeLimit, bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../domain/caps';
-import { capSettings, type Config } from '../domain/config';
-import { jobIdFor, type JobSpec } from '../domain/job-spec';
+import { activeLimit, bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../../domain/caps';
+import { capSettings, type Config } from '../../domain/config';
+import { jobIdFor, type JobSpec } from '../../domain/job-spec';
 import { bulkEntry, openQueueNamed, redisConnection, type JobResult, type TranscribeQueue } from './queue';
-import { RedisKeys } from './redis/keys';
+import { RedisKeys } from '../redis/keys';
 
 /**
  * One BullMQ queue per cap bucket (`<QUEUE_NAME>.<provider>.<account>.<class>.<mode>`), each with a

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { BatchJobResult } from '../domain/batch';
-import { RedisKeys } from './redis/keys';
-import { defineScript } from './redis/scripts';
+import type { BatchJobResult } from '../../domain/batch';
+import { RedisKeys } from './keys';
+import { defineScript } from './scripts';
 
 type WithClaim = Redis & { jobEndClaim(key: string, ts: string, outcome: string, ttl: number): Promise<[number, string, number]> };
 

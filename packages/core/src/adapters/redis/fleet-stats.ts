@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { Config } from '../domain/config';
-import { FleetStatsKeys } from './redis/keys';
+import type { Config } from '../../domain/config';
+import { FleetStatsKeys } from './keys';
 
 /** How one attempt of a job ended, as the worker reports it (to metrics and to the fleet history). */
 export type JobOutcomeKind = 'completed' | 'failed' | 'cancelled' | 'retry' | 'rate_limited';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DecodeError, EmptyDecodeError, TruncatedInputError } from '../domain/errors';
-import { PCM_BYTES_PER_SECOND } from '../domain/pacing';
+import { DecodeError, EmptyDecodeError, TruncatedInputError } from '../../domain/errors';
+import { PCM_BYTES_PER_SECOND } from '../../domain/pacing';
 
 export interface DecodeOptions {
   signal?: AbortSignal;

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../domain/batch';
-import { RedisKeys } from './redis/keys';
-import { defineScript, loadScript } from './redis/scripts';
+import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../../domain/batch';
+import { RedisKeys } from './keys';
+import { defineScript, loadScript } from './scripts';
 
 export type TransitionRule = 'end' | 'start' | 'force';
 

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EmptyDecodeError, ScribeError, SourceChangedError, SourceNotFoundError, StorageUnavailableError } from '../domain/errors';
-import type { Source } from '../domain/job-spec';
-import type { AudioInput } from '../ports/provider';
-import type { GetOptions, Storage } from '../ports/storage';
-import { noopTelemetry, type SpanHandle, type Telemetry } from '../ports/telemetry';
-import { PCM_BYTES_PER_SECOND } from '../domain/pacing';
+import { EmptyDecodeError, ScribeError, SourceChangedError, SourceNotFoundError, StorageUnavailableError } from '../../domain/errors';
+import type { Source } from '../../domain/job-spec';
+import type { AudioInput } from '../../ports/provider';
+import type { GetOptions, Storage } from '../../ports/storage';
+import { noopTelemetry, type SpanHandle, type Telemetry } from '../../ports/telemetry';
+import { PCM_BYTES_PER_SECOND } from '../../domain/pacing';
 import { decodeToPcm, needsSpooling, type DecodeOptions, type DecodeWarning } from './ffmpeg-decoder';
 
 /** A pass-through that hashes what flows by; the digest is available once the stream ends. */

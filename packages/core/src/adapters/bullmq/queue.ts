@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
-import type { Config } from '../domain/config';
-import { jobIdFor, type JobSpec } from '../domain/job-spec';
+import type { Config } from '../../domain/config';
+import { jobIdFor, type JobSpec } from '../../domain/job-spec';
 
 /** Connection options for BullMQ: workers must not cap retries per request (BullMQ's rule). */
 export function redisConnection(config: Pick<Config, 'REDIS_URL'>, role: 'worker' | 'producer'): ConnectionOptions {
