@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fromDeepgramJson, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
 import { cut, pseudoRandom, RATE, SPEECH_TEXT, SpeechKit, wav } from '../helpers/bad-input-fixtures';
-import { ChaosWorld, count, FULL, recordFigures, type ChaosFigures } from './harness';
+import { ChaosWorld, count, FULL, recordFigures, repeatFault, type ChaosFigures } from './harness';
 import { longSpeech, type Voice } from './speech';
 
 jest.setTimeout(40 * 60_000);
@@ -63,18 +63,9 @@ test('1. repeated kill -9 of random workers during a batch: every job ends once,
   await world.upload('kill/', files(n));
   const startedAt = Date.now();
   const { batchId } = await world.enqueue({ source: `s3://${world.bucket}/kill/`, provider: 'deepgram', model: 'nova-3' });
-  let killed = 0;
-  let done = false;
-  const killer = (async () => {
-    while (!done && killed < kills) {
-      await sleep(count(5000, 3000) + Math.random() * 3000);
-      if (done) break;
-      await world!.killRandomWorker();
-      killed += 1;
-    }
-  })();
-  const { finishedAt } = await world.waitForBatch(batchId).finally(() => (done = true));
-  await killer;
+  const killer = repeatFault(() => world!.killRandomWorker(), { times: kills, everyMs: count(5000, 3000), jitterMs: 3000 });
+  const { finishedAt } = await world.waitForBatch(batchId).finally(() => killer.stop());
+  const killed = (await killer.stop()).length;
   const f = await world.audit(batchId, { cap, maxInFlight: emu.concurrency.maxConcurrent('project-1/prerecorded'), startedAt, finishedAt });
   await recordFigures('1-kill-workers-batch', f);
   expect(killed).toBeGreaterThanOrEqual(count(20, 5));
@@ -303,19 +294,10 @@ test('1b. repeated kill -9 of random workers during paced streams: stitched tran
   const before = emu.sessions.length;
   const startedAt = Date.now();
   const { batchId } = await world.enqueue({ source: `s3://${world.bucket}/streams/`, provider: 'deepgram', model: 'nova-3', mode: 'stream' });
-  let killed = 0;
-  let done = false;
-  const killer = (async () => {
-    while (!done && killed < kills) {
-      await sleep(count(4000, 2500) + Math.random() * 3000);
-      if (done) break;
-      await world!.killRandomWorker();
-      killed += 1;
-    }
-  })();
+  const killer = repeatFault(() => world!.killRandomWorker(), { times: kills, everyMs: count(4000, 2500), jitterMs: 3000 });
   // Long streams killed every few seconds may not complete for minutes: progress is audio reaching the provider.
-  const { finishedAt } = await world.waitForBatch(batchId, { progress: () => audioReceived(emu!) }).finally(() => (done = true));
-  await killer;
+  const { finishedAt } = await world.waitForBatch(batchId, { progress: () => audioReceived(emu!) }).finally(() => killer.stop());
+  const killed = (await killer.stop()).length;
   const f = await world.audit(batchId, { cap, maxInFlight: emu.concurrency.maxConcurrent('project-1/live'), startedAt, finishedAt });
   const sessions = streamSessions(emu, before, s.sources);
   const audioSeconds = streamFiles(s.sources, n).reduce((a, x) => a + s.sources.find((src) => x.name.includes(src.name))!.seconds, 0);
@@ -341,17 +323,9 @@ test('2. SIGTERM of workers during paced streams: each hands its streams back at
   const before = emu.sessions.length;
   const startedAt = Date.now();
   const { batchId, jobIds } = await world.enqueue({ source: `s3://${world.bucket}/streams/`, provider: 'deepgram', model: 'nova-3', mode: 'stream' });
-  const exits: Array<{ code: number | null; ms: number; output: string }> = [];
-  let done = false;
-  const stopper = (async () => {
-    while (!done && exits.length < stops) {
-      await sleep(count(5000, 3000) + Math.random() * 3000);
-      if (done) break;
-      exits.push(await world!.stopRandomWorker());
-    }
-  })();
-  const { finishedAt } = await world.waitForBatch(batchId, { progress: () => audioReceived(emu!) }).finally(() => (done = true));
-  await stopper;
+  const stopper = repeatFault(() => world!.stopRandomWorker(), { times: stops, everyMs: count(5000, 3000), jitterMs: 3000 });
+  const { finishedAt } = await world.waitForBatch(batchId, { progress: () => audioReceived(emu!) }).finally(() => stopper.stop());
+  const exits = await stopper.stop();
   const f = await world.audit(batchId, { cap, maxInFlight: emu.concurrency.maxConcurrent('project-1/live'), startedAt, finishedAt });
   const sessions = streamSessions(emu, before, s.sources);
   await recordFigures('2-sigterm-streams', { ...f, notes: { 'max ms from SIGTERM to exit': Math.max(...exits.map((e) => e.ms)), 'resumed sessions': sessions.resumed } });

@@ -196,8 +196,13 @@ it('counts provider 429s per cap bucket: retried inside the attempt and ending i
       await new Promise((r) => setTimeout(r, 100));
     }
     // The books record the end first; the attempt's metrics follow before BullMQ marks the job
-    // completed. Wait for that, so the metrics read below are the attempt's last.
-    await fleet.waitForJob(jobIds![0]!, 30_000);
+    // completed. Wait for that state, so the metrics read below are the attempt's last.
+    for (let t0 = Date.now(), state = ''; state !== 'completed'; ) {
+      const job = await fleet.getJob(jobIds![0]!);
+      state = String(await job?.getState());
+      if (Date.now() - t0 > 30_000) throw new Error(`the job was never marked completed: ${state}, attempts ${job?.attemptsMade}, ${job?.failedReason ?? ''}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const b = 'local:default:default:batch';
     const m = parseProm(await metrics.registry.metrics());
     expect(calls).toBe(3);
