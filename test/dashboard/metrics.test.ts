@@ -200,7 +200,9 @@ it('counts provider 429s per cap bucket: retried inside the attempt and ending i
     for (let t0 = Date.now(), state = ''; state !== 'completed'; ) {
       const job = await fleet.getJob(jobIds![0]!);
       state = String(await job?.getState());
-      if (Date.now() - t0 > 30_000) throw new Error(`the job was never marked completed: ${state}, attempts ${job?.attemptsMade}, ${job?.failedReason ?? ''}`);
+      // Generous: on a loaded machine (the chaos suite runs beside this file in CI) the handler's last
+      // steps after the books (finalise enqueue, fleet history) have once taken longer than 30 s.
+      if (Date.now() - t0 > 100_000) throw new Error(`the job was never marked completed: ${state}, attempts ${job?.attemptsMade}, ${job?.failedReason ?? ''}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const b = 'local:default:default:batch';
