@@ -116,6 +116,46 @@ describe('ProgressDeadline / withinProgress on the VirtualClock', () => {
     expect(err).toMatchObject({ reason: 'total', totalMs: 2500, elapsedMs: 2500 });
   });
 
+  test('progress re-arms the total cap from then (for what is still pending); touches without progress do not', () => {
+    const clock = new VirtualClock(0);
+    const d = new ProgressDeadline(clock, 400, 1000);
+    clock.advance(900);
+    d.progress(800); // cap now 900 + 800
+    expect(d.totalMs).toBe(1700);
+    clock.advance(300);
+    d.progress(500); // cap from the last progress: 1200 + 500
+    expect(d.totalMs).toBe(1700);
+    clock.advance(300);
+    d.touch();
+    expect(d.progressAt).toBe(1200);
+    clock.advance(199);
+    expect(d.expired()).toBeUndefined();
+    clock.advance(1);
+    expect(d.expired()).toBe('total');
+  });
+
+  test('a frame that advances the work (progressed) extends the wait past the first total cap', async () => {
+    const clock = new ScheduledClock();
+    const sim = simulate(clock, every(300, 6000), 6100);
+    let pending = 20; // "seconds pending", one less after each frame
+    const onTimeout = jest.fn(() => new Error('timeout'));
+    const wait = withinProgress(sim.done, {
+      clock,
+      idleMs: 400,
+      totalMs: 1000,
+      activity: sim.activity,
+      progressed: () => (pending > 0 ? (pending--, 1000) : undefined),
+      onTimeout,
+    });
+    await expect(wait).resolves.toBe('done');
+    expect(onTimeout).not.toHaveBeenCalled();
+    // Without progress, the same frames hit the first cap.
+    const clock2 = new ScheduledClock();
+    const sim2 = simulate(clock2, every(300, 6000), 6100);
+    const err = await withinProgress(sim2.done, { clock: clock2, idleMs: 400, totalMs: 1000, activity: sim2.activity, progressed: () => undefined, onTimeout: (t) => Object.assign(new Error('t'), t) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'total', totalMs: 1000, elapsedMs: 1000 });
+  });
+
   test('the signal aborts the wait with its reason', async () => {
     const clock = new ScheduledClock();
     const ac = new AbortController();
@@ -134,7 +174,9 @@ type Behaviour =
   /** Nothing after the finalize request. */
   | { kind: 'silent' }
   /** A progress message every 100 ms until the client goes away (with `finals`, a final result per audio frame first). */
-  | { kind: 'chatty'; finals?: boolean };
+  | { kind: 'chatty'; finals?: boolean }
+  /** Lagging behind the stream: a final result every 200 ms, each covering `stepSeconds` more audio, then the finish. */
+  | { kind: 'lagging'; stepSeconds: number };
 
 interface Protocol {
   name: string;
@@ -223,6 +265,20 @@ async function fakeProvider(protocol: Protocol, behaviour: Behaviour): Promise<F
       fake.events.emit('finalize');
       if (behaviour.kind === 'silent') return;
       let n = 0;
+      if (behaviour.kind === 'lagging') {
+        let covered = 0;
+        timer = setInterval(() => {
+          if (ws.readyState !== ws.OPEN) return clearInterval(timer);
+          covered = Math.min(audioBytes / 32_000, covered + behaviour.stepSeconds);
+          protocol.final(ws, n++, covered);
+          fake.progressSent += 1;
+          if (covered >= audioBytes / 32_000) {
+            clearInterval(timer);
+            protocol.finish(ws, audioBytes);
+          }
+        }, 200);
+        return;
+      }
       timer = setInterval(
         () => {
           if (ws.readyState !== ws.OPEN) return clearInterval(timer);
@@ -299,16 +355,31 @@ describe.each(protocols)('$name: finalize bounded by progress (idle 600 ms)', (p
       await fake.close();
     }
   });
+  test('a provider finalising far behind the stream but still finalising: never cut off by the total cap', async () => {
+    // 0.3 s pending at the finalize request: the first cap is 600 + 2000 × 0.3 = 1200 ms. The provider
+    // needs 15 finals 200 ms apart (3 s); each re-arms the cap for the audio still pending.
+    const fake = await fakeProvider(protocol, { kind: 'lagging', stepSeconds: 0.02 });
+    try {
+      const r = await run(protocol.client(fake.url, { finalizeIdleMs: IDLE_MS, finalizeMsPerAudioSecond: 2000 }));
+      expect(r.error).toBeUndefined();
+      expect(fake.progressSent).toBe(15);
+      expect(r.endedAt - fake.finalizeAt[0]!).toBeGreaterThan(2 * 1200); // well past the first cap
+    } finally {
+      await fake.close();
+    }
+  });
+
   test('audio already covered by final results does not count toward the total cap', async () => {
     const fake = await fakeProvider(protocol, { kind: 'chatty', finals: true });
     try {
       const r = await run(protocol.client(fake.url, { finalizeIdleMs: IDLE_MS, finalizeMsPerAudioSecond: 2000 }));
       expect(r.error).toBeInstanceOf(ProviderTimeoutError);
-      const d = r.error!.details as { reason: string; totalMs: number; pendingAudioSeconds: number };
+      const d = r.error!.details as { reason: string; totalMs: number; progressAtMs: number; pendingAudioSeconds: number };
       expect(d.reason).toBe('total');
       // The finals for the first frames arrived before the finalize request: less than all 0.3 s is pending.
       expect(d.pendingAudioSeconds).toBeLessThan(0.25);
-      expect(d.totalMs).toBe(Math.round(IDLE_MS + 2000 * d.pendingAudioSeconds));
+      // The cap counts from the last final result, for the audio still pending then.
+      expect(d.totalMs).toBe(d.progressAtMs + Math.round(IDLE_MS + 2000 * d.pendingAudioSeconds));
       expect(r.endedAt - fake.finalizeAt[0]!).toBeLessThan(1200); // the uncovered bound (1200 ms) would be later
     } finally {
       await fake.close();

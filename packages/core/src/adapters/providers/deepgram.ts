@@ -460,7 +460,7 @@ export class DeepgramProvider implements Provider {
         after: 'CloseStream',
         clock: ctx.clock,
         limits: finalizeLimits(this.opts, this.opts.closeTimeoutMs),
-        pendingAudioSeconds: stats.bytesSent / PCM_BYTES_PER_SECOND - finalThroughSeconds,
+        pendingAudioSeconds: () => stats.bytesSent / PCM_BYTES_PER_SECOND - finalThroughSeconds,
         activity: (onFrame) => sock.onActivity(onFrame),
         signal: ctx.signal,
       });

@@ -300,7 +300,7 @@ export async function runStreamSession(settings: StreamSettings, protocol: Strea
       after: finalize.after,
       clock: ctx.clock,
       limits: finalize.limits,
-      pendingAudioSeconds: bytes / PCM_BYTES_PER_SECOND - progress.finalThroughSeconds,
+      pendingAudioSeconds: () => bytes / PCM_BYTES_PER_SECOND - progress.finalThroughSeconds,
       activity: (onFrame) => ws.onActivity(onFrame),
       signal: stop.signal,
     });
