@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '@scribe-fleet/core';
 import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
-import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { JobResult } from '@scribe-fleet/core';
 import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { DEFAULT_SAMPLES, synthesise, type SampleSpec } from '../../infra/local/src/samples';
 

@@ -19,7 +19,7 @@ import {
   type JobSpec,
   type JobSpecInput,
 } from '@scribe-fleet/core';
-import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { JobResult } from '@scribe-fleet/core';
 import { createDeps, createProcessor, type ProcessorDeps } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { readObject, testConfig } from '../helpers/fleet';

@@ -9,7 +9,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { JobSpec } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 import { startTelemetry, type ShutdownTelemetry } from '@scribe-fleet/core/adapters/otel/setup';
-import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { JobResult } from '@scribe-fleet/core';
 import { traceAttempts, type JobHandler } from '../../apps/worker/src/attempt-span';
 
 const exporter = new InMemorySpanExporter();

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { parseFailedReason, sha256Hex, type AttemptDecision, type AttemptOutcome, type Attrs, type JobSpec, type SpanHandle, type Telemetry, type TraceCarrier } from '@scribe-fleet/core';
-import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { JobResult } from '@scribe-fleet/core';
 
 export type JobHandler = (job: Job<JobSpec, JobResult, string>, token?: string, signal?: AbortSignal) => Promise<JobResult>;
 

@@ -28,7 +28,7 @@ import {
 } from '@scribe-fleet/core';
 import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
 import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
-import type { JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { JobResult } from '@scribe-fleet/core';
 import type { JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */

@@ -12,12 +12,13 @@ import {
   type AttemptProgress,
   type CapBucket,
   type Config,
+  type JobResult,
   type JobSpec,
 } from '@scribe-fleet/core';
 import { BatchService, deliverWebhook } from '@scribe-fleet/core/adapters/batch-service';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { FleetStats, type JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
-import { redisConnection, type JobResult } from '@scribe-fleet/core/adapters/bullmq/queue';
+import { redisConnection } from '@scribe-fleet/core/adapters/bullmq/queue';
 import { traceAttempts, withDecision } from './attempt-span';
 import { JobLocks } from './job-locks';
 import { createProcessor, type ProcessorDeps } from './processor';

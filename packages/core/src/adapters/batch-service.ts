@@ -23,7 +23,8 @@ import type { ObjectInfo, Storage } from '../ports/storage';
 import { BatchStore, type BatchJobEntry } from './redis/batch-store';
 import { JobEnds } from './redis/job-ends';
 import type { FleetQueues } from './bullmq/fleet-queues';
-import { redisConnection, type JobResult } from './bullmq/queue';
+import { redisConnection } from './bullmq/queue';
+import type { JobResult } from '../domain/job-result';
 import { bullmqJobKey, RedisKeys } from './redis/keys';
 
 export interface CreateBatchRequest {

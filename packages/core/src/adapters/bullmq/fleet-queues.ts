@@ -3,7 +3,8 @@ import { QueueEvents, type JobsOptions } from 'bullmq';
 import { activeLimit, bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../../domain/caps';
 import { capSettings, type Config } from '../../domain/config';
 import { jobIdFor, type JobSpec } from '../../domain/job-spec';
-import { bulkEntry, openQueueNamed, redisConnection, type JobResult, type TranscribeQueue } from './queue';
+import type { JobResult } from '../../domain/job-result';
+import { bulkEntry, openQueueNamed, redisConnection, type TranscribeQueue } from './queue';
 import { RedisKeys } from '../redis/keys';
 
 /**

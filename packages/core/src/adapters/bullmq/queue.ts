@@ -1,13 +1,15 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Config } from '../../domain/config';
+import { redisOptions } from '../redis/connection';
+import type { JobResult } from '../../domain/job-result';
 import { jobIdFor, type JobSpec } from '../../domain/job-spec';
 
-/** Connection options for BullMQ: workers must not cap retries per request (BullMQ's rule). */
+/**
+ * Connection options for BullMQ, by role (see redis/connection.ts: workers must not cap retries per
+ * request); producers' queues also queue no command while Redis is away (BullMQ waits for `ready`).
+ */
 export function redisConnection(config: Pick<Config, 'REDIS_URL'>, role: 'worker' | 'producer'): ConnectionOptions {
-  return role === 'worker'
-    ? { url: config.REDIS_URL, maxRetriesPerRequest: null }
-    : // Producers fail fast instead of queueing commands while Redis is away.
-      { url: config.REDIS_URL, maxRetriesPerRequest: 3, enableOfflineQueue: false };
+  return role === 'worker' ? { url: config.REDIS_URL, ...redisOptions('worker') } : { url: config.REDIS_URL, ...redisOptions('producer'), enableOfflineQueue: false };
 }
 
 /** Default options of every transcription job: bounded retries with exponential backoff. */
@@ -39,20 +41,4 @@ export function jobName(spec: Pick<JobSpec, 'provider' | 'mode'>): string {
 
 export function bulkEntry(spec: JobSpec, opts: JobsOptions = {}) {
   return { name: jobName(spec), data: spec, opts: { ...opts, jobId: jobIdFor(spec) } };
-}
-
-/** What a finished job returns (stored by BullMQ as the job's return value). */
-export interface JobResult {
-  outputs: Record<string, string>;
-  bucket: string;
-  duration: number;
-  sha256: string;
-  requestId: string;
-  words: number;
-  finalResults: number;
-  provider: string;
-  model: string;
-  mode: string;
-  /** Completed, but with something to know: `NO_SPEECH` (no words at all), `TRUNCATED_INPUT` (allowed by ALLOW_TRUNCATED). */
-  warnings?: string[];
 }
