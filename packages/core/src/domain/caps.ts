@@ -107,3 +107,78 @@ export function parseCapOverrides(text: string): Record<string, number> {
 export function activeLimit(cap: number, prefetchRatio: number, prefetchMin: number): number {
   return cap + Math.max(prefetchMin, Math.ceil(cap * prefetchRatio));
 }
+
+/** Jobs of one bucket a worker process runs at once: CPU-bound local recognition vs I/O-bound sessions. */
+export function perWorkerConcurrency(bucket: CapBucket, activeLimit: number, workerConcurrency: number, localConcurrency: number): number {
+  if (bucket.provider === 'local') return localConcurrency;
+  return Math.max(1, Math.min(workerConcurrency, activeLimit));
+}
+
+/** Everything a bucket's numbers depend on (from config: see `fleetCapSettings` in config.ts). */
+export interface FleetCapSettings extends CapSettings {
+  /** QUEUE_NAME: the base of every bucket queue's name. */
+  queueBase: string;
+  prefetchRatio: number;
+  prefetchMin: number;
+  workerConcurrency: number;
+  localConcurrency: number;
+}
+
+/**
+ * A cap bucket with every number the fleet derives from it, resolved once from config: the queue
+ * (its name), the limiter (key, cap), the queue's global concurrency (activeLimit), the worker
+ * (perWorker) and the dashboard (all of them) read the same value instead of deriving their own.
+ */
+export interface ResolvedBucket {
+  bucket: CapBucket;
+  /** `provider:account:modelClass:mode`: the limiter's and the metrics' name for it. */
+  key: string;
+  queueName: string;
+  /** The configured cap (provider's concurrency limit). */
+  cap: number;
+  /** Jobs allowed active fleet-wide: the cap plus the prefetch. */
+  activeLimit: number;
+  /** Jobs of the bucket one worker process runs at once. */
+  perWorker: number;
+}
+
+/** Resolve a bucket against the settings (pure). */
+export function resolveBucket(bucket: CapBucket, s: FleetCapSettings): ResolvedBucket {
+  const cap = capFor(bucket, s);
+  const limit = activeLimit(cap, s.prefetchRatio, s.prefetchMin);
+  return {
+    bucket,
+    key: capBucketKey(bucket),
+    queueName: bucketQueueName(s.queueBase, bucket),
+    cap,
+    activeLimit: limit,
+    perWorker: perWorkerConcurrency(bucket, limit, s.workerConcurrency, s.localConcurrency),
+  };
+}
+
+/** The fleet's buckets under one set of settings, each resolved once (memoised by key). */
+export class CapBuckets {
+  private readonly byKey = new Map<string, ResolvedBucket>();
+  constructor(readonly settings: FleetCapSettings) {}
+
+  resolve(bucket: CapBucket): ResolvedBucket {
+    const key = capBucketKey(bucket);
+    let r = this.byKey.get(key);
+    if (!r) {
+      r = resolveBucket(bucket, this.settings);
+      this.byKey.set(key, r);
+    }
+    return r;
+  }
+
+  /** The bucket a job's spec runs in. */
+  of(spec: { provider: ProviderName; account: string; model: string; mode: Mode }): ResolvedBucket {
+    return this.resolve(capBucketOf(spec));
+  }
+
+  /** A bucket by its key (`provider:account:modelClass:mode`); null for a malformed key. */
+  fromKey(key: string): ResolvedBucket | null {
+    const b = parseCapBucketKey(key);
+    return b ? this.resolve(b) : null;
+  }
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseCapOverrides, type CapSettings } from './caps';
+import { CapBuckets, parseCapOverrides, type CapSettings, type FleetCapSettings } from './caps';
 import { ConfigError } from './errors';
 
 /**
@@ -158,6 +158,23 @@ export type Config = z.output<typeof ConfigSchema>;
 
 export function capSettings(config: Config): CapSettings {
   return { deepgramWhisperPlan: config.DEEPGRAM_WHISPER_PLAN, deepgramStreamCap: config.DEEPGRAM_STREAM_CAP, overrides: config.SCRIBE_CAPS };
+}
+
+/** Every setting a cap bucket's numbers come from (see ResolvedBucket). */
+export function fleetCapSettings(config: Config): FleetCapSettings {
+  return {
+    ...capSettings(config),
+    queueBase: config.QUEUE_NAME,
+    prefetchRatio: config.CAP_PREFETCH_RATIO,
+    prefetchMin: config.CAP_PREFETCH_MIN,
+    workerConcurrency: config.WORKER_CONCURRENCY,
+    localConcurrency: config.LOCAL_CONCURRENCY,
+  };
+}
+
+/** The fleet's cap buckets, resolved from this config. */
+export function capBucketsFromConfig(config: Config): CapBuckets {
+  return new CapBuckets(fleetCapSettings(config));
 }
 
 /** Parse configuration; throws ConfigError listing each bad variable. */

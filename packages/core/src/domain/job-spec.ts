@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canonicalJson, sha256Hex } from './canonical';
-import { CATALOGUE, checkCombination, MODES, PROVIDERS } from './catalogue';
+import { CATALOGUE, checkCombination, MODES, PROVIDERS, type Mode, type ProviderName } from './catalogue';
 import { InvalidJobSpecError, UnsupportedCombinationError } from './errors';
 
 export const OUTPUT_FORMATS = ['json', 'txt', 'srt', 'vtt'] as const;
@@ -25,19 +25,22 @@ export const OutputSchema = z.object({
   formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).default([...OUTPUT_FORMATS]),
 });
 
+/** The defaults of a job's routing fields (the schema's, and whoever must know them before a spec exists). */
+export const SPEC_DEFAULTS = { provider: 'local', mode: 'batch', account: 'default' } as const;
+
 /** Data stored in Redis for one job. Never holds secrets: keys and credentials come from the worker's environment. */
 export const JobSpecSchema = z
   .object({
     v: z.literal(1).default(1),
     source: SourceSchema,
-    provider: z.enum(PROVIDERS).default('local'),
+    provider: z.enum(PROVIDERS).default(SPEC_DEFAULTS.provider),
     model: z.string().min(1).optional(),
-    mode: z.enum(MODES).default('batch'),
+    mode: z.enum(MODES).default(SPEC_DEFAULTS.mode),
     /** Provider options passed through (e.g. Deepgram query parameters). Part of the job identity. */
     options: z.record(z.string(), optionValue).default({}),
     output: OutputSchema,
     /** Provider account/project the job bills to; selects the cap bucket. */
-    account: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'account must be 1-64 of [A-Za-z0-9_.-]').default('default'),
+    account: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'account must be 1-64 of [A-Za-z0-9_.-]').default(SPEC_DEFAULTS.account),
     batchId: z.string().min(1).optional(),
     /** Transcribe even if this job's outputs already exist (not part of the identity). */
     force: z.boolean().optional(),
@@ -50,6 +53,18 @@ export type JobSpecInput = z.input<typeof JobSpecSchema>;
 export type JobSpec = z.output<typeof JobSpecSchema>;
 
 /** Validate untrusted data into a JobSpec, with a message that lists every problem. */
+/**
+ * The cap-bucket routing of a request's jobs with the spec's defaults applied (provider, account,
+ * model, mode), or null for an unknown provider or mode (validation refuses those).
+ */
+export function routingOf(req: { provider?: string; model?: string; mode?: string; account?: string }): { provider: ProviderName; account: string; model: string; mode: Mode } | null {
+  const provider = req.provider ?? SPEC_DEFAULTS.provider;
+  const mode = req.mode ?? SPEC_DEFAULTS.mode;
+  if (!(PROVIDERS as readonly string[]).includes(provider) || !(MODES as readonly string[]).includes(mode)) return null;
+  const p = provider as ProviderName;
+  return { provider: p, account: req.account ?? SPEC_DEFAULTS.account, model: req.model ?? CATALOGUE[p].defaultModel, mode: mode as Mode };
+}
+
 export function parseJobSpec(data: unknown): JobSpec {
   const res = JobSpecSchema.safeParse(data);
   if (!res.success) {
