@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ConfigError } from '@scribe-fleet/core';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { Redis } from 'ioredis';
 import { buildApi, REGISTERED_ROUTES } from '../../apps/producer/src/api/server';
@@ -88,11 +88,12 @@ describe('auth', () => {
     const redis = new Redis(config.REDIS_URL);
     const fleet = new FleetQueues(config, redis);
     const storage = testStorage();
-    const service = new BatchService({ config, redis, storage, fleet });
+    const services = batchServiceOver({ config, redis, storage, fleet });
+    const { service, controlQueues } = services;
     try {
-      await expect(buildApi({ config, service, fleet, storage, redis })).rejects.toBeInstanceOf(ConfigError);
+      await expect(buildApi({ config, service, fleet, storage, redis, controlQueues })).rejects.toBeInstanceOf(ConfigError);
     } finally {
-      await service.close();
+      await services.close();
       await fleet.close();
       storage.destroy();
       redis.disconnect();

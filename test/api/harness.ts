@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Config } from '@scribe-fleet/core';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService } from '@scribe-fleet/core/app/batch-service';
+import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { buildApi, type ApiExtension } from '../../apps/producer/src/api/server';
@@ -38,10 +39,10 @@ export async function startApi(overrides: Record<string, string> = {}, extension
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
   redis.on('error', () => {});
   const fleet = new FleetQueues(config, redis);
-  const service = new BatchService({ config, redis, storage, fleet });
-  service.control.on('error', () => {});
-  service.webhooks.on('error', () => {});
-  const app = await buildApi({ config, service, fleet, storage, redis }, { extensions });
+  const services = batchServiceOver({ config, redis, storage, fleet });
+  const { service, controlQueues } = services;
+  controlQueues.onError(() => {});
+  const app = await buildApi({ config, service, fleet, storage, redis, controlQueues }, { extensions });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {
@@ -75,7 +76,7 @@ export async function startApi(overrides: Record<string, string> = {}, extension
     },
     async close() {
       await app.close();
-      await service.close();
+      await services.close();
       await fleet.close();
       storage.destroy();
       redis.disconnect();

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@scribe-fleet/core';
-import { BatchService, type CreateBatchRequest } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService, CreateBatchRequest } from '@scribe-fleet/core/app/batch-service';
+import { batchServiceOver, type BatchServices } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { limiterFromConfig } from '@scribe-fleet/core/adapters/redis/redis-limiter';
@@ -120,6 +121,7 @@ export class ChaosWorld {
   storage!: S3Storage;
   redis!: Redis;
   fleet!: FleetQueues;
+  services!: BatchServices;
   service!: BatchService;
   workers: WorkerProcess[] = [];
   workerEnv: Record<string, string> = {};
@@ -164,10 +166,10 @@ export class ChaosWorld {
     this.redis = new Redis(this.config.REDIS_URL, { maxRetriesPerRequest: null });
     this.redis.on('error', () => {});
     this.fleet = new FleetQueues(this.config, this.redis, 'worker');
-    this.service = new BatchService({ config: this.config, redis: this.redis, storage: this.storage, fleet: this.fleet });
+    this.services = batchServiceOver({ config: this.config, redis: this.redis, storage: this.storage, fleet: this.fleet });
+    this.service = this.services.service;
     // Outages are the point here: the test's own queue handles reconnect quietly.
-    this.service.control.on('error', () => {});
-    this.service.webhooks.on('error', () => {});
+    this.services.controlQueues.onError(() => {});
     for (let i = 0; i < opts.workers; i++) this.workers.push(await startWorkerProcess(this.workerEnv));
   }
 
@@ -356,7 +358,7 @@ export class ChaosWorld {
 
   async close(): Promise<void> {
     for (const w of this.workers) await w.kill9().catch(() => undefined);
-    await this.service.close().catch(() => undefined);
+    await this.services.close().catch(() => undefined);
     await this.fleet.close().catch(() => undefined);
     this.redis.disconnect();
     await this.proxy.close().catch(() => undefined);

@@ -9,7 +9,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService } from '@scribe-fleet/core/app/batch-service';
+import { batchServiceOver, type BatchServices } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { EXIT } from '../../apps/producer/src/cli';
@@ -27,6 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), 'scribe-cli-'));
 let worker: RunningWorker;
 let redis: Redis;
 let fleet: FleetQueues;
+let services: BatchServices;
 let service: BatchService;
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
@@ -62,13 +64,14 @@ beforeAll(async () => {
   await uploadSamples(storage, bucket, 'long/', samples.slice(1, 3));
   redis = new Redis(config.REDIS_URL);
   fleet = new FleetQueues(config, redis);
-  service = new BatchService({ config, redis, storage, fleet });
+  services = batchServiceOver({ config, redis, storage, fleet });
+  service = services.service;
   worker = startWorker(config, createDeps(config));
 });
 
 afterAll(async () => {
   await worker?.close();
-  await service?.close();
+  await services?.close();
   await fleet?.close();
   redis?.disconnect();
   storage.destroy();

@@ -7,7 +7,7 @@
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ProviderRateLimitedError, type Provider } from '@scribe-fleet/core';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { FleetStats } from '@scribe-fleet/core/adapters/redis/fleet-stats';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
@@ -164,7 +164,8 @@ it('counts provider 429s per cap bucket: retried inside the attempt and ending i
   const storage = testStorage();
   const redis = new Redis(config.REDIS_URL);
   const fleet = new FleetQueues(config, redis);
-  const service = new BatchService({ config, redis, storage, fleet });
+  const services = batchServiceOver({ config, redis, storage, fleet });
+  const { service } = services;
   const bucket = uniqueBucket('ratelimit');
   await uploadSamples(storage, bucket, 'in/', (await sampleFiles()).slice(0, 1));
 
@@ -231,7 +232,7 @@ it('counts provider 429s per cap bucket: retried inside the attempt and ending i
     }
   } finally {
     await worker?.close();
-    await service.close();
+    await services.close();
     await fleet.close();
     storage.destroy();
     redis.disconnect();

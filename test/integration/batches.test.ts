@@ -1,6 +1,6 @@
 /** Batches on the real path: report, skip-if-done, force, adoption across batches, cancel. */
 import { Redis } from 'ioredis';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { testStorage, uniqueBucket } from '../helpers/env';
@@ -13,7 +13,8 @@ const storage = testStorage();
 const bucket = uniqueBucket('batches');
 const redis = new Redis(config.REDIS_URL);
 const fleet = new FleetQueues(config, redis);
-const service = new BatchService({ config, redis, storage, fleet });
+const services = batchServiceOver({ config, redis, storage, fleet });
+const { service } = services;
 let worker: RunningWorker;
 let samples: Awaited<ReturnType<typeof sampleFiles>>;
 
@@ -26,7 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker.close();
-  await service.close();
+  await services.close();
   await fleet.close();
   redis.disconnect();
 });

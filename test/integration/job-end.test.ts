@@ -6,7 +6,7 @@
  */
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { redisConnection } from '@scribe-fleet/core/adapters/bullmq/queue';
 import { parseJobSpec, type JobSpec } from '@scribe-fleet/core';
@@ -18,14 +18,15 @@ const storage = testStorage();
 const bucket = uniqueBucket('jobend');
 const redis = new Redis(config.REDIS_URL);
 const fleet = new FleetQueues(config, redis, 'worker');
-const service = new BatchService({ config, redis, storage, fleet });
+const services = batchServiceOver({ config, redis, storage, fleet });
+const { service } = services;
 
 beforeAll(async () => {
   await storage.ensureBucket(bucket);
   for (const k of ['a.wav', 'b.wav', 'c.wav']) await storage.put(bucket, `in/${k}`, Buffer.from('RIFF....'));
 });
 afterAll(async () => {
-  await service.close();
+  await services.close();
   await fleet.close();
   redis.disconnect();
 });
@@ -61,7 +62,7 @@ it('a job failed by BullMQ itself (stalled limit) is recorded by the reconciler 
   // A queue of its own (another account): the worker below takes exactly this job.
   const { batchId, jobIds, specs } = await batchOf('st/', 'stalled');
   const id = jobIds![0]!;
-  const queueName = fleet.queueName(fleet.bucketOf(specs[0]!));
+  const { queueName } = fleet.bucketOf(specs[0]!);
   // A worker takes the job and BullMQ fails it with its own reason, outside the project's handler.
   const w = new Worker(queueName, null, { connection: redisConnection(config, 'worker'), prefix: config.QUEUE_PREFIX });
   const token = 'tok';

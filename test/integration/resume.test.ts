@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { JobCancelledError, parseJobSpec, wordErrorRate, type Provider, type ProviderResult } from '@scribe-fleet/core';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
 import { createDeps, createProcessor } from '@scribe-fleet/worker';
-import { checkpointKey, loadCheckpoint } from '../../apps/worker/src/checkpoints';
+import { checkpointKey, loadCheckpoint } from '@scribe-fleet/core/app/checkpoints';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { repeatedSpeech, testConfig } from '../helpers/fleet';
 

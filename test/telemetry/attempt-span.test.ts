@@ -10,7 +10,7 @@ import type { JobSpec } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 import { startTelemetry, type ShutdownTelemetry } from '@scribe-fleet/core/adapters/otel/setup';
 import type { JobResult } from '@scribe-fleet/core';
-import { traceAttempts, type JobHandler } from '../../apps/worker/src/attempt-span';
+import { traceAttempts, type JobHandler } from '@scribe-fleet/core/adapters/bullmq/attempt-span';
 
 const exporter = new InMemorySpanExporter();
 let shutdown: ShutdownTelemetry;

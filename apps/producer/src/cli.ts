@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, InvalidRequestError, InvalidStateError, loadConfig, parseS3Url, ScribeError, StorageUnavailableError, type BatchProgress, type BatchRecord, type Config } from '@scribe-fleet/core';
-import { BatchService, type CreateBatchProgress, type CreateBatchRequest } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService, CreateBatchProgress, CreateBatchRequest } from '@scribe-fleet/core/app/batch-service';
 import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { isRedisDown } from './api/http-errors';
 import { bar, formatCount, formatDuration, formatHours, LiveBlock, percent } from './cli/progress';
@@ -90,18 +90,16 @@ interface Ctx {
 /** Open Redis/S3 and a BatchService, run `fn`, close; any error is reported and mapped to an exit code. */
 async function withService(json: boolean, fn: (c: Ctx) => Promise<void>): Promise<void> {
   let producer: ProducerContext | undefined;
-  let service: BatchService | undefined;
   try {
     producer = openProducer(config());
-    producer.redis.on('error', () => {}); // reported through the failing command instead
-    service = new BatchService({ config: producer.config, redis: producer.redis, storage: producer.storage, fleet: producer.fleet });
-    service.control.on('error', () => {});
-    service.webhooks.on('error', () => {});
-    await fn({ producer, service });
+    // Reported through the failing command instead.
+    producer.redis.on('error', () => {});
+    producer.controlQueues.onError(() => {});
+    await fn({ producer, service: producer.service });
   } catch (e) {
     fail(e, json);
   } finally {
-    const closing = Promise.all([service?.close(), producer?.close()]).catch(() => undefined);
+    const closing = Promise.resolve(producer?.close()).catch(() => undefined);
     await Promise.race([closing, new Promise((r) => setTimeout(r, 5_000).unref())]);
   }
 }

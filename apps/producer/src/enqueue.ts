@@ -1,6 +1,7 @@
 import type { Storage, Telemetry } from '@scribe-fleet/core';
-import { BatchService, type CreateBatchProgress, type CreateBatchRequest, type CreateBatchResult } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService, CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/app/batch-service';
 import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { traceEnqueue } from '@scribe-fleet/core/adapters/otel/enqueue-span';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 
@@ -32,7 +33,9 @@ export async function enqueuePrefix(req: EnqueuePrefixRequest, deps: EnqueueDeps
  * `returnIdsUpTo` bounds the job ids kept in memory (a million-file prefix would hold them all).
  */
 export async function enqueueBatch(req: CreateBatchRequest, deps: EnqueueDeps, opts: { returnIdsUpTo?: number; service?: BatchService } = {}): Promise<CreateBatchResult> {
-  const service = opts.service ?? new BatchService({ config: deps.fleet.config, redis: deps.fleet.redis, storage: deps.storage, fleet: deps.fleet });
+  // Without a service of the caller's, one over the caller's fleet, for this request only.
+  const own = opts.service ? undefined : batchServiceOver({ config: deps.fleet.config, redis: deps.fleet.redis, storage: deps.storage, fleet: deps.fleet });
+  const service = opts.service ?? own!.service;
   try {
     // One `send <queue>` span per request; its trace context rides in every job's `spec.trace`.
     return await traceEnqueue(deps.telemetry ?? otelTelemetry({ name: 'scribe-producer' }), deps.fleet, req, (tracing) =>
@@ -47,6 +50,6 @@ export async function enqueueBatch(req: CreateBatchRequest, deps: EnqueueDeps, o
       }),
     );
   } finally {
-    if (!opts.service) await service.close();
+    await own?.close();
   }
 }

@@ -2,10 +2,11 @@ import type { Config, Provider } from '@scribe-fleet/core';
 import { otelTelemetry } from '@scribe-fleet/core/adapters/otel/otel-telemetry';
 import { limiterFromConfig, type LimiterEvent, type RedisLimiter } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 import { createProviders } from '@scribe-fleet/core/adapters/providers/registry';
-import { s3StorageFromConfig } from '@scribe-fleet/core/app/bootstrap';
+import { s3StorageFromConfig } from '@scribe-fleet/core/adapters/bootstrap';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
+import { storageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
+import type { ProcessorDeps } from '@scribe-fleet/core/app/process-attempt';
 import { instrumentDeps, type WorkerMetrics } from './metrics';
-import type { ProcessorDeps } from './processor';
 
 /** The fleet-wide cap semaphore, with caps from configuration (`onEvent`: lease and cap events, for metrics). */
 export function redisLimiter(config: Config, onEvent?: (e: LimiterEvent) => void): RedisLimiter {
@@ -13,13 +14,15 @@ export function redisLimiter(config: Config, onEvent?: (e: LimiterEvent) => void
 }
 
 /**
- * Production wiring: real storage, real clock, the providers this worker has credentials for; with
- * `metrics`, sessions, 429s, limiter events, pacing lateness and attempt ends feed them.
+ * Production wiring: real storage, real clock, the providers this worker has credentials for, the S3
+ * audio input (ffmpeg decoding); with `metrics`, sessions, 429s, limiter events, pacing lateness and
+ * attempt ends feed them.
  */
 export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {}, metrics?: WorkerMetrics): ProcessorDeps {
   const providers: Record<string, Provider> = createProviders(config);
   const deps: ProcessorDeps = {
     storage: s3StorageFromConfig(config),
+    audioInput: storageAudioInput,
     providers,
     limiter: overrides.limiter ?? redisLimiter(config, metrics?.limiterEvent),
     clock: systemClock,

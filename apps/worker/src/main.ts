@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
-import { configOrExit } from '@scribe-fleet/core/app/bootstrap';
+import { configOrExit } from '@scribe-fleet/core/adapters/bootstrap';
 import { createDeps } from './deps';
 import { createWorkerMetrics, serveMetrics } from './metrics';
-import { startWorker } from './worker';
+import { startWorker } from '@scribe-fleet/core/adapters/bullmq/worker-host';
 
 async function main() {
   const config = configOrExit('scribe-worker');

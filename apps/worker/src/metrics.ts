@@ -1,9 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ScribeError, type JobSpec, type Provider, type SessionEvent } from '@scribe-fleet/core';
-import type { JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
+import { ScribeError, type JobOutcome, type JobSpec, type Provider, type SessionEvent } from '@scribe-fleet/core';
 import type { LimiterEvent } from '@scribe-fleet/core/adapters/redis/redis-limiter';
-import type { ProcessorDeps } from './processor';
+import type { ProcessorDeps } from '@scribe-fleet/core/app/process-attempt';
 
 /**
  * Prometheus metrics of one worker process (prom-client, a registry of its own, so several workers in

@@ -1,5 +1,5 @@
 import { StorageUnavailableError, SourceNotFoundError, VirtualClock } from '@scribe-fleet/core';
-import { withStorageRetry } from '../src/processor';
+import { withStorageRetry } from '@scribe-fleet/core/app/process-attempt';
 
 /** A storage call that fails with STORAGE_UNAVAILABLE until the virtual time `upAt`. */
 function outageUntil(clock: VirtualClock, upAt: number) {

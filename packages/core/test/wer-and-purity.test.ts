@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { wordErrorRate, normaliseWords, parseS3Url, outputKeyBase, InvalidS3UrlError, parseFailedReason, formatFailedReason, SourceChangedError } from '../src';
 
 describe('WER', () => {
@@ -33,23 +31,5 @@ describe('errors', () => {
     expect(e.code).toBe('SOURCE_CHANGED');
     expect(e.kind).toBe('unrecoverable');
     expect(parseFailedReason(formatFailedReason(e))).toEqual({ code: 'SOURCE_CHANGED', message: 'etag moved' });
-  });
-});
-
-describe('core purity', () => {
-  it('domain modules import no I/O modules', () => {
-    const dir = join(__dirname, '..', 'src', 'domain');
-    const io = /from ['"](node:)?(fs|fs\/promises|net|http|https|child_process|dgram|tls|dns|worker_threads|cluster|readline)['"]|from ['"](bullmq|ioredis|@aws-sdk\/[^'"]+|ws)['"]/;
-    for (const f of readdirSync(dir)) {
-      expect({ file: f, io: io.test(readFileSync(join(dir, f), 'utf8')) }).toEqual({ file: f, io: false });
-    }
-  });
-
-  it('application modules (app/) import neither bullmq nor ioredis: they reach queues and Redis through adapters', () => {
-    const dir = join(__dirname, '..', 'src', 'app');
-    const queueOrRedis = /from ['"](bullmq|ioredis)['"]/;
-    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
-    expect(files.length).toBeGreaterThan(0);
-    for (const f of files) expect({ file: f, imports: queueOrRedis.test(readFileSync(join(dir, f), 'utf8')) }).toEqual({ file: f, imports: false });
   });
 });

@@ -15,7 +15,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -25,6 +24,9 @@ import { closeFleetReader, fleetReader, type FleetContext } from './dashboard/fl
 import { csp, fleetPage, loginPage } from './dashboard/pages';
 import { describeRoutes } from './openapi';
 import type { ApiContext, ApiExtension } from './server';
+
+/** The queue Bull Board shows (a BullMQ Queue: core's adapters hand them over, so this file imports no BullMQ). */
+type BoardQueue = ConstructorParameters<typeof BullMQAdapter>[0];
 
 export const BULL_BOARD_PATH = '/dashboard/queues';
 
@@ -146,12 +148,12 @@ async function registerPages(scope: FastifyInstance, ctx: FleetContext): Promise
 /** Bull Board, read-only, behind the same auth; the queue list follows the registered cap buckets. */
 async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Promise<void> {
   const tokens = ctx.config.API_TOKENS;
-  const { fleet, service } = ctx;
+  const { fleet, controlQueues } = ctx;
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
-  const adapter = (q: Queue, description: string) => new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false, description });
+  const adapter = (q: BoardQueue, description: string) => new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false, description });
   const board = createBullBoard({
-    queues: [adapter(service.control, 'batch finalisation (reports)'), adapter(service.webhooks, 'webhook deliveries')],
+    queues: [adapter(controlQueues.control, 'batch finalisation (reports)'), adapter(controlQueues.webhooks, 'webhook deliveries')],
     serverAdapter,
     options: {
       uiConfig: {
@@ -171,10 +173,10 @@ async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Pro
     if (Date.now() - refreshedAt < 2000) return;
     refreshedAt = Date.now();
     for (const b of await fleet.buckets()) {
-      const name = fleet.queueName(b);
+      const { queueName: name } = fleet.resolve(b);
       if (shown.has(name)) continue;
       shown.add(name);
-      board.addQueue(adapter(fleet.queue(b) as unknown as Queue, `cap bucket ${capBucketKey(b)}`));
+      board.addQueue(adapter(fleet.queue(b) as unknown as BoardQueue, `cap bucket ${capBucketKey(b)}`));
     }
   };
 

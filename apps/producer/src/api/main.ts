@@ -2,8 +2,7 @@
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from '../instrumentation';
 import { ConfigError } from '@scribe-fleet/core';
-import { configOrExit } from '@scribe-fleet/core/app/bootstrap';
-import { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import { configOrExit } from '@scribe-fleet/core/adapters/bootstrap';
 import { openProducer } from '../context';
 import { registerDashboard } from './dashboard';
 import { registerMetrics } from './metrics';
@@ -23,9 +22,8 @@ async function main(): Promise<void> {
     redisDown = true;
   });
   producer.redis.on('ready', () => (redisDown = false));
-  const service = new BatchService({ config, redis: producer.redis, storage: producer.storage, fleet: producer.fleet });
   const app = await buildApi(
-    { config, service, fleet: producer.fleet, storage: producer.storage, redis: producer.redis },
+    { config, service: producer.service, fleet: producer.fleet, storage: producer.storage, redis: producer.redis, controlQueues: producer.controlQueues },
     { extensions: [registerMetrics, registerDashboard], logger: true },
   );
   try {
@@ -47,7 +45,6 @@ async function main(): Promise<void> {
     }, SHUTDOWN_GRACE_MS).unref();
     // Stops accepting, waits for in-flight requests, stops background listings after their page.
     await app.close();
-    await service.close();
     await producer.close();
     await shutdownTelemetry();
     process.exit(0);

@@ -1,7 +1,7 @@
 /** The /v1 routes: batches (create, list, read, jobs, cancel, redrive, webhooks) and jobs. */
 import type { FastifyInstance } from 'fastify';
 import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord } from '@scribe-fleet/core';
-import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/adapters/batch-service';
+import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/app/batch-service';
 import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
 import { BatchJobsQuery, CreateBatchBody, IdParams, PagingQuery } from './openapi';

@@ -4,10 +4,11 @@
  * test) calls `app.listen`.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { ConfigError, type Config } from '@scribe-fleet/core';
-import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService } from '@scribe-fleet/core/app/batch-service';
+import type { ControlQueues } from '@scribe-fleet/core/adapters/bullmq/control-queues';
 import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import type { RedisClient } from '@scribe-fleet/core/adapters/redis/connection';
 import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { requireAuth } from './auth';
 import { toApiError } from './http-errors';
@@ -20,7 +21,9 @@ export interface ApiContext {
   service: BatchService;
   fleet: FleetQueues;
   storage: S3Storage;
-  redis: Redis;
+  redis: RedisClient;
+  /** The control and webhook queues (Bull Board, the dashboard's and metrics' queue counts). */
+  controlQueues: ControlQueues;
 }
 
 export type ApiExtension = (app: FastifyInstance, ctx: ApiContext) => Promise<void>;

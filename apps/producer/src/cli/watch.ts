@@ -4,7 +4,7 @@
  * a plain line when something changed (at most every 10 s) and a summary.
  */
 import type { BatchProgress, BatchRecord } from '@scribe-fleet/core';
-import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService } from '@scribe-fleet/core/app/batch-service';
 import { bar, formatCount, formatDuration, formatHours, LiveBlock, percent, type TtyLike } from './progress';
 
 /** One `watch` tick: the batch's progress (BatchProgress) plus what a watcher needs around it. */

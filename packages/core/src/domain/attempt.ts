@@ -63,3 +63,17 @@ export function decideFailedAttempt(a: FailedAttempt): AttemptDecision {
   const final = err.kind === 'unrecoverable' || a.spent + 1 >= a.attempts;
   return { outcome: final ? 'failed' : 'retrying', code: err.code };
 }
+
+/** How one attempt of a job ended, as the worker reports it (to metrics and to the fleet history). */
+export type JobOutcomeKind = 'completed' | 'failed' | 'cancelled' | 'retry' | 'rate_limited';
+
+export interface JobOutcome {
+  /** Cap bucket key (`provider:account:class:mode`), or `unknown` for a job whose spec does not parse. */
+  bucket: string;
+  /** completed / failed / cancelled end the job; retry (transient error) and rate_limited (re-scheduled) do not. */
+  outcome: JobOutcomeKind;
+  /** The error's stable code (every outcome but completed). */
+  code?: string;
+  /** Seconds of audio transcribed (completed). */
+  audioSeconds?: number;
+}

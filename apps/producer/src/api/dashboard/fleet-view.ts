@@ -4,11 +4,12 @@
  * (throughput, audio hours, failures by code), and the recent batches. Shared by GET /v1/fleet (the
  * dashboard) and GET /metrics (Prometheus), which read it at request/scrape time.
  */
-import type { Redis as RedisClient } from 'ioredis';
-import type { Queue } from 'bullmq';
 import { capBucketKey, type BatchJobState, type BatchRecord, type CapBucket, type Config } from '@scribe-fleet/core';
-import type { BatchService } from '@scribe-fleet/core/adapters/batch-service';
+import type { BatchService } from '@scribe-fleet/core/app/batch-service';
+import type { ControlQueues } from '@scribe-fleet/core/adapters/bullmq/control-queues';
 import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { queueJobCounts } from '@scribe-fleet/core/adapters/bullmq/queue';
+import type { RedisClient } from '@scribe-fleet/core/adapters/redis/connection';
 import { FleetStats } from '@scribe-fleet/core/adapters/redis/fleet-stats';
 import { limiterFromConfig, type RedisLimiter } from '@scribe-fleet/core/adapters/redis/redis-limiter';
 
@@ -18,6 +19,7 @@ export interface FleetContext {
   service: BatchService;
   fleet: FleetQueues;
   redis: RedisClient;
+  controlQueues: ControlQueues;
 }
 
 /** BullMQ job states counted per queue. */
@@ -99,20 +101,8 @@ export interface FleetView {
   batches: BatchView[];
 }
 
-const EMPTY_COUNTS = (): QueueCounts => Object.fromEntries(QUEUE_STATES.map((s) => [s, 0])) as QueueCounts;
-
-async function countsOf(q: Queue): Promise<QueueCounts> {
-  const raw = await q.getJobCounts(...QUEUE_STATES);
-  const out = EMPTY_COUNTS();
-  for (const s of QUEUE_STATES) out[s] = Number(raw[s] ?? 0);
-  return out;
-}
-
-/** Jobs of one bucket a worker process runs at once: mirrors apps/worker bucketConcurrency. */
-export function perWorkerConcurrency(config: Config, bucket: CapBucket, activeLimit: number): number {
-  if (bucket.provider === 'local') return config.LOCAL_CONCURRENCY;
-  return Math.max(1, Math.min(config.WORKER_CONCURRENCY, activeLimit));
-}
+/** A cap-bucket queue's counts in every state counted (0 for a state BullMQ does not report). */
+const countsOf = (q: Parameters<typeof queueJobCounts>[0]): Promise<QueueCounts> => queueJobCounts(q, QUEUE_STATES);
 
 /**
  * Reads the fleet. Holds a RedisLimiter (for `snapshot`, built like the worker's) on a connection of
@@ -126,7 +116,7 @@ export class FleetReader {
   constructor(private readonly ctx: FleetContext) {
     const { config } = ctx;
     // Scrapes report Redis being down rather than wait for it.
-    this.limiter = limiterFromConfig(config, { maxRetriesPerRequest: 1 });
+    this.limiter = limiterFromConfig(config, { role: 'reader' });
     this.stats = new FleetStats(ctx.redis, config);
   }
 
@@ -144,13 +134,13 @@ export class FleetReader {
             () => null,
           ),
         ]);
-        const activeLimit = fleet.activeLimit(b);
-        const perWorker = perWorkerConcurrency(config, b, activeLimit);
+        // The same resolved bucket the workers and the queue use (domain/caps.ts ResolvedBucket).
+        const { activeLimit, perWorker, queueName } = fleet.resolve(b);
         const backlog = counts.waiting + counts.prioritized + counts.delayed;
         const runnable = Math.min(backlog + counts.active, activeLimit);
         return {
           bucket: key,
-          queue: fleet.queueName(b),
+          queue: queueName,
           provider: b.provider,
           account: b.account,
           modelClass: b.modelClass,
@@ -179,11 +169,13 @@ export class FleetReader {
 
   /** The batch finalisation and webhook delivery queues. */
   async queues(): Promise<QueueView[]> {
-    const { service } = this.ctx;
-    return Promise.all([
-      countsOf(service.control).then((counts): QueueView => ({ name: service.control.name, role: 'control', counts })),
-      countsOf(service.webhooks).then((counts): QueueView => ({ name: service.webhooks.name, role: 'webhooks', counts })),
-    ]);
+    const { controlQueues } = this.ctx;
+    const { names } = controlQueues;
+    const counts = await controlQueues.jobCounts(QUEUE_STATES);
+    return [
+      { name: names.control, role: 'control', counts: counts.control },
+      { name: names.webhooks, role: 'webhooks', counts: counts.webhooks },
+    ];
   }
 
   /** The `limit` most recent batches, newest first. */

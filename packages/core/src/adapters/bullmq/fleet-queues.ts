@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { QueueEvents, type JobsOptions } from 'bullmq';
-import { activeLimit, bucketQueueName, capBucketKey, capBucketOf, capFor, parseCapBucketKey, type CapBucket } from '../../domain/caps';
-import { capSettings, type Config } from '../../domain/config';
+import { capBucketKey, parseCapBucketKey, type CapBucket, type CapBuckets, type ResolvedBucket } from '../../domain/caps';
+import { capBucketsFromConfig, type Config } from '../../domain/config';
 import { jobIdFor, type JobSpec } from '../../domain/job-spec';
 import type { JobResult } from '../../domain/job-result';
 import { bulkEntry, openQueueNamed, redisConnection, type TranscribeQueue } from './queue';
@@ -18,36 +18,32 @@ export class FleetQueues {
   private readonly queues = new Map<string, TranscribeQueue>();
   private readonly registered = new Set<string>();
   private readonly events = new Map<string, QueueEvents>();
+  readonly caps: CapBuckets;
 
   constructor(
     readonly config: Config,
     readonly redis: Redis,
     private readonly role: 'producer' | 'worker' = 'producer',
-  ) {}
+  ) {
+    this.caps = capBucketsFromConfig(config);
+  }
 
   get bucketsKey(): string {
     return RedisKeys.forQueue(this.config).buckets();
   }
 
-  bucketOf(spec: JobSpec): CapBucket {
-    return capBucketOf(spec);
+  /** A bucket with its queue name, cap, active limit and per-worker concurrency (resolved once, domain/caps.ts). */
+  resolve(bucket: CapBucket): ResolvedBucket {
+    return this.caps.resolve(bucket);
   }
 
-  cap(bucket: CapBucket): number {
-    return capFor(bucket, capSettings(this.config));
-  }
-
-  /** Jobs of the bucket allowed active fleet-wide (the queue's global concurrency). */
-  activeLimit(bucket: CapBucket): number {
-    return activeLimit(this.cap(bucket), this.config.CAP_PREFETCH_RATIO, this.config.CAP_PREFETCH_MIN);
-  }
-
-  queueName(bucket: CapBucket): string {
-    return bucketQueueName(this.config.QUEUE_NAME, bucket);
+  /** The bucket a job (or a request's routing, see routingOf) runs in, resolved. */
+  bucketOf(spec: Pick<JobSpec, 'provider' | 'account' | 'model' | 'mode'>): ResolvedBucket {
+    return this.caps.of(spec);
   }
 
   queue(bucket: CapBucket): TranscribeQueue {
-    const name = this.queueName(bucket);
+    const { queueName: name } = this.resolve(bucket);
     let q = this.queues.get(name);
     if (!q) {
       q = openQueueNamed(this.config, name, this.role);
@@ -60,9 +56,9 @@ export class FleetQueues {
 
   /** Record the bucket for the workers and set its queue's global concurrency (idempotent). */
   async register(bucket: CapBucket): Promise<void> {
-    const key = capBucketKey(bucket);
+    const { key, activeLimit } = this.resolve(bucket);
     if (this.registered.has(key)) return;
-    await this.queue(bucket).setGlobalConcurrency(this.activeLimit(bucket));
+    await this.queue(bucket).setGlobalConcurrency(activeLimit);
     await this.redis.sadd(this.bucketsKey, key);
     this.registered.add(key);
   }
@@ -76,8 +72,7 @@ export class FleetQueues {
   async add(specs: JobSpec[], opts: JobsOptions = {}): Promise<{ added: number; duplicates: number; ids: string[]; duplicateIds: string[] }> {
     const byQueue = new Map<string, { bucket: CapBucket; specs: JobSpec[] }>();
     for (const spec of specs) {
-      const bucket = this.bucketOf(spec);
-      const name = this.queueName(bucket);
+      const { bucket, queueName: name } = this.bucketOf(spec);
       const group = byQueue.get(name) ?? { bucket, specs: [] };
       group.specs.push(spec);
       byQueue.set(name, group);

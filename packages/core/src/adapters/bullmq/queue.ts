@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions, type JobType } from 'bullmq';
 import type { Config } from '../../domain/config';
 import { redisOptions } from '../redis/connection';
 import type { JobResult } from '../../domain/job-result';
@@ -41,4 +41,12 @@ export function jobName(spec: Pick<JobSpec, 'provider' | 'mode'>): string {
 
 export function bulkEntry(spec: JobSpec, opts: JobsOptions = {}) {
   return { name: jobName(spec), data: spec, opts: { ...opts, jobId: jobIdFor(spec) } };
+}
+
+/** A queue's job counts in `states` (0 for a state BullMQ does not report): dashboard and metrics. */
+export async function queueJobCounts<S extends JobType>(queue: Pick<Queue, 'getJobCounts'>, states: readonly S[]): Promise<Record<S, number>> {
+  const raw = await queue.getJobCounts(...states);
+  const out = {} as Record<S, number>;
+  for (const s of states) out[s] = Number(raw[s] ?? 0);
+  return out;
 }

@@ -1,6 +1,4 @@
-import { capBucketOf } from '../../domain/caps';
-import { CATALOGUE, isProviderName } from '../../domain/catalogue';
-import type { JobSpec } from '../../domain/job-spec';
+import { routingOf, type JobSpec } from '../../domain/job-spec';
 import type { Attrs, SpanHandle, Telemetry } from '../../ports/telemetry';
 import type { FleetQueues } from '../bullmq/fleet-queues';
 
@@ -25,10 +23,9 @@ export interface EnqueueCounts {
 
 /** The bucket queue the request's jobs go to (every job of one request shares its cap bucket). */
 function destinationOf(req: EnqueueRequestShape, fleet: FleetQueues): string {
-  const provider = req.provider ?? 'local';
-  if (!isProviderName(provider)) return fleet.config.QUEUE_NAME; // refused by validation anyway
-  const mode = req.mode === 'stream' ? 'stream' : 'batch';
-  return fleet.queueName(capBucketOf({ provider, account: req.account ?? 'default', model: req.model ?? CATALOGUE[provider].defaultModel, mode }));
+  const routing = routingOf(req);
+  if (!routing) return fleet.config.QUEUE_NAME; // refused by validation anyway
+  return fleet.bucketOf(routing).queueName;
 }
 
 const bucketOf = (url: string | undefined) => /^s3:\/\/([^/]+)/.exec(url ?? '')?.[1];

@@ -1,19 +1,10 @@
 import type { Redis } from 'ioredis';
 import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../../domain/batch';
+import type { BatchCreate, BatchJobEntry, BatchStore, TransitionResult, TransitionRule } from '../../ports/batch-store';
 import { RedisKeys } from './keys';
 import { defineScript, loadScript } from './scripts';
 
-export type TransitionRule = 'end' | 'start' | 'force';
-
-export interface BatchJobEntry {
-  jobId: string;
-  key: string;
-  bytes: number;
-  state?: BatchJobState;
-  result?: BatchJobResult;
-}
-
-export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report'>;
+export type { BatchCreate, BatchJobEntry, TransitionRule } from '../../ports/batch-store';
 
 /** batchMove's keys: state-set prefix, record, the state sets, results, index. */
 const MOVE_KEYS = BATCH_JOB_STATES.length + 4;
@@ -30,11 +21,14 @@ type WithScripts = Redis & {
  *                                    counts (ZCARD) and paged listing by state
  *   <p>:batch:<id>:r          hash   job id → compact result (for the report), deleted once it is written
  *   <p>:batches               zset   batch ids by creation time
+ *   <p>:job-batches:<jobId>   set    further batches a job belongs to (adopted by a later batch)
+ *   <p>:reconcile-cursor      hash   batch id → the reconciler's next queued position
  * (keys spelled in redis/keys.ts). A job's state moves with one script (remove from every state set,
  * add to the new one: redis/scripts/batchMove-10.lua), so recording the same transition twice (a
- * retried attempt) changes nothing. Only this class knows the record's fields.
+ * retried attempt) changes nothing. Only this class knows the record's fields. The BatchStore port
+ * (ports/batch-store.ts) over Redis.
  */
-export class BatchStore {
+export class RedisBatchStore implements BatchStore {
   private readonly redis: WithScripts;
   private readonly keys: RedisKeys;
   constructor(redis: Redis, prefix: string) {
@@ -115,7 +109,7 @@ export class BatchStore {
     audioSeconds = 0,
     bytes = 0,
     rule: TransitionRule = TERMINAL_STATES.includes(state) ? 'end' : state === 'active' ? 'start' : 'force',
-  ): Promise<{ applied: boolean; last: boolean; state: BatchJobState; result: BatchJobResult | null }> {
+  ): Promise<TransitionResult> {
     const keys = [this.keys.batchStatePrefix(id), this.keys.batch(id), ...this.stateKeys(id), this.keys.batchResults(id), this.keys.batchIndex()];
     const [applied, last, current, stored] = await this.redis.batchMove(...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes), rule);
     return { applied: applied === 1, last: last === 1, state: current as BatchJobState, result: stored ? (JSON.parse(stored) as BatchJobResult) : null };
@@ -275,5 +269,24 @@ export class BatchStore {
   /** How many batches the index holds. */
   async count(): Promise<number> {
     return this.redis.zcard(this.keys.batchIndex());
+  }
+
+  /** A job enqueued by an earlier batch also belongs to this one (it reports to both). */
+  async addJobBatch(jobId: string, batchId: string): Promise<void> {
+    await this.redis.sadd(this.keys.jobBatches(jobId), batchId);
+  }
+
+  /** The batches a job was adopted by (besides the one in its spec). */
+  async jobBatches(jobId: string): Promise<string[]> {
+    return this.redis.smembers(this.keys.jobBatches(jobId));
+  }
+
+  /** Where the reconciler's next sweep of the batch's queued jobs starts (0 at first). */
+  async reconcileCursor(batchId: string): Promise<number> {
+    return Number((await this.redis.hget(this.keys.reconcileCursor(), batchId)) ?? 0);
+  }
+
+  async setReconcileCursor(batchId: string, position: number): Promise<void> {
+    await this.redis.hset(this.keys.reconcileCursor(), batchId, position);
   }
 }

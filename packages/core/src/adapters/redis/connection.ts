@@ -9,6 +9,9 @@ import type { Config } from '../../domain/config';
 
 export type RedisRole = 'worker' | 'producer' | 'reader';
 
+/** A connection as openRedis gives it (the type for code that holds one without importing ioredis). */
+export type RedisClient = Redis;
+
 /** ioredis options of a role (BullMQ takes these as its `connection`, with the URL). */
 export function redisOptions(role: RedisRole): RedisOptions {
   switch (role) {

@@ -1,20 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../../domain/config';
+import type { JobOutcome, JobOutcomeKind } from '../../domain/attempt';
 import { FleetStatsKeys } from './keys';
 
-/** How one attempt of a job ended, as the worker reports it (to metrics and to the fleet history). */
-export type JobOutcomeKind = 'completed' | 'failed' | 'cancelled' | 'retry' | 'rate_limited';
-
-export interface JobOutcome {
-  /** Cap bucket key (`provider:account:class:mode`), or `unknown` for a job whose spec does not parse. */
-  bucket: string;
-  /** completed / failed / cancelled end the job; retry (transient error) and rate_limited (re-scheduled) do not. */
-  outcome: JobOutcomeKind;
-  /** The error's stable code (every outcome but completed). */
-  code?: string;
-  /** Seconds of audio transcribed (completed). */
-  audioSeconds?: number;
-}
+// The outcome of an attempt is the domain's (domain/attempt.ts); re-exported for existing importers.
+export type { JobOutcome, JobOutcomeKind };
 
 /** Counts of one minute or one hour of the fleet's history. */
 export interface FleetPeriod {

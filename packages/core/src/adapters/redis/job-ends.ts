@@ -1,16 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { BatchJobResult } from '../../domain/batch';
+import type { JobEndClaim, JobEndStore } from '../../ports/batch-store';
 import { RedisKeys } from './keys';
 import { defineScript } from './scripts';
 
 type WithClaim = Redis & { jobEndClaim(key: string, ts: string, outcome: string, ttl: number): Promise<[number, string, number]> };
 
-export interface JobEndClaim {
-  /** This call recorded the job's end (false: an earlier report won, and `outcome` is that one). */
-  first: boolean;
-  outcome: BatchJobResult;
-  gen: number;
-}
+export type { JobEndClaim } from '../../ports/batch-store';
 
 /**
  * The first terminal outcome of a job wins. One small hash per job id:
@@ -20,8 +16,9 @@ export interface JobEndClaim {
  * life, so each run's webhooks have delivery ids of their own while a repeated report of the same end
  * (a stalled attempt that finished after all, the reconciler, a retried hook) maps to the same id.
  * The claim is one script (redis/scripts/jobEndClaim-1.lua); the key is spelled in redis/keys.ts.
+ * The JobEndStore port (ports/batch-store.ts) over Redis.
  */
-export class JobEnds {
+export class JobEnds implements JobEndStore {
   private readonly redis: WithClaim;
   private readonly keys: RedisKeys;
   constructor(

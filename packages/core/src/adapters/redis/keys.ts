@@ -10,13 +10,13 @@ import type { Config } from '../../domain/config';
  *   p:q:batch:<id>              hash     a batch's record                         (BatchStore)
  *   p:q:batch:<id>:s:<state>    zset     its job ids in one state                 (BatchStore)
  *   p:q:batch:<id>:r            hash     job id → compact result                  (BatchStore)
- *   p:q:batch:<id>:webhooks     zset     its webhook deliveries                   (BatchService)
+ *   p:q:batch:<id>:webhooks     zset     its webhook deliveries                   (ControlQueues)
  *   p:q:batches                 zset     batch ids by creation time               (BatchStore)
  *   p:q:job-end:<jobId>         hash     the first terminal outcome of a job      (JobEnds)
- *   p:q:job-batches:<jobId>     set      further batches a job belongs to         (BatchService)
- *   p:q:cancel                  channel  job ids to abort on their workers        (BatchService)
- *   p:q:reconcile-lock          string   one reconciler sweep at a time           (BatchService)
- *   p:q:reconcile-cursor        hash     batch id → next queued position to sweep (BatchService)
+ *   p:q:job-batches:<jobId>     set      further batches a job belongs to         (BatchStore)
+ *   p:q:cancel                  channel  job ids to abort on their workers        (BullmqJobQueue)
+ *   p:q:reconcile-lock          string   one reconciler sweep at a time           (RedisFleetLock)
+ *   p:q:reconcile-cursor        hash     batch id → next queued position to sweep (BatchStore)
  *   p:q:buckets                 set      cap buckets that have a queue            (FleetQueues)
  *   p:{q:fleet}:m:<minute>      hash     fleet history per minute                 (FleetStats)
  *   p:{q:fleet}:h:<hour>        hash     fleet history per hour                   (FleetStats)
@@ -79,7 +79,11 @@ export class RedisKeys {
   }
   /** The reconciler's fleet-wide lock (string with a TTL). */
   reconcileLock(): string {
-    return `${this.base}:reconcile-lock`;
+    return this.fleetLock('reconcile');
+  }
+  /** A fleet-wide lock by name (string with a TTL): `<name>-lock`. */
+  fleetLock(name: string): string {
+    return `${this.base}:${name}-lock`;
   }
   /** Where the reconciler's walk of each batch's queued jobs got to (hash: batch id → position). */
   reconcileCursor(): string {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { capFor, parseCapBucketKey } from '../../domain/caps';
-import { capSettings, type Config } from '../../domain/config';
+import type { Redis } from 'ioredis';
+import { capBucketsFromConfig, type Config } from '../../domain/config';
 import { InternalError, LeaseLostError } from '../../domain/errors';
 import type { Lease, Limiter } from '../../ports/limiter';
+import { openRedis } from './connection';
 import { CapKeys, capPrefix } from './keys';
 import { defineScript } from './scripts';
 
@@ -270,20 +270,16 @@ export class RedisLimiter implements Limiter {
 
 /**
  * The fleet-wide cap semaphore as configured: caps from SCRIBE_CAPS and the provider defaults, on a
- * Redis connection of its own (closed with the limiter). Workers wait on Redis indefinitely
- * (`maxRetriesPerRequest: null`); read-only users (the dashboard) pass a small number to fail fast.
+ * Redis connection of its own (closed with the limiter). Workers wait on Redis indefinitely (role
+ * `worker`); read-only users (the dashboard) take role `reader` to fail fast (redis/connection.ts).
  */
-export function limiterFromConfig(config: Config, opts: { onEvent?: (e: LimiterEvent) => void; maxRetriesPerRequest?: number | null } = {}): RedisLimiter {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? null : opts.maxRetriesPerRequest });
-  redis.on('error', () => {}); // ioredis reconnects; callers see failed commands
-  const settings = capSettings(config);
+export function limiterFromConfig(config: Config, opts: { onEvent?: (e: LimiterEvent) => void; role?: 'worker' | 'reader' } = {}): RedisLimiter {
+  const redis = openRedis(config, opts.role ?? 'worker'); // ioredis reconnects; callers see failed commands
+  const caps = capBucketsFromConfig(config);
   return new RedisLimiter({
     redis,
     prefix: capPrefix(config),
-    capFor: (key) => {
-      const b = parseCapBucketKey(key);
-      return b ? capFor(b, settings) : 1;
-    },
+    capFor: (key) => caps.fromKey(key)?.cap ?? 1,
     leaseTtlMs: config.LEASE_TTL_MS,
     decreaseFactor: config.CAP_DECREASE_FACTOR,
     increaseIntervalMs: config.CAP_INCREASE_INTERVAL_MS,

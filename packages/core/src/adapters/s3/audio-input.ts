@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { EmptyDecodeError, ScribeError, SourceChangedError, SourceNotFoundError, StorageUnavailableError } from '../../domain/errors';
 import type { Source } from '../../domain/job-spec';
 import type { AudioInput } from '../../ports/provider';
+import type { StorageAudioInput, StorageAudioInputOptions } from '../../ports/audio-input';
 import type { GetOptions, Storage } from '../../ports/storage';
 import { noopTelemetry, type SpanHandle, type Telemetry } from '../../ports/telemetry';
 import { PCM_BYTES_PER_SECOND } from '../../domain/pacing';
@@ -29,38 +30,8 @@ class HashTap extends Transform {
   }
 }
 
-export interface StorageAudioInput extends AudioInput {
-  /** sha256 of the original bytes, known once one stream of the original has been read to the end. */
-  readonly sha256: string | undefined;
-  /**
-   * Work that needs no provider slot, done before one is taken: inputs that need seeking (mp4/m4a,
-   * sniffed from their first bytes) are downloaded to a spool file now, so later decodes read it.
-   */
-  prepare(signal?: AbortSignal): Promise<void>;
-  /**
-   * Open the original's GET now (before a slot is taken), so the session starts without waiting for
-   * storage. Used by `original()` if it is younger than `maxAgeMs` (an idle S3 response should not be
-   * held for long); otherwise dropped and reopened.
-   */
-  prefetchOriginal(maxAgeMs?: number): void;
-  /** Remove the spool file and any unused prefetched stream. */
-  dispose(): Promise<void>;
-  /**
-   * Warning codes recorded while the audio was decoded, each once (today only `TRUNCATED_INPUT`,
-   * when `allowTruncated` let a truncated input through). Read it after the session has ended.
-   */
-  readonly warnings: string[];
-}
-
-export interface StorageAudioInputOptions {
-  spoolDir?: string;
-  presignSeconds?: number;
-  telemetry?: Telemetry;
-  /** Config `TRUNCATION_TOLERANCE` (fraction, default 0.02): see DecodeOptions.truncationTolerance. */
-  truncationTolerance?: number;
-  /** Config `ALLOW_TRUNCATED` (default false): truncated input completes with a `TRUNCATED_INPUT` warning. */
-  allowTruncated?: boolean;
-}
+// The port's types, re-exported for the adapter's existing importers.
+export type { StorageAudioInput, StorageAudioInputOptions };
 
 /** AudioInput over an S3 object: every accessor streams from storage, pinned to the job's ETag. */
 export function storageAudioInput(storage: Storage, source: Source, opts: StorageAudioInputOptions = {}): StorageAudioInput {

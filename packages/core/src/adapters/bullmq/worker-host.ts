@@ -1,27 +1,20 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import {
-  capBucketKey,
-  capBucketOf,
-  decideFailedAttempt,
-  formatFailedReason,
-  JobCancelledError,
-  parseJobSpec,
-  toScribeError,
-  WorkerLostError,
-  type AttemptProgress,
-  type CapBucket,
-  type Config,
-  type JobResult,
-  type JobSpec,
-} from '@scribe-fleet/core';
-import { BatchService, deliverWebhook } from '@scribe-fleet/core/adapters/batch-service';
-import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
-import { FleetStats, type JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
-import { redisConnection } from '@scribe-fleet/core/adapters/bullmq/queue';
+import { decideFailedAttempt, type AttemptProgress, type JobOutcome } from '../../domain/attempt';
+import type { CapBucket } from '../../domain/caps';
+import type { Config } from '../../domain/config';
+import { formatFailedReason, JobCancelledError, toScribeError, WorkerLostError } from '../../domain/errors';
+import type { JobResult } from '../../domain/job-result';
+import { parseJobSpec, type JobSpec } from '../../domain/job-spec';
+import { createProcessor, type ProcessorDeps } from '../../app/process-attempt';
+import { openRedis } from '../redis/connection';
+import { FleetStats } from '../redis/fleet-stats';
+import { deliverWebhook } from '../webhooks/http-delivery';
 import { traceAttempts, withDecision } from './attempt-span';
+import { FleetQueues } from './fleet-queues';
+import { queuedJobOf } from './job-queue';
 import { JobLocks } from './job-locks';
-import { createProcessor, type ProcessorDeps } from './processor';
+import { batchServiceOver } from './open-services';
+import { redisConnection } from './queue';
 
 /** Upper bound on "the provider said too many" re-schedules of one job, so nothing waits forever. */
 export const MAX_RATE_LIMIT_DELAYS = 200;
@@ -47,12 +40,6 @@ export interface WorkerOptions {
   buckets?: (b: CapBucket) => boolean;
 }
 
-/** Jobs of one bucket this process runs at once: CPU-bound local recognition vs I/O-bound sessions. */
-export function bucketConcurrency(config: Config, bucket: CapBucket, activeLimit: number): number {
-  if (bucket.provider === 'local') return config.LOCAL_CONCURRENCY;
-  return Math.max(1, Math.min(config.WORKER_CONCURRENCY, activeLimit));
-}
-
 /**
  * The BullMQ glue: consumes every cap-bucket queue and maps each ScribeError kind onto BullMQ
  * semantics: unrecoverable → UnrecoverableError (fails now); rate_limit (after the processor's own
@@ -62,10 +49,10 @@ export function bucketConcurrency(config: Config, bucket: CapBucket, activeLimit
  */
 export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOptions = {}): RunningWorker {
   const processor = createProcessor(deps);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on('error', () => {});
+  const redis = openRedis(config, 'worker');
   const fleet = new FleetQueues(config, redis, 'worker');
-  const service = new BatchService({ config, redis, storage: deps.storage, fleet });
+  const services = batchServiceOver({ config, redis, storage: deps.storage, fleet });
+  const { service } = services;
   const workers = new Map<string, Worker<JobSpec, JobResult, string>>();
   const locks = new JobLocks(redis, config);
   let closed = false;
@@ -74,7 +61,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   // Every attempt's end goes to the fleet history (dashboard) and this process's metrics; never throws.
   const fleetStats = new FleetStats(redis, config);
   const ended = async (spec: JobSpec | undefined, o: Omit<JobOutcome, 'bucket'>) => {
-    const outcome: JobOutcome = { ...o, bucket: spec ? capBucketKey(capBucketOf(spec)) : 'unknown' };
+    const outcome: JobOutcome = { ...o, bucket: spec ? fleet.bucketOf(spec).key : 'unknown' };
     try {
       deps.onJobEnd?.(outcome);
     } catch {
@@ -172,17 +159,18 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   // BullMQ's own failures (the stalled limit, a deferred failure) never reach the handler: record
   // them through the one owner of a job's end. Idempotent, so the handler's own failures may pass too.
   const onFailed = (job: Job<JobSpec, JobResult, string> | undefined) => {
-    if (job) void service.recordFinishedJob(job).catch(() => undefined);
+    if (job) void queuedJobOf(job).then((j) => service.recordFinishedJob(j)).catch(() => undefined);
   };
 
   const startBucket = (bucket: CapBucket) => {
-    const key = capBucketKey(bucket);
+    const resolved = fleet.resolve(bucket);
+    const { key } = resolved;
     if (workers.has(key) || closed || (opts.buckets && !opts.buckets(bucket))) return;
     // Each attempt is a root span linked to the job's enqueue (see traceAttempts).
-    const w = new Worker<JobSpec, JobResult, string>(fleet.queueName(bucket), traceAttempts(deps.telemetry, handle), {
+    const w = new Worker<JobSpec, JobResult, string>(resolved.queueName, traceAttempts(deps.telemetry, handle), {
       connection: redisConnection(config, 'worker'),
       prefix: config.QUEUE_PREFIX,
-      concurrency: bucketConcurrency(config, bucket, fleet.activeLimit(bucket)),
+      concurrency: resolved.perWorker,
       lockDuration: config.WORKER_LOCK_MS,
       // A crashed worker's jobs are found stalled within lockDuration + stalledInterval and re-run.
       stalledInterval: config.WORKER_LOCK_MS,
@@ -218,21 +206,21 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   // Cancellation reaches whichever process runs the job: a broadcast every worker listens to.
   const sub = redis.duplicate();
   sub.on('error', () => {});
-  void sub.subscribe(service.cancelChannel);
+  void sub.subscribe(services.cancelChannel);
   sub.on('message', (_channel: string, jobId: string) => {
     for (const w of workers.values()) w.cancelJob(jobId, 'cancelled by request');
   });
 
   // Batch finalisation (report to S3) and webhook delivery run on small queues of their own.
   const connection = redisConnection(config, 'worker');
-  const control = new Worker(service.control.name, async (job) => service.finalize(job.data.batchId as string).then((b) => ({ status: b.status, report: b.report })), {
+  const control = new Worker(services.queueNames.control, async (job) => service.finalize(job.data.batchId as string).then((b) => ({ status: b.status, report: b.report })), {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: 2,
   });
   control.on('error', (e) => console.error(`[worker] control: ${e.message}`));
   const webhooks = new Worker(
-    service.webhooks.name,
+    services.queueNames.webhooks,
     async (job) => {
       if (!config.WEBHOOK_SECRET) throw new UnrecoverableError('CONFIG_INVALID: WEBHOOK_SECRET is not set on this worker');
       return deliverWebhook(config.WEBHOOK_SECRET, job.data.url as string, job.data.body, job.attemptsMade + 1, job.id);
@@ -259,7 +247,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       await Promise.all([...workers.values()].map((w) => w.close()));
       await Promise.all([control.close(), webhooks.close()]);
       await deps.limiter.close?.();
-      await service.close();
+      await services.close();
       await fleet.close();
       sub.disconnect();
       redis.disconnect();

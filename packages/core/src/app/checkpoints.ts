@@ -1,5 +1,9 @@
-import { resumeByteOffset, shiftSegment, type Clock, type JobSpec, type Segment, type StreamCheckpoint, type Storage } from '@scribe-fleet/core';
-import type { StorageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
+import { resumeByteOffset, shiftSegment, type StreamCheckpoint } from '../domain/checkpoint';
+import type { Clock } from '../domain/clock';
+import type { JobSpec } from '../domain/job-spec';
+import type { Segment } from '../domain/transcript';
+import type { StorageAudioInput } from '../ports/audio-input';
+import type { Storage } from '../ports/storage';
 
 /** Seconds after the last finalised word where a resumed session starts. */
 export const RESUME_MARGIN_S = 0.25;

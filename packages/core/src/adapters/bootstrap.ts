@@ -1,12 +1,14 @@
 /**
- * Start-up shared by the process mains (worker, API; the CLI maps ConfigError to its own exit code 78
- * per command): the one validated configuration from the environment and the secrets file, or exit
- * 78 (EX_CONFIG) naming the variable; and the S3 storage every process builds from it.
+ * The composition root's start-up, shared by the process mains (worker, API; the CLI maps ConfigError
+ * to its own exit code 78 per command): the one validated configuration from the environment and the
+ * secrets file, or exit 78 (EX_CONFIG) naming the variable; and the S3 storage every process builds
+ * from it. The queues, Redis and the batch service come from `bullmq/open-services.ts`. It lives
+ * with the adapters, not in app/, because it builds them.
  */
 import { ConfigError } from '../domain/errors';
 import { loadConfig, type Config } from '../domain/config';
-import { envWithSecrets } from '../adapters/secrets';
-import { S3Storage } from '../adapters/s3/s3-storage';
+import { envWithSecrets } from './secrets';
+import { S3Storage } from './s3/s3-storage';
 
 /** The configuration, or `<name>: <what is wrong>` on stderr and exit 78. `check` adds a process's own rule. */
 export function configOrExit(name: string, env: NodeJS.ProcessEnv = process.env, check?: (c: Config) => void): Config {

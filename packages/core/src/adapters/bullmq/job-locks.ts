@@ -1,8 +1,8 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config } from '@scribe-fleet/core';
-import { bullmqQueueKey } from '@scribe-fleet/core/adapters/redis/keys';
-import { defineScript } from '@scribe-fleet/core/adapters/redis/scripts';
+import type { Config } from '../../domain/config';
+import { bullmqQueueKey } from '../redis/keys';
+import { defineScript } from '../redis/scripts';
 
 /**
  * Job locks across a Redis outage. BullMQ's locks are keys with a TTL (WORKER_LOCK_MS); Redis

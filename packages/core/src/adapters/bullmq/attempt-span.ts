@@ -1,6 +1,10 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { parseFailedReason, sha256Hex, type AttemptDecision, type AttemptOutcome, type Attrs, type JobSpec, type SpanHandle, type Telemetry, type TraceCarrier } from '@scribe-fleet/core';
-import type { JobResult } from '@scribe-fleet/core';
+import type { AttemptDecision, AttemptOutcome } from '../../domain/attempt';
+import { sha256Hex } from '../../domain/canonical';
+import { parseFailedReason } from '../../domain/errors';
+import type { JobResult } from '../../domain/job-result';
+import type { JobSpec } from '../../domain/job-spec';
+import type { Attrs, SpanHandle, Telemetry, TraceCarrier } from '../../ports/telemetry';
 
 export type JobHandler = (job: Job<JobSpec, JobResult, string>, token?: string, signal?: AbortSignal) => Promise<JobResult>;
 

@@ -1,39 +1,28 @@
 import { randomUUID } from 'node:crypto';
-import {
-  audioFormOf,
-  capBucketKey,
-  capBucketOf,
-  CONTENT_TYPES,
-  JobCancelledError,
-  outputKey,
-  parseJobSpec,
-  render,
-  ScribeError,
-  toScribeError,
-  UnknownProviderError,
-  fromDeepgramJson,
-  resumeTranscript,
-  transcriptWarnings,
-  type AudioForm,
-  type Clock,
-  type DeepgramStyleJson,
-  type JobSpec,
-  type Limiter,
-  type Provider,
-  type ProviderResult,
-  type SessionEvent,
-  type SpanHandle,
-  type Storage,
-  type Telemetry,
-} from '@scribe-fleet/core';
-import { storageAudioInput, type StorageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
+import type { JobOutcome } from '../domain/attempt';
+import { capBucketKey, capBucketOf } from '../domain/caps';
+import { resumeTranscript } from '../domain/checkpoint';
+import type { Clock } from '../domain/clock';
+import { JobCancelledError, ScribeError, toScribeError, UnknownProviderError } from '../domain/errors';
+import { CONTENT_TYPES, render } from '../domain/formatters';
+import type { JobResult } from '../domain/job-result';
+import { outputKey, parseJobSpec, type JobSpec } from '../domain/job-spec';
+import { fromDeepgramJson, transcriptWarnings, type DeepgramStyleJson } from '../domain/transcript';
+import type { AudioInputFactory, StorageAudioInput } from '../ports/audio-input';
+import type { Limiter } from '../ports/limiter';
+import { audioFormOf, type AudioForm, type Provider, type ProviderResult, type SessionEvent } from '../ports/provider';
+import type { Storage } from '../ports/storage';
+import type { SpanHandle, Telemetry } from '../ports/telemetry';
 import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
-import type { JobResult } from '@scribe-fleet/core';
-import type { JobOutcome } from '@scribe-fleet/core/adapters/redis/fleet-stats';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {
   storage: Storage;
+  /**
+   * The audio of a job's source object over `storage` (the worker wires the S3/ffmpeg one,
+   * `storageAudioInput`): the application layer decodes nothing itself.
+   */
+  audioInput: AudioInputFactory;
   providers: Partial<Record<string, Provider>>;
   limiter: Limiter;
   clock: Clock;
@@ -96,7 +85,7 @@ export function createProcessor(deps: ProcessorDeps) {
     const spec = parseJobSpec(data);
     const provider = deps.providers[spec.provider];
     if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
-    const audio = storageAudioInput(deps.storage, spec.source, {
+    const audio = deps.audioInput(deps.storage, spec.source, {
       telemetry: deps.telemetry,
       ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}),
       ...(deps.truncation ? { truncationTolerance: deps.truncation.tolerance, allowTruncated: deps.truncation.allow } : {}),

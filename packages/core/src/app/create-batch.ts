@@ -1,0 +1,192 @@
+/**
+ * Creating a batch from a prefix or a manifest: validated first (app/validate.ts), then listed and
+ * enqueued page by page, skipping files whose outputs exist; jobs an earlier batch enqueued are
+ * adopted, not added again.
+ */
+import { newBatchId } from '../domain/batch';
+import { InvalidRequestError } from '../domain/errors';
+import { outcomeOfFinishedJob } from '../domain/job-end';
+import { jobIdFor, outputKey, type JobSpec, type JobSpecInput } from '../domain/job-spec';
+import { parseManifest } from '../domain/manifest';
+import { formatS3Url, type S3Location } from '../domain/s3-url';
+import type { BatchJobEntry } from '../ports/batch-store';
+import type { ObjectInfo } from '../ports/storage';
+import { nowIso, nowMs, type BatchDeps } from './deps';
+import { scheduleFinalize } from './finalize-batch';
+import { jobEnded } from './job-lifecycle';
+import { assertManifestAccepted, assertManifestLists, isIgnoredKey, MANIFEST_PAGE, MAX_LIST_PAGE, specFor, validateCreateBatch, type CreateBatchRequest } from './validate';
+
+export type { CreateBatchRequest } from './validate';
+
+export interface CreateBatchProgress {
+  listed: number;
+  /** Listed keys that are not inputs: folder markers and keys under the output prefix. */
+  ignored: number;
+  added: number;
+  duplicates: number;
+  skipped: number;
+}
+
+export interface CreateBatchResult extends CreateBatchProgress {
+  batchId: string;
+  /** Job ids in batch order (only for batches up to `returnIdsUpTo` files). */
+  jobIds?: string[];
+}
+
+export interface CreateBatchOptions {
+  onProgress?: (p: CreateBatchProgress) => void;
+  /** Called once the request has been validated and the batch record exists (before the first page is enqueued). */
+  onCreated?: (batchId: string) => void;
+  returnIdsUpTo?: number;
+  decorate?: (spec: JobSpec) => JobSpec;
+}
+
+export type CreateBatchDeps = Pick<BatchDeps, 'config' | 'storage' | 'queue' | 'batches' | 'jobEnds' | 'finalizeQueue' | 'outbox' | 'clock'>;
+
+type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>;
+
+/** HEAD requests in flight at once (manifest objects, existing outputs). */
+const HEAD_CONCURRENCY = 16;
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Create a batch and enqueue its jobs page by page. A manifest is validated whole first: any bad
+ * line (or a missing object) refuses the batch and nothing is enqueued.
+ */
+export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest, opts: CreateBatchOptions = {}): Promise<CreateBatchResult> {
+  const { out, source } = validateCreateBatch(deps.config, req);
+  let pages: AsyncIterable<Page>;
+  if (source) {
+    const pageSize = Math.min(MAX_LIST_PAGE, deps.config.ENQUEUE_PAGE_SIZE);
+    // The first page is listed before the batch exists: a missing bucket or an empty prefix is
+    // refused with nothing created.
+    const it = deps.storage.listPages(source.bucket, source.key, { pageSize })[Symbol.asyncIterator]();
+    const first = await it.next();
+    if (first.done || first.value.length === 0) throw new InvalidRequestError(`no objects under ${formatS3Url(source)}`);
+    pages = (async function* () {
+      let page: IteratorResult<ObjectInfo[]> = first;
+      while (!page.done) {
+        yield page.value.map((obj) => ({ obj, listedPrefix: source.key }));
+        page = await it.next();
+      }
+    })();
+  } else {
+    const parsed = parseManifest(req.manifest!.text, req.manifest!.format, req.manifest!.defaultBucket);
+    assertManifestLists(parsed);
+    // Every object must exist: HEAD them all before enqueuing anything.
+    const heads = await mapLimit(parsed.entries, HEAD_CONCURRENCY, (e) => deps.storage.head(e.location.bucket, e.location.key));
+    assertManifestAccepted(parsed, heads);
+    const items = parsed.entries.map((e, i) => ({ obj: heads[i]!, listedPrefix: e.location.key.slice(0, e.location.key.lastIndexOf('/') + 1), ...(e.options ? { options: e.options } : {}) }));
+    pages = (async function* () {
+      for (let i = 0; i < items.length; i += MANIFEST_PAGE) yield items.slice(i, i + MANIFEST_PAGE);
+    })();
+  }
+
+  const batchId = newBatchId(new Date(nowMs(deps)));
+  await deps.batches.create({
+    id: batchId,
+    createdAt: nowIso(deps),
+    source: req.source ?? 'manifest',
+    out: req.out,
+    provider: req.provider ?? 'local',
+    mode: req.mode ?? 'batch',
+    ...(req.model ? { model: req.model } : {}),
+    ...(req.priority !== undefined ? { priority: req.priority } : {}),
+    ...(req.webhookUrl ? { webhookUrl: req.webhookUrl } : {}),
+  });
+  opts.onCreated?.(batchId);
+  const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
+  const jobIds: string[] = [];
+  try {
+    await enqueuePages(deps, batchId, req, out, pages, progress, jobIds, opts);
+  } catch (e) {
+    // Storage or Redis failed mid-way: the batch keeps (and finishes with) what was enqueued, and
+    // says why it is short. Enqueuing the same source again adds only the missing files.
+    await deps.batches.setFields(batchId, { listError: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
+    if (await deps.batches.seal(batchId).catch(() => false)) await scheduleFinalize(deps, batchId).catch(() => undefined);
+    throw e;
+  }
+  if (await deps.batches.seal(batchId)) await scheduleFinalize(deps, batchId);
+  return { batchId, ...progress, ...(opts.returnIdsUpTo ? { jobIds } : {}) };
+}
+
+async function enqueuePages(
+  deps: CreateBatchDeps,
+  batchId: string,
+  req: CreateBatchRequest,
+  out: S3Location,
+  pages: AsyncIterable<Page>,
+  progress: CreateBatchProgress,
+  jobIds: string[],
+  opts: Pick<CreateBatchOptions, 'onProgress' | 'returnIdsUpTo' | 'decorate'>,
+): Promise<void> {
+  const jobOpts = req.priority !== undefined ? { priority: req.priority } : {};
+  for await (const page of pages) {
+    progress.listed += page.length;
+    const candidates = page
+      .filter(({ obj }) => !isIgnoredKey(obj, out))
+      .map(({ obj, listedPrefix, options }) => {
+        const spec = specFor(req, obj, listedPrefix, out, batchId, options);
+        return opts.decorate ? opts.decorate(spec) : spec;
+      });
+    // Files whose outputs already exist are skipped (one HEAD of the JSON, written last, each).
+    const exists = req.force ? candidates.map(() => null) : await mapLimit(candidates, HEAD_CONCURRENCY, (s) => deps.storage.head(s.output.bucket, outputKey(s, 'json')));
+    const entries: BatchJobEntry[] = [];
+    const toAdd: JobSpec[] = [];
+    candidates.forEach((spec, i) => {
+      const id = jobIdFor(spec);
+      if (exists[i]) {
+        const outputs = Object.fromEntries(spec.output.formats.map((f) => [f, outputKey(spec, f)]));
+        entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0, state: 'skipped', result: { key: spec.source.key, state: 'skipped', outputs } });
+      } else {
+        toAdd.push(spec);
+        entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0 });
+      }
+      if (!opts.returnIdsUpTo || jobIds.length < opts.returnIdsUpTo) jobIds.push(id);
+    });
+    progress.ignored += page.length - candidates.length;
+    progress.skipped += candidates.length - toAdd.length;
+    if (req.force) await removeFinished(deps, toAdd.map(jobIdFor));
+    // Record the batch's jobs before they can run, so no transition is missed.
+    await deps.batches.addJobs(batchId, entries);
+    const res = await deps.queue.add(toAdd, jobOpts);
+    progress.added += res.added;
+    progress.duplicates += res.duplicates;
+    await adoptDuplicates(deps, batchId, res.duplicateIds);
+    opts.onProgress?.({ ...progress });
+  }
+}
+
+/** With `force`, finished jobs with the same id are removed so the new ones run again. */
+async function removeFinished(deps: Pick<BatchDeps, 'queue'>, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    const job = await deps.queue.get(id);
+    if (job && (job.state === 'completed' || job.state === 'failed')) await deps.queue.remove(id);
+  }
+}
+
+/**
+ * A job that already exists (enqueued by an earlier batch) also belongs to this batch: record its
+ * outcome now if it has one, else let the worker report to this batch too.
+ */
+async function adoptDuplicates(deps: CreateBatchDeps, batchId: string, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    await deps.batches.addJobBatch(id, batchId);
+    const job = await deps.queue.get(id);
+    const end = job ? outcomeOfFinishedJob(job) : null;
+    if (job && end) await jobEnded(deps, job.spec, id, job.createdAt, end);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Finishing a batch: its finalisation is scheduled once per run (when the last job's end is
+ * recorded, or by the reconciler), and run by the worker's control queue: the report (JSONL, one
+ * line per file) and a summary to storage, the batch marked finished, `batch.completed` queued.
+ */
+import { Readable } from 'node:stream';
+import { batchProgress, type BatchRecord } from '../domain/batch';
+import { BatchNotFoundError } from '../domain/errors';
+import { formatS3Url, parseS3Url } from '../domain/s3-url';
+import { nowIso, nowMs, type BatchDeps } from './deps';
+import { queueWebhook } from './webhooks';
+
+export async function scheduleFinalize(deps: Pick<BatchDeps, 'batches' | 'finalizeQueue'>, batchId: string): Promise<void> {
+  // One finalisation per run of the batch (a redrive starts a new run): adding it twice adds nothing.
+  const runs = await deps.batches.runs(batchId);
+  await deps.finalizeQueue.scheduleFinalize(batchId, runs);
+}
+
+/** Write the report (JSONL, one line per file) and a summary to S3, mark the batch finished, notify. Idempotent. */
+export async function finalizeBatch(deps: Pick<BatchDeps, 'config' | 'storage' | 'batches' | 'outbox' | 'clock'>, batchId: string): Promise<BatchRecord> {
+  const batch = await deps.batches.get(batchId);
+  if (!batch) throw new BatchNotFoundError(`batch ${batchId} not found`);
+  if (batch.finishedAt && batch.report) return batch;
+  const out = parseS3Url(batch.out);
+  const base = `${out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`}_reports/${batchId}`;
+  const store = deps.batches;
+  const lines = Readable.from(
+    (async function* () {
+      for await (const page of store.results(batchId)) {
+        yield page
+          .map(([jobId, r]) =>
+            JSON.stringify({
+              job_id: jobId,
+              key: r.key,
+              status: r.state,
+              duration: r.duration ?? null,
+              request_id: r.requestId ?? null,
+              outputs: r.outputs ?? null,
+              error_code: r.errorCode ?? null,
+              error_message: r.errorMessage ?? null,
+              warnings: r.warnings ?? [],
+            }),
+          )
+          .join('\n') + '\n';
+      }
+    })(),
+  );
+  await deps.storage.put(out.bucket, `${base}.jsonl`, lines, { contentType: 'application/x-ndjson' });
+  const finishedAt = nowIso(deps);
+  const reportUrl = formatS3Url({ bucket: out.bucket, key: `${base}.jsonl` });
+  const final: BatchRecord = { ...batch, status: batch.status === 'cancelled' ? 'cancelled' : 'finished', finishedAt, report: reportUrl };
+  await deps.storage.put(out.bucket, `${base}.summary.json`, `${JSON.stringify({ ...final, progress: batchProgress(final, nowMs(deps)) }, null, 2)}\n`, { contentType: 'application/json' });
+  await deps.batches.setFields(batchId, { status: final.status, finishedAt, report: reportUrl });
+  const runs = await deps.batches.runs(batchId);
+  await queueWebhook(
+    deps,
+    'batch.completed',
+    { batchId, status: final.status, counts: final.counts, total: final.total, audioSecondsDone: final.audioSecondsDone, report: reportUrl },
+    { batchUrl: batch.webhookUrl, batchId, dedupe: `${batchId}|${runs}` },
+  );
+  return final;
+}

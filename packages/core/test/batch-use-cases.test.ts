@@ -1,0 +1,191 @@
+/**
+ * The batch use cases (app/) over recording fakes of their ports: no Redis, no BullMQ. What each
+ * operation asks of the queue and the books, in which order, and the state rules it enforces.
+ */
+import { createHash } from 'node:crypto';
+import { BatchService } from '../src/app/batch-service';
+import type { BatchDeps } from '../src/app/deps';
+import { webhookDeliveryId } from '../src/app/webhooks';
+import { outcomeOfFinishedJob, resultOfEnd } from '../src/domain/job-end';
+import { loadConfig, type Config } from '../src/domain/config';
+import { parseJobSpec } from '../src/domain/job-spec';
+import type { QueuedJob } from '../src/ports/job-queue';
+
+type Call = [string, unknown[]];
+
+/** A port whose every method records its call and answers from `answers` (else undefined). */
+function fake<T>(name: string, log: Call[], answers: Record<string, (...args: any[]) => unknown> = {}): T {
+  return new Proxy(
+    {},
+    {
+      get: (_t, prop) =>
+        typeof prop !== 'string' || prop === 'then'
+          ? undefined
+          : async (...args: unknown[]) => {
+              log.push([`${name}.${prop}`, args]);
+              return answers[prop]?.(...args);
+            },
+    },
+  ) as T;
+}
+
+const spec = parseJobSpec({ source: { bucket: 'audio-in', key: 'a/one.wav', etag: 'e1', size: 100 }, output: { bucket: 'audio-out', keyBase: 'o/one' }, options: {}, batchId: 'b_1' });
+
+function job(over: Partial<QueuedJob> = {}): QueuedJob {
+  return { id: 'tx_1', spec, state: 'waiting', attemptsMade: 0, stalls: 0, progress: 0, createdAt: 1_700_000_000_000, ...over };
+}
+
+function world(opts: { config?: Record<string, string>; queue?: Record<string, (...a: any[]) => unknown>; batches?: Record<string, (...a: any[]) => unknown>; lock?: boolean } = {}) {
+  const log: Call[] = [];
+  const config: Config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', QUEUE_NAME: 'q', ...(opts.config ?? {}) });
+  const deps: BatchDeps = {
+    config,
+    storage: fake('storage', log),
+    queue: fake('queue', log, opts.queue),
+    batches: fake('batches', log, {
+      jobBatches: () => [],
+      transition: (_b: string, _j: string, state: string) => ({ applied: true, last: false, state, result: null }),
+      runs: () => 0,
+      ...(opts.batches ?? {}),
+    }),
+    jobEnds: fake('jobEnds', log, { claim: (_id: string, _at: number, outcome: unknown) => ({ first: true, outcome, gen: 0 }) }),
+    lock: fake('lock', log, { tryAcquire: () => opts.lock ?? true }),
+    finalizeQueue: fake('finalizeQueue', log),
+    outbox: fake('outbox', log, { deliveries: () => ({ total: 0, deliveries: [] }) }),
+    clock: { now: () => Date.parse('2024-05-01T12:00:00Z') },
+  };
+  return { log, service: new BatchService(deps), names: () => log.map(([n]) => n) };
+}
+
+describe('the end of a finished job (domain/job-end.ts)', () => {
+  it('reads completed, failed, lost and unfinished jobs', () => {
+    const result = { outputs: { json: 'k.json' }, bucket: 'out', duration: 3, sha256: 'x', requestId: 'r', words: 1, finalResults: 1, provider: 'local', model: 'm', mode: 'batch' };
+    expect(outcomeOfFinishedJob(job({ state: 'completed', result }))).toEqual({ result });
+    expect(outcomeOfFinishedJob(job({ state: 'completed' }))).toEqual({ error: { code: 'INTERNAL', message: 'completed without a result' } });
+    expect(outcomeOfFinishedJob(job({ state: 'failed', failedReason: 'PROVIDER_TIMEOUT: slow' }))).toEqual({ error: { code: 'PROVIDER_TIMEOUT', message: 'slow' } });
+    expect(outcomeOfFinishedJob(job({ state: 'failed', stalls: 2, failedReason: 'job stalled more than allowable limit' }))).toEqual({
+      error: { code: 'WORKER_LOST', message: "the job's worker was lost (2 stall(s)): job stalled more than allowable limit" },
+    });
+    expect(outcomeOfFinishedJob(job({ state: 'failed' }))).toEqual({ error: { code: 'INTERNAL', message: 'failed without a reason' } });
+    expect(outcomeOfFinishedJob(job({ state: 'active' }))).toBeNull();
+    expect(resultOfEnd('k', { error: { code: 'JOB_CANCELLED', message: 'm' } })).toEqual({ key: 'k', state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'm' });
+  });
+});
+
+describe('webhooks (app/webhooks.ts)', () => {
+  it('derives delivery ids as wh- + sha256(event|owner|dedupe|url)[0..32]', () => {
+    const expected = `wh-${createHash('sha256').update('job.completed|b_1|tx_1|0|1|http://h/x').digest('hex').slice(0, 32)}`;
+    expect(webhookDeliveryId('job.completed', 'b_1', 'tx_1|0|1', 'http://h/x')).toBe(expected);
+    expect(webhookDeliveryId('batch.completed', undefined, 'd', 'u')).toBe(`wh-${createHash('sha256').update('batch.completed||d|u').digest('hex').slice(0, 32)}`);
+  });
+
+  it('queues one delivery per distinct URL, under the batch; nothing without a secret', async () => {
+    const w = world({ config: { WEBHOOK_SECRET: 'secret-0123456789abcdef', WEBHOOK_URL: 'http://h/fleet' } });
+    await w.service.queueWebhook('batch.completed', { batchId: 'b_1' }, { batchUrl: 'http://h/batch', dedupe: 'b_1|0' });
+    await w.service.queueWebhook('batch.completed', { batchId: 'b_1' }, { batchUrl: 'http://h/fleet', dedupe: 'b_1|0' });
+    const enqueued = w.log.map(([, a]) => a[0] as { id: string; url: string; batchId?: string; body: { createdAt: string } });
+    expect(enqueued.map((d) => [d.url, d.batchId, d.id])).toEqual([
+      ['http://h/batch', 'b_1', webhookDeliveryId('batch.completed', 'b_1', 'b_1|0', 'http://h/batch')],
+      ['http://h/fleet', 'b_1', webhookDeliveryId('batch.completed', 'b_1', 'b_1|0', 'http://h/fleet')],
+      ['http://h/fleet', 'b_1', webhookDeliveryId('batch.completed', 'b_1', 'b_1|0', 'http://h/fleet')],
+    ]);
+    expect(enqueued[0]!.body.createdAt).toBe('2024-05-01T12:00:00.000Z');
+    const silent = world({ config: { WEBHOOK_URL: 'http://h/fleet' } });
+    await silent.service.queueWebhook('job.failed', { jobId: 'tx_1' }, { dedupe: 'x' });
+    expect(silent.log).toEqual([]);
+  });
+
+  it('pages deliveries from 0, 100 by default, 1 to 500', async () => {
+    const w = world();
+    await w.service.webhookDeliveries('b_1');
+    await w.service.webhookDeliveries('b_1', { offset: -5, limit: 10_000 });
+    await w.service.webhookDeliveries('b_1', { limit: 0 });
+    expect(w.log.map(([, a]) => a)).toEqual([
+      ['b_1', 0, 100],
+      ['b_1', 0, 500],
+      ['b_1', 0, 1],
+    ]);
+  });
+});
+
+describe('cancel and redrive (app/operations.ts)', () => {
+  it('cancelling a finished job is INVALID_STATE, and touches nothing', async () => {
+    for (const state of ['completed', 'failed'] as const) {
+      const w = world({ queue: { get: () => job({ state }) } });
+      await expect(w.service.cancelJob('tx_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: `job tx_1 already ${state}: nothing to cancel` });
+      expect(w.names()).toEqual(['queue.get']);
+    }
+  });
+
+  it('an unknown job is JOB_NOT_FOUND', async () => {
+    const w = world({ queue: { get: () => undefined } });
+    await expect(w.service.cancelJob('tx_9')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(w.service.redriveJob('tx_9')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(w.service.getJob('tx_9')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+  });
+
+  it('a running job is aborted where it runs; one taken between the calls too', async () => {
+    const running = world({ queue: { get: () => job({ state: 'active' }) } });
+    expect(await running.service.cancelJob('tx_1')).toEqual({ id: 'tx_1', state: 'cancelling' });
+    expect(running.names()).toEqual(['queue.get', 'queue.abortRunning']);
+    const raced = world({ queue: { get: () => job({ state: 'waiting' }), remove: () => 'active' } });
+    expect(await raced.service.cancelJob('tx_1')).toEqual({ id: 'tx_1', state: 'cancelling' });
+    expect(raced.names()).toEqual(['queue.get', 'queue.remove', 'queue.abortRunning']);
+  });
+
+  it('a waiting job is removed and its end recorded as JOB_CANCELLED', async () => {
+    const w = world({ queue: { get: () => job({ state: 'waiting' }), remove: () => 'removed' } });
+    expect(await w.service.cancelJob('tx_1')).toEqual({ id: 'tx_1', state: 'cancelled' });
+    expect(w.names()).toEqual(['queue.get', 'queue.remove', 'jobEnds.claim', 'batches.jobBatches', 'batches.transition', 'batches.get']);
+    expect(w.log[2]![1]).toEqual(['tx_1', 1_700_000_000_000, { key: 'a/one.wav', state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'cancelled before it started' }]);
+  });
+
+  it('redrives only failed jobs: reopen the end, the books, then retry in the queue', async () => {
+    const notFailed = world({ queue: { get: () => job({ state: 'completed' }) } });
+    await expect(notFailed.service.redriveJob('tx_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'job tx_1 is completed: only failed jobs can be redriven' });
+    const w = world({ queue: { get: () => job({ state: 'failed', failedReason: 'X: y' }) } });
+    expect(await w.service.redriveJob('tx_1')).toEqual({ id: 'tx_1', state: 'waiting' });
+    expect(w.names()).toEqual(['queue.get', 'jobEnds.reopen', 'batches.jobBatches', 'batches.reopen', 'batches.transition', 'queue.retry']);
+    expect(w.log[4]![1]).toEqual(['b_1', 'tx_1', 'queued', undefined, 0, 0, 'force']);
+  });
+
+  it('a finished batch cannot be cancelled; a batch without failed jobs cannot be redriven', async () => {
+    const rec = { id: 'b_1', finishedAt: '2024-01-01T00:00:00Z', status: 'finished' };
+    const w = world({ batches: { get: () => rec, jobIds: () => [] } });
+    await expect(w.service.cancelBatch('b_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'batch b_1 already finished: nothing to cancel' });
+    await expect(w.service.redriveBatch('b_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'batch b_1 has no failed jobs: nothing to redrive' });
+    const none = world({ batches: { get: () => null } });
+    await expect(none.service.cancelBatch('b_x')).rejects.toMatchObject({ code: 'BATCH_NOT_FOUND' });
+  });
+});
+
+describe('worker hooks, finalisation and the reconciler', () => {
+  it('schedules one finalisation per run', async () => {
+    const w = world({ batches: { runs: () => 3 } });
+    await w.service.scheduleFinalize('b_1');
+    expect(w.log).toEqual([
+      ['batches.runs', ['b_1']],
+      ['finalizeQueue.scheduleFinalize', ['b_1', 3]],
+    ]);
+  });
+
+  it('records a finished queued job through jobEnded, and skips an unfinished one', async () => {
+    const w = world();
+    expect(await w.service.recordFinishedJob(job({ state: 'active' }))).toBe(false);
+    expect(w.log).toEqual([]);
+    expect(await w.service.recordFinishedJob(job({ state: 'failed', failedReason: 'PROVIDER_AUTH: no' }))).toBe(true);
+    expect(w.log[0]).toEqual(['jobEnds.claim', ['tx_1', 1_700_000_000_000, { key: 'a/one.wav', state: 'failed', errorCode: 'PROVIDER_AUTH', errorMessage: 'no' }]]);
+  });
+
+  it('a sweep runs only under the fleet lock (leased for the interval less 500 ms, at least 1 s)', async () => {
+    const held = world({ lock: false, config: { RECONCILE_INTERVAL_MS: '5000' } });
+    expect(await held.service.reconcile()).toEqual({ batches: 0, recorded: 0, finalised: 0 });
+    expect(held.log).toEqual([['lock.tryAcquire', ['reconcile', 4500]]]);
+    const free = world({ config: { RECONCILE_INTERVAL_MS: '1000' }, batches: { unfinished: () => [] } });
+    expect(await free.service.reconcile()).toEqual({ batches: 0, recorded: 0, finalised: 0 });
+    expect(free.log).toEqual([
+      ['lock.tryAcquire', ['reconcile', 1000]],
+      ['batches.unfinished', []],
+    ]);
+  });
+});
