@@ -1,5 +1,5 @@
 /**
- * Builders for bad and odd inputs, shared by the processor-level test (test/integration/bad-inputs)
+ * Builders for bad and odd inputs, shared by the processor-level test (test/core/process-attempt.bad-inputs)
  * and the chaos suite's bad-input scenario (through worker processes). Everything is generated
  * (flite + ffmpeg + hand-built headers); nothing binary is committed.
  */

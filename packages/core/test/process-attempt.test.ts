@@ -1,7 +1,7 @@
 /**
  * One attempt of one job (app/process-attempt.ts) against fakes of its ports: a Map-backed storage, a
  * scripted provider, a counting limiter, a recording telemetry, an in-memory audio input and the
- * virtual clock. No Redis, S3, ffmpeg or recogniser: the real ones are in test/integration.
+ * virtual clock. No Redis, S3, ffmpeg or recogniser: the real ones are in test/core (process-attempt.*.test.ts).
  */
 import { Readable } from 'node:stream';
 import {
