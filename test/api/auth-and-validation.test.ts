@@ -65,14 +65,24 @@ describe('auth', () => {
     expect(wrong.body).toEqual({ error: { code: 'UNAUTHORIZED', message: 'invalid token' } });
   });
 
-  it('accepts any configured token, and the scribe_token cookie', async () => {
+  it('accepts any configured token, and a session cookie (never the raw token in a cookie)', async () => {
     expect((await api.call('GET', '/v1/batches')).status).toBe(200);
     const second = api.config.API_TOKENS[0]!;
     expect((await api.call('GET', '/v1/batches', { auth: second })).status).toBe(200);
-    const byCookie = await api.call('GET', '/v1/batches', { auth: null, headers: { cookie: `theme=dark; scribe_token=${encodeURIComponent(api.token)}` } });
+    // The dashboard's session cookie (an opaque id, test/security/sessions.test.ts) works like the header.
+    const session = await api.signIn();
+    const byCookie = await api.call('GET', '/v1/batches', { auth: null, headers: { cookie: `theme=dark; scribe_session=${session}` } });
     expect(byCookie.status).toBe(200);
-    const badCookie = await api.call('GET', '/v1/batches', { auth: null, headers: { cookie: 'scribe_token=nope' } });
+    const badCookie = await api.call('GET', '/v1/batches', { auth: null, headers: { cookie: 'scribe_session=nope' } });
     expect(badCookie.status).toBe(401);
+    // The token itself in a cookie is no credential (the old cookie carried it: that was the defect).
+    for (const name of ['scribe_token', 'scribe_session']) {
+      const raw = await api.call('GET', '/v1/batches', { auth: null, headers: { cookie: `${name}=${encodeURIComponent(api.token)}` } });
+      expect(raw.status).toBe(401);
+    }
+    // Signed out: the same cookie is refused (and no session key is left behind).
+    await api.signOut(session);
+    expect((await api.call('GET', '/v1/batches', { auth: null, headers: { cookie: `scribe_session=${session}` } })).status).toBe(401);
     // A prefix of a valid token is not a valid token.
     expect((await api.call('GET', '/v1/batches', { auth: api.token.slice(0, -1) })).status).toBe(401);
   });
@@ -209,7 +219,7 @@ describe('bad input is refused before anything is enqueued', () => {
       [{ source: `s3://${bucket}/in/`, manifest: { text: 'x', format: 'csv' }, out: out() }, 400, 'INVALID_REQUEST', /exactly one/],
       [{ source: `s3://${bucket}/nothing-here/`, out: out() }, 400, 'INVALID_REQUEST', /no objects under/],
       [{ manifest: { text: '# only a comment\n', format: 'jsonl' }, out: out() }, 400, 'INVALID_MANIFEST'],
-      ['{"source": ', 400, 'INVALID_REQUEST'],
+      ['{"source": ', 400, 'INVALID_JSON'],
     ];
     for (const [body, status, code, message] of cases) {
       const r = await api.call('POST', '/v1/batches', { body });
@@ -233,15 +243,18 @@ describe('bad input is refused before anything is enqueued', () => {
 
 describe('not found and unavailable', () => {
   it('unknown ids → 404 with the code; unknown routes → 404 NOT_FOUND; bad query → 400', async () => {
+    // Well-formed ids that name nothing (a malformed id is a 400: test/security/ids.test.ts).
+    const b = 'b_20990101-000000_deadbeef';
+    const tx = `tx_${'0'.repeat(40)}`;
     const cases: Array<[string, string, string]> = [
-      ['GET', '/v1/batches/b_nope', 'BATCH_NOT_FOUND'],
-      ['GET', '/v1/batches/b_nope/jobs', 'BATCH_NOT_FOUND'],
-      ['POST', '/v1/batches/b_nope/cancel', 'BATCH_NOT_FOUND'],
-      ['POST', '/v1/batches/b_nope/redrive', 'BATCH_NOT_FOUND'],
-      ['GET', '/v1/batches/b_nope/webhooks', 'BATCH_NOT_FOUND'],
-      ['GET', '/v1/jobs/tx_nope', 'JOB_NOT_FOUND'],
-      ['POST', '/v1/jobs/tx_nope/cancel', 'JOB_NOT_FOUND'],
-      ['POST', '/v1/jobs/tx_nope/redrive', 'JOB_NOT_FOUND'],
+      ['GET', `/v1/batches/${b}`, 'BATCH_NOT_FOUND'],
+      ['GET', `/v1/batches/${b}/jobs`, 'BATCH_NOT_FOUND'],
+      ['POST', `/v1/batches/${b}/cancel`, 'BATCH_NOT_FOUND'],
+      ['POST', `/v1/batches/${b}/redrive`, 'BATCH_NOT_FOUND'],
+      ['GET', `/v1/batches/${b}/webhooks`, 'BATCH_NOT_FOUND'],
+      ['GET', `/v1/jobs/${tx}`, 'JOB_NOT_FOUND'],
+      ['POST', `/v1/jobs/${tx}/cancel`, 'JOB_NOT_FOUND'],
+      ['POST', `/v1/jobs/${tx}/redrive`, 'JOB_NOT_FOUND'],
       ['GET', '/v1/nothing', 'NOT_FOUND'],
     ];
     for (const [method, path, code] of cases) {

@@ -7,8 +7,10 @@ import type { Config } from '@scribe-fleet/core';
 import type { BatchService } from '@scribe-fleet/core/app/batch-service';
 import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { RedisSessionStore } from '@scribe-fleet/core/adapters/redis/session-store';
 import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
-import { buildApi, type ApiExtension } from '../../apps/producer/src/api/server';
+import { apiAuth } from '../../apps/producer/src/api/auth';
+import { buildApi, type ApiExtension, type BuildApiOptions } from '../../apps/producer/src/api/server';
 import { testStorage } from '../helpers/env';
 import { testConfig } from '../helpers/fleet';
 
@@ -28,11 +30,16 @@ export interface ApiHarness {
   storage: S3Storage;
   redis: Redis;
   /** A request with the valid token (or `auth: null` for none, or another token). */
+  /** A new dashboard session for the valid token, as POST /login makes it: the `scribe_session` cookie's value. */
+  signIn(): Promise<string>;
+  /** End that session (as /logout does). */
+  signOut(session: string): Promise<void>;
   call<T = any>(method: string, path: string, opts?: { body?: unknown; auth?: string | null; headers?: Record<string, string> }): Promise<Answer<T>>;
   close(): Promise<void>;
 }
 
-export async function startApi(overrides: Record<string, string> = {}, extensions: ApiExtension[] = []): Promise<ApiHarness> {
+/** `options`: the rest of buildApi's options (e.g. `logger: { stream }` to read what the API logs). */
+export async function startApi(overrides: Record<string, string> = {}, extensions: ApiExtension[] = [], options: Omit<BuildApiOptions, 'extensions'> = {}): Promise<ApiHarness> {
   const token = `tok-${randomBytes(12).toString('hex')}`;
   const config = testConfig({ API_TOKENS: `other-${randomBytes(6).toString('hex')},${token}`, BUCKET_DISCOVERY_MS: '200', ...overrides });
   const storage = testStorage();
@@ -42,7 +49,8 @@ export async function startApi(overrides: Record<string, string> = {}, extension
   const services = batchServiceOver({ config, redis, storage, fleet });
   const { service, controlQueues } = services;
   controlQueues.onError(() => {});
-  const app = await buildApi({ config, service, fleet, storage, redis, controlQueues }, { extensions });
+  const ctx = { config, service, fleet, storage, redis, controlQueues };
+  const app = await buildApi(ctx, { ...options, extensions });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {
@@ -54,6 +62,14 @@ export async function startApi(overrides: Record<string, string> = {}, extension
     fleet,
     storage,
     redis,
+    async signIn() {
+      const id = await apiAuth(ctx).signIn(token);
+      if (!id) throw new Error('signIn: the harness token was refused');
+      return id;
+    },
+    async signOut(session) {
+      await new RedisSessionStore(redis, config).revoke(session);
+    },
     async call(method, path, opts = {}) {
       const auth = opts.auth === undefined ? token : opts.auth;
       const res = await fetch(url + path, {

@@ -127,11 +127,16 @@ it('keeps the dashboard and the API behind the token', async () => {
   expect((await fetch(`${api.url}/dashboard/queues/`, noFollow)).status).toBe(302);
   expect((await fetch(`${api.url}/dashboard/queues/api/queues`)).status).toBe(401);
   expect((await fetch(`${api.url}/v1/fleet`)).status).toBe(401);
-  // A token in the cookie works like the bearer header; a wrong one does not.
-  expect((await fetch(`${api.url}/v1/fleet`, { headers: { cookie: `scribe_token=${api.token}` } })).status).toBe(200);
-  expect((await fetch(`${api.url}/dashboard/queues/api/queues`, { headers: { cookie: 'scribe_token=wrong' } })).status).toBe(401);
+  // The session cookie a login sets works like the bearer header; a wrong one does not, nor the raw token.
+  const signIn = await fetch(`${api.url}/login`, { ...noFollow, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(api.token)}` });
+  expect(signIn.status).toBe(303);
+  const session = /^scribe_session=([A-Za-z0-9_-]{43});/.exec(signIn.headers.getSetCookie().find((c) => c.startsWith('scribe_session=')) ?? '')?.[1];
+  expect(session).toBeDefined();
+  expect((await fetch(`${api.url}/v1/fleet`, { headers: { cookie: `scribe_session=${session}` } })).status).toBe(200);
+  expect((await fetch(`${api.url}/dashboard/queues/api/queues`, { headers: { cookie: 'scribe_session=wrong' } })).status).toBe(401);
+  expect((await fetch(`${api.url}/v1/fleet`, { headers: { cookie: `scribe_token=${api.token}` } })).status).toBe(401);
   // Nothing external (it works offline): not on the fleet page, not in Bull Board's page either.
-  const cookie = { headers: { cookie: `scribe_token=${api.token}` } };
+  const cookie = { headers: { cookie: `scribe_session=${session}` } };
   const fleetPage = await fetch(`${api.url}/dashboard`, cookie);
   expect(fleetPage.status).toBe(200);
   const csp = fleetPage.headers.get('content-security-policy') ?? '';
@@ -162,8 +167,11 @@ it('logs in, and while the batch runs shows the counts the API has', async () =>
   await page.fill('[data-testid="login-token"]', api.token);
   await page.click('[data-testid="login-submit"]');
   await page.waitForURL(/\/dashboard\?poll=500$/);
-  const cookie = (await context.cookies(api.url)).find((c) => c.name === 'scribe_token');
-  expect(cookie).toMatchObject({ value: api.token, httpOnly: true, sameSite: 'Strict', path: '/' });
+  // The cookie holds an opaque session id, never the token.
+  const cookie = (await context.cookies(api.url)).find((c) => c.name === 'scribe_session');
+  expect(cookie).toMatchObject({ value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), httpOnly: true, sameSite: 'Strict', path: '/' });
+  expect(cookie!.value).not.toContain(api.token);
+  expect((await context.cookies(api.url)).map((c) => c.value)).not.toContain(api.token);
 
   // The batch's row equals GET /v1/batches/:id while the batch is still running (both move on).
   let last = '';
@@ -265,9 +273,13 @@ it('after the batch, shows the final counts, throughput and audio hours', async 
   await board.close();
 
   // Log out: the cookie is gone and the dashboard asks for the token again.
+  const held = (await context.cookies(api.url)).find((c) => c.name === 'scribe_session');
+  expect(held?.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
   await page.click('[data-testid="logout"]');
   await page.waitForURL(/\/login$/);
-  expect((await context.cookies(api.url)).find((c) => c.name === 'scribe_token')).toBeUndefined();
+  expect((await context.cookies(api.url)).find((c) => c.name === 'scribe_session')).toBeUndefined();
+  // …and the session is over server-side: a copy of the cookie no longer works.
+  expect((await fetch(`${api.url}/v1/fleet`, { headers: { cookie: `scribe_session=${held!.value}` } })).status).toBe(401);
   await page.goto(`${api.url}/dashboard`);
   expect(new URL(page.url()).pathname).toBe('/login');
 });

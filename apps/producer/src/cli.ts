@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
-import { readFileSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, InvalidRequestError, InvalidStateError, loadConfig, parseS3Url, ScribeError, StorageUnavailableError, type BatchProgress, type BatchRecord, type Config } from '@scribe-fleet/core';
+import { ConfigError, countManifestEntries, InvalidRequestError, InvalidStateError, isBatchId, isJobId, loadConfig, parseS3Url, ScribeError, StorageUnavailableError, type BatchProgress, type BatchRecord, type Config } from '@scribe-fleet/core';
 import type { BatchService, CreateBatchProgress, CreateBatchRequest } from '@scribe-fleet/core/app/batch-service';
 import { envWithSecrets } from '@scribe-fleet/core/adapters/secrets';
 import { isRedisDown } from './api/http-errors';
@@ -106,10 +106,28 @@ async function withService(json: boolean, fn: (c: Ctx) => Promise<void>): Promis
 
 const print = (json: boolean, value: unknown, human: () => string) => process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
 
-/** Files a manifest lists (for the progress bar; the service validates it for real). */
-function manifestSize(text: string, format: 'jsonl' | 'csv'): number {
-  const lines = text.split(/\r?\n/).map((l) => l.trim());
-  return lines.filter((l, i) => l && !l.startsWith('#') && !(format === 'csv' && i === 0 && /^source\s*(,|$)/i.test(l))).length;
+/**
+ * A manifest file as the service reads it: streamed, once to validate and again to enqueue (never
+ * read whole into memory), with its size so one over MANIFEST_MAX_BYTES is refused unread. A read
+ * error is bad input, like a file that cannot be opened.
+ */
+function manifestFile(path: string): { open: () => AsyncIterable<Uint8Array>; bytes: number } {
+  let bytes: number;
+  try {
+    bytes = statSync(path).size;
+  } catch (e) {
+    throw new InvalidRequestError(`--manifest ${path}: ${(e as Error).message}`);
+  }
+  return {
+    bytes,
+    open: async function* () {
+      try {
+        for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+      } catch (e) {
+        throw new InvalidRequestError(`--manifest ${path}: ${(e as Error).message}`);
+      }
+    },
+  };
 }
 
 function enqueueLines(p: CreateBatchProgress, what: string, elapsedS: number, total?: number): string[] {
@@ -164,20 +182,22 @@ export function buildCli(): Command {
             const ext = extname(o.manifest).toLowerCase();
             const format = ext === '.csv' ? 'csv' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : null;
             if (!format) throw new InvalidRequestError(`--manifest ${o.manifest}: the extension must be .jsonl, .ndjson or .csv`);
-            let text: string;
-            try {
-              text = readFileSync(o.manifest, 'utf8');
-            } catch (e) {
-              throw new InvalidRequestError(`--manifest ${o.manifest}: ${(e as Error).message}`);
-            }
+            const file = manifestFile(o.manifest);
             let defaultBucket: string | undefined;
             if (source) {
               const loc = parseS3Url(source);
               if (loc.key) throw new InvalidRequestError(`with --manifest, <source> only names the bucket of bare keys (s3://${loc.bucket}), not a prefix`);
               defaultBucket = loc.bucket;
             }
-            req.manifest = { text, format, ...(defaultBucket ? { defaultBucket } : {}) };
-            total = manifestSize(text, format);
+            req.manifest = { ...file, format, ...(defaultBucket ? { defaultBucket } : {}) };
+            // Files it lists, for the progress bar only (the service validates it for real); counted
+            // on a read of its own, in the background, and only if within the size limit.
+            if (!o.json && process.stderr.isTTY && file.bytes <= producer.config.MANIFEST_MAX_BYTES) {
+              void countManifestEntries(file.open(), format).then(
+                (n) => (total = n),
+                () => undefined,
+              );
+            }
           } else if (source) {
             req.source = source;
           } else {
@@ -291,10 +311,12 @@ export function buildCli(): Command {
     });
 
   type Result = Record<string, unknown>;
-  const byKind = async (service: BatchService, id: string, batch: () => Promise<Result>, job: () => Promise<Result>): Promise<{ kind: 'batch' | 'job'; result: Result }> => {
-    if (id.startsWith('b_')) return { kind: 'batch', result: await batch() };
-    if (id.startsWith('tx_')) return { kind: 'job', result: await job() };
-    return (await service.batches.get(id)) ? { kind: 'batch', result: await batch() } : { kind: 'job', result: await job() };
+  // By the id's exact shape: anything else is bad input (exit 2), looked up nowhere, so no id can
+  // name a key of the queue's own (`scribe cancel meta`). The use cases check the shape again.
+  const byKind = async (id: string, batch: () => Promise<Result>, job: () => Promise<Result>): Promise<{ kind: 'batch' | 'job'; result: Result }> => {
+    if (isBatchId(id)) return { kind: 'batch', result: await batch() };
+    if (isJobId(id)) return { kind: 'job', result: await job() };
+    throw new InvalidRequestError(`not a batch id (b_<yyyymmdd>-<hhmmss>_<8 hex>) or a job id (tx_ and 40 hex digits): ${JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)}`);
   };
 
   program
@@ -306,7 +328,6 @@ export function buildCli(): Command {
       const json = Boolean(o.json);
       await withService(json, async ({ service }) => {
         const r = await byKind(
-          service,
           id,
           async () => ({ ...(await service.cancelBatch(id)) }),
           async () => ({ ...(await service.cancelJob(id)) }),
@@ -327,7 +348,7 @@ export function buildCli(): Command {
     .action(async (id: string, o: { json?: boolean }) => {
       const json = Boolean(o.json);
       await withService(json, async ({ service }) => {
-        const r = await byKind(service, id, async () => ({ ...(await service.redriveBatch(id)) }), async () => ({ ...(await service.redriveJob(id)) }));
+        const r = await byKind(id, async () => ({ ...(await service.redriveBatch(id)) }), async () => ({ ...(await service.redriveJob(id)) }));
         print(json, { id, kind: r.kind, ...r.result }, () =>
           r.kind === 'batch' ? `batch ${id}: ${String(r.result.redriven)} failed job(s) queued again` : `job ${id}: queued again`,
         );

@@ -31,6 +31,7 @@ export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {
     checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
     storageRetryMs: config.STORAGE_RETRY_MS,
     truncation: { tolerance: config.TRUNCATION_TOLERANCE, allow: config.ALLOW_TRUNCATED },
+    allowedBuckets: config.S3_ALLOWED_BUCKETS,
     ...overrides,
   };
   if (config.SPOOL_DIR && !deps.spoolDir) deps.spoolDir = config.SPOOL_DIR;

@@ -18,6 +18,7 @@ export * from './ports/limiter';
 export * from './ports/telemetry';
 export * from './ports/job-queue';
 export * from './ports/batch-store';
+export * from './ports/session-store';
 export * from './domain/config';
 export * from './domain/caps';
 export * from './domain/batch';

@@ -29,10 +29,10 @@ function fake<T>(name: string, log: Call[], answers: Record<string, (...args: an
   ) as T;
 }
 
-const spec = parseJobSpec({ source: { bucket: 'audio-in', key: 'a/one.wav', etag: 'e1', size: 100 }, output: { bucket: 'audio-out', keyBase: 'o/one' }, options: {}, batchId: 'b_1' });
+const spec = parseJobSpec({ source: { bucket: 'audio-in', key: 'a/one.wav', etag: 'e1', size: 100 }, output: { bucket: 'audio-out', keyBase: 'o/one' }, options: {}, batchId: 'b_20240101-000000_00000001' });
 
 function job(over: Partial<QueuedJob> = {}): QueuedJob {
-  return { id: 'tx_1', spec, state: 'waiting', attemptsMade: 0, stalls: 0, progress: 0, createdAt: 1_700_000_000_000, ...over };
+  return { id: 'tx_1111111111111111111111111111111111111111', spec, state: 'waiting', attemptsMade: 0, stalls: 0, progress: 0, createdAt: 1_700_000_000_000, ...over };
 }
 
 function world(opts: { config?: Record<string, string>; queue?: Record<string, (...a: any[]) => unknown>; batches?: Record<string, (...a: any[]) => unknown>; lock?: boolean } = {}) {
@@ -74,36 +74,36 @@ describe('the end of a finished job (domain/job-end.ts)', () => {
 
 describe('webhooks (app/webhooks.ts)', () => {
   it('derives delivery ids as wh- + sha256(event|owner|dedupe|url)[0..32]', () => {
-    const expected = `wh-${createHash('sha256').update('job.completed|b_1|tx_1|0|1|http://h/x').digest('hex').slice(0, 32)}`;
-    expect(webhookDeliveryId('job.completed', 'b_1', 'tx_1|0|1', 'http://h/x')).toBe(expected);
+    const expected = `wh-${createHash('sha256').update('job.completed|b_20240101-000000_00000001|tx_1111111111111111111111111111111111111111|0|1|http://h/x').digest('hex').slice(0, 32)}`;
+    expect(webhookDeliveryId('job.completed', 'b_20240101-000000_00000001', 'tx_1111111111111111111111111111111111111111|0|1', 'http://h/x')).toBe(expected);
     expect(webhookDeliveryId('batch.completed', undefined, 'd', 'u')).toBe(`wh-${createHash('sha256').update('batch.completed||d|u').digest('hex').slice(0, 32)}`);
   });
 
   it('queues one delivery per distinct URL, under the batch; nothing without a secret', async () => {
     const w = world({ config: { WEBHOOK_SECRET: 'secret-0123456789abcdef', WEBHOOK_URL: 'http://h/fleet' } });
-    await w.service.queueWebhook('batch.completed', { batchId: 'b_1' }, { batchUrl: 'http://h/batch', dedupe: 'b_1|0' });
-    await w.service.queueWebhook('batch.completed', { batchId: 'b_1' }, { batchUrl: 'http://h/fleet', dedupe: 'b_1|0' });
+    await w.service.queueWebhook('batch.completed', { batchId: 'b_20240101-000000_00000001' }, { batchUrl: 'http://h/batch', dedupe: 'b_20240101-000000_00000001|0' });
+    await w.service.queueWebhook('batch.completed', { batchId: 'b_20240101-000000_00000001' }, { batchUrl: 'http://h/fleet', dedupe: 'b_20240101-000000_00000001|0' });
     const enqueued = w.log.map(([, a]) => a[0] as { id: string; url: string; batchId?: string; body: { createdAt: string } });
     expect(enqueued.map((d) => [d.url, d.batchId, d.id])).toEqual([
-      ['http://h/batch', 'b_1', webhookDeliveryId('batch.completed', 'b_1', 'b_1|0', 'http://h/batch')],
-      ['http://h/fleet', 'b_1', webhookDeliveryId('batch.completed', 'b_1', 'b_1|0', 'http://h/fleet')],
-      ['http://h/fleet', 'b_1', webhookDeliveryId('batch.completed', 'b_1', 'b_1|0', 'http://h/fleet')],
+      ['http://h/batch', 'b_20240101-000000_00000001', webhookDeliveryId('batch.completed', 'b_20240101-000000_00000001', 'b_20240101-000000_00000001|0', 'http://h/batch')],
+      ['http://h/fleet', 'b_20240101-000000_00000001', webhookDeliveryId('batch.completed', 'b_20240101-000000_00000001', 'b_20240101-000000_00000001|0', 'http://h/fleet')],
+      ['http://h/fleet', 'b_20240101-000000_00000001', webhookDeliveryId('batch.completed', 'b_20240101-000000_00000001', 'b_20240101-000000_00000001|0', 'http://h/fleet')],
     ]);
     expect(enqueued[0]!.body.createdAt).toBe('2024-05-01T12:00:00.000Z');
     const silent = world({ config: { WEBHOOK_URL: 'http://h/fleet' } });
-    await silent.service.queueWebhook('job.failed', { jobId: 'tx_1' }, { dedupe: 'x' });
+    await silent.service.queueWebhook('job.failed', { jobId: 'tx_1111111111111111111111111111111111111111' }, { dedupe: 'x' });
     expect(silent.log).toEqual([]);
   });
 
   it('pages deliveries from 0, 100 by default, 1 to 500', async () => {
     const w = world();
-    await w.service.webhookDeliveries('b_1');
-    await w.service.webhookDeliveries('b_1', { offset: -5, limit: 10_000 });
-    await w.service.webhookDeliveries('b_1', { limit: 0 });
+    await w.service.webhookDeliveries('b_20240101-000000_00000001');
+    await w.service.webhookDeliveries('b_20240101-000000_00000001', { offset: -5, limit: 10_000 });
+    await w.service.webhookDeliveries('b_20240101-000000_00000001', { limit: 0 });
     expect(w.log.map(([, a]) => a)).toEqual([
-      ['b_1', 0, 100],
-      ['b_1', 0, 500],
-      ['b_1', 0, 1],
+      ['b_20240101-000000_00000001', 0, 100],
+      ['b_20240101-000000_00000001', 0, 500],
+      ['b_20240101-000000_00000001', 0, 1],
     ]);
   });
 });
@@ -112,60 +112,60 @@ describe('cancel and redrive (app/operations.ts)', () => {
   it('cancelling a finished job is INVALID_STATE, and touches nothing', async () => {
     for (const state of ['completed', 'failed'] as const) {
       const w = world({ queue: { get: () => job({ state }) } });
-      await expect(w.service.cancelJob('tx_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: `job tx_1 already ${state}: nothing to cancel` });
+      await expect(w.service.cancelJob('tx_1111111111111111111111111111111111111111')).rejects.toMatchObject({ code: 'INVALID_STATE', message: `job tx_1111111111111111111111111111111111111111 already ${state}: nothing to cancel` });
       expect(w.names()).toEqual(['queue.get']);
     }
   });
 
   it('an unknown job is JOB_NOT_FOUND', async () => {
     const w = world({ queue: { get: () => undefined } });
-    await expect(w.service.cancelJob('tx_9')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
-    await expect(w.service.redriveJob('tx_9')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
-    await expect(w.service.getJob('tx_9')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(w.service.cancelJob('tx_9999999999999999999999999999999999999999')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(w.service.redriveJob('tx_9999999999999999999999999999999999999999')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(w.service.getJob('tx_9999999999999999999999999999999999999999')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
   });
 
   it('a running job is aborted where it runs; one taken between the calls too', async () => {
     const running = world({ queue: { get: () => job({ state: 'active' }) } });
-    expect(await running.service.cancelJob('tx_1')).toEqual({ id: 'tx_1', state: 'cancelling' });
+    expect(await running.service.cancelJob('tx_1111111111111111111111111111111111111111')).toEqual({ id: 'tx_1111111111111111111111111111111111111111', state: 'cancelling' });
     expect(running.names()).toEqual(['queue.get', 'queue.abortRunning']);
     const raced = world({ queue: { get: () => job({ state: 'waiting' }), remove: () => 'active' } });
-    expect(await raced.service.cancelJob('tx_1')).toEqual({ id: 'tx_1', state: 'cancelling' });
+    expect(await raced.service.cancelJob('tx_1111111111111111111111111111111111111111')).toEqual({ id: 'tx_1111111111111111111111111111111111111111', state: 'cancelling' });
     expect(raced.names()).toEqual(['queue.get', 'queue.remove', 'queue.abortRunning']);
   });
 
   it('a waiting job is removed and its end recorded as JOB_CANCELLED', async () => {
     const w = world({ queue: { get: () => job({ state: 'waiting' }), remove: () => 'removed' } });
-    expect(await w.service.cancelJob('tx_1')).toEqual({ id: 'tx_1', state: 'cancelled' });
+    expect(await w.service.cancelJob('tx_1111111111111111111111111111111111111111')).toEqual({ id: 'tx_1111111111111111111111111111111111111111', state: 'cancelled' });
     expect(w.names()).toEqual(['queue.get', 'queue.remove', 'jobEnds.claim', 'batches.jobBatches', 'batches.transition', 'batches.get']);
-    expect(w.log[2]![1]).toEqual(['tx_1', 1_700_000_000_000, { key: 'a/one.wav', state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'cancelled before it started' }]);
+    expect(w.log[2]![1]).toEqual(['tx_1111111111111111111111111111111111111111', 1_700_000_000_000, { key: 'a/one.wav', state: 'cancelled', errorCode: 'JOB_CANCELLED', errorMessage: 'cancelled before it started' }]);
   });
 
   it('redrives only failed jobs: reopen the end, the books, then retry in the queue', async () => {
     const notFailed = world({ queue: { get: () => job({ state: 'completed' }) } });
-    await expect(notFailed.service.redriveJob('tx_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'job tx_1 is completed: only failed jobs can be redriven' });
+    await expect(notFailed.service.redriveJob('tx_1111111111111111111111111111111111111111')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'job tx_1111111111111111111111111111111111111111 is completed: only failed jobs can be redriven' });
     const w = world({ queue: { get: () => job({ state: 'failed', failedReason: 'X: y' }) } });
-    expect(await w.service.redriveJob('tx_1')).toEqual({ id: 'tx_1', state: 'waiting' });
+    expect(await w.service.redriveJob('tx_1111111111111111111111111111111111111111')).toEqual({ id: 'tx_1111111111111111111111111111111111111111', state: 'waiting' });
     expect(w.names()).toEqual(['queue.get', 'jobEnds.reopen', 'batches.jobBatches', 'batches.reopen', 'batches.transition', 'queue.retry']);
-    expect(w.log[4]![1]).toEqual(['b_1', 'tx_1', 'queued', undefined, 0, 0, 'force']);
+    expect(w.log[4]![1]).toEqual(['b_20240101-000000_00000001', 'tx_1111111111111111111111111111111111111111', 'queued', undefined, 0, 0, 'force']);
   });
 
   it('a finished batch cannot be cancelled; a batch without failed jobs cannot be redriven', async () => {
-    const rec = { id: 'b_1', finishedAt: '2024-01-01T00:00:00Z', status: 'finished' };
+    const rec = { id: 'b_20240101-000000_00000001', finishedAt: '2024-01-01T00:00:00Z', status: 'finished' };
     const w = world({ batches: { get: () => rec, jobIds: () => [] } });
-    await expect(w.service.cancelBatch('b_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'batch b_1 already finished: nothing to cancel' });
-    await expect(w.service.redriveBatch('b_1')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'batch b_1 has no failed jobs: nothing to redrive' });
+    await expect(w.service.cancelBatch('b_20240101-000000_00000001')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'batch b_20240101-000000_00000001 already finished: nothing to cancel' });
+    await expect(w.service.redriveBatch('b_20240101-000000_00000001')).rejects.toMatchObject({ code: 'INVALID_STATE', message: 'batch b_20240101-000000_00000001 has no failed jobs: nothing to redrive' });
     const none = world({ batches: { get: () => null } });
-    await expect(none.service.cancelBatch('b_x')).rejects.toMatchObject({ code: 'BATCH_NOT_FOUND' });
+    await expect(none.service.cancelBatch('b_20240101-000000_0000000f')).rejects.toMatchObject({ code: 'BATCH_NOT_FOUND' });
   });
 });
 
 describe('worker hooks, finalisation and the reconciler', () => {
   it('schedules one finalisation per run', async () => {
     const w = world({ batches: { runs: () => 3 } });
-    await w.service.scheduleFinalize('b_1');
+    await w.service.scheduleFinalize('b_20240101-000000_00000001');
     expect(w.log).toEqual([
-      ['batches.runs', ['b_1']],
-      ['finalizeQueue.scheduleFinalize', ['b_1', 3]],
+      ['batches.runs', ['b_20240101-000000_00000001']],
+      ['finalizeQueue.scheduleFinalize', ['b_20240101-000000_00000001', 3]],
     ]);
   });
 
@@ -174,7 +174,7 @@ describe('worker hooks, finalisation and the reconciler', () => {
     expect(await w.service.recordFinishedJob(job({ state: 'active' }))).toBe(false);
     expect(w.log).toEqual([]);
     expect(await w.service.recordFinishedJob(job({ state: 'failed', failedReason: 'PROVIDER_AUTH: no' }))).toBe(true);
-    expect(w.log[0]).toEqual(['jobEnds.claim', ['tx_1', 1_700_000_000_000, { key: 'a/one.wav', state: 'failed', errorCode: 'PROVIDER_AUTH', errorMessage: 'no' }]]);
+    expect(w.log[0]).toEqual(['jobEnds.claim', ['tx_1111111111111111111111111111111111111111', 1_700_000_000_000, { key: 'a/one.wav', state: 'failed', errorCode: 'PROVIDER_AUTH', errorMessage: 'no' }]]);
   });
 
   it('a sweep runs only under the fleet lock (leased for the interval less 500 ms, at least 1 s)', async () => {
@@ -186,6 +186,38 @@ describe('worker hooks, finalisation and the reconciler', () => {
     expect(free.log).toEqual([
       ['lock.tryAcquire', ['reconcile', 1000]],
       ['batches.unfinished', []],
+    ]);
+  });
+});
+
+describe('creating a batch (app/create-batch.ts)', () => {
+  it('a listed key that cannot be written back safely fails alone (INVALID_S3_URL in the books); the rest of the listing is enqueued', async () => {
+    const objects = [
+      { bucket: 'audio-in', key: 'in/good.wav', etag: '"e1"', size: 10 },
+      { bucket: 'audio-in', key: 'in/../escape.wav', etag: '"e2"', size: 20 },
+      { bucket: 'audio-in', key: 'in/after.wav', etag: '"e3"', size: 30 },
+    ];
+    const added: unknown[][] = [];
+    const w = world({
+      queue: { add: (specs: unknown[]) => (added.push(specs), { added: specs.length, duplicates: 0, duplicateIds: [] }) },
+    });
+    (w as any).log.length = 0;
+    const deps = (w.service as any).deps as BatchDeps;
+    (deps as any).storage = {
+      async *listPages(bucket: string, prefix: string) {
+        const page = objects.filter((o) => o.bucket === bucket && o.key.startsWith(prefix));
+        if (page.length) yield page;
+      },
+      head: async () => null,
+    };
+    const res = await w.service.create({ source: 's3://audio-in/in/', out: 's3://audio-out/out/', provider: 'local' });
+    expect(res).toMatchObject({ listed: 3, added: 2, ignored: 0, skipped: 0 });
+    expect((added[0] as Array<{ source: { key: string } }>).map((s) => s.source.key)).toEqual(['in/good.wav', 'in/after.wav']);
+    const addJobs = w.log.find(([n]) => n === 'batches.addJobs')![1][1] as Array<{ key: string; state?: string; result?: { errorCode?: string } }>;
+    expect(addJobs.map((e) => [e.key, e.state ?? 'queued', e.result?.errorCode])).toEqual([
+      ['in/../escape.wav', 'failed', 'INVALID_S3_URL'],
+      ['in/good.wav', 'queued', undefined],
+      ['in/after.wav', 'queued', undefined],
     ]);
   });
 });

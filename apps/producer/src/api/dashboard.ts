@@ -1,9 +1,13 @@
 /**
  * The operator dashboard, behind the API's tokens:
  *
- *   GET  /login, POST /login     a form that takes an API token and sets the HttpOnly, SameSite=Strict
- *                                `scribe_token` cookie (the API's auth accepts it like a bearer token)
- *   GET|POST /logout             clears the cookie
+ *   GET  /login, POST /login     a form that takes an API token and, for a valid one, starts a session
+ *                                (auth.ts): an opaque random id in the HttpOnly, SameSite=Strict,
+ *                                Path=/ `scribe_session` cookie (Secure over HTTPS, TRUST_PROXY
+ *                                honoured), kept in Redis for SESSION_TTL_SECONDS. The token itself
+ *                                never goes into the cookie. Attempts are limited per client address
+ *                                (LOGIN_ATTEMPTS_PER_MINUTE, fleet-wide): past it 429 `RATE_LIMITED`.
+ *   GET|POST /logout             ends the session in Redis and clears the cookie
  *   GET  /dashboard              the fleet page: caps in use per bucket, throughput, audio hours,
  *                                failures by code, recent batches with progress (server-rendered, then
  *                                refreshed from GET /v1/fleet by a small inline script)
@@ -11,15 +15,18 @@
  *   /dashboard/queues/…          Bull Board over every cap-bucket queue and the control and webhook
  *                                queues, read-only (no retry/clean/obliterate from the browser)
  *
- * Unauthenticated page requests are redirected to /login; unauthenticated API calls get 401.
+ * Unauthenticated page requests (or an expired or revoked session) are redirected to /login;
+ * unauthenticated API calls get 401. The login and logout forms pass the CSRF check's origin test
+ * (csrf.ts, route config `csrfForm`).
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { capBucketKey } from '@scribe-fleet/core';
-import { isAuthorised, TOKEN_COOKIE } from './auth';
+import { capBucketKey, type AttemptCounter } from '@scribe-fleet/core';
+import { RedisAttemptCounter } from '@scribe-fleet/core/adapters/redis/session-store';
+import { apiAuth, LEGACY_TOKEN_COOKIE, SESSION_COOKIE, type ApiAuth } from './auth';
 import { closeFleetReader, fleetReader, type FleetContext } from './dashboard/fleet-view';
 import { csp, fleetPage, loginPage } from './dashboard/pages';
 import { describeRoutes } from './openapi';
@@ -67,8 +74,8 @@ const FLEET_VIEW_SCHEMA = {
     batches: { type: 'array', description: 'Recent batches, newest first, with counts by state, audio seconds and ETA.' },
   },
 };
-/** How long the login cookie lasts. */
-const COOKIE_MAX_AGE_S = 12 * 3600;
+/** The login rate limit's window: LOGIN_ATTEMPTS_PER_MINUTE attempts per client address in it. */
+const LOGIN_WINDOW_MS = 60_000;
 const POLL_MS = { default: 3000, min: 250, max: 60_000 };
 
 /** Only local dashboard paths are valid after login (no open redirect). */
@@ -80,10 +87,21 @@ function loginRedirect(req: FastifyRequest, reply: FastifyReply) {
   return reply.redirect(`/login?next=${encodeURIComponent(safeNext(req.url))}`, 302);
 }
 
-function tokenCookie(req: FastifyRequest, value: string, maxAge: number): string {
+/**
+ * A Set-Cookie of `name` (HttpOnly, SameSite=Strict, Path=/). `Secure` when the request came over
+ * HTTPS, which behind a TLS-terminating proxy is known only with TRUST_PROXY (X-Forwarded-Proto).
+ */
+function cookieHeader(req: FastifyRequest, name: string, value: string, maxAge: number): string {
   const secure = req.protocol === 'https' ? '; Secure' : '';
-  return `${TOKEN_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`;
+  return `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`;
 }
+
+/** Set the session cookie (or clear it: `value` empty), and clear the legacy raw-token cookie either way. */
+function sessionCookies(req: FastifyRequest, value: string, maxAge: number): string[] {
+  return [cookieHeader(req, SESSION_COOKIE, value, maxAge), cookieHeader(req, LEGACY_TOKEN_COOKIE, '', 0)];
+}
+
+const signedIn = async (auth: ApiAuth, req: FastifyRequest) => (await auth.authenticate(req)).ok;
 
 function html(reply: FastifyReply, body: string, nonce: string, status = 200) {
   return reply
@@ -98,8 +116,9 @@ function html(reply: FastifyReply, body: string, nonce: string, status = 200) {
 
 const nonce = () => randomBytes(16).toString('base64');
 
-async function registerPages(scope: FastifyInstance, ctx: FleetContext): Promise<void> {
-  const tokens = ctx.config.API_TOKENS;
+async function registerPages(scope: FastifyInstance, ctx: FleetContext, attempts: AttemptCounter): Promise<void> {
+  const auth = apiAuth(ctx);
+  const maxAttempts = ctx.config.LOGIN_ATTEMPTS_PER_MINUTE;
   const { reader } = fleetReader(ctx);
   // The login form posts urlencoded; the parser is scoped to these routes.
   if (!scope.hasContentTypeParser('application/x-www-form-urlencoded')) {
@@ -109,33 +128,49 @@ async function registerPages(scope: FastifyInstance, ctx: FleetContext): Promise
   }
 
   scope.get<{ Querystring: { next?: string } }>('/login', async (req, reply) => {
-    if (isAuthorised(req, tokens)) return reply.redirect(safeNext(req.query.next), 302);
+    if (await signedIn(auth, req)) return reply.redirect(safeNext(req.query.next), 302);
     const n = nonce();
     return html(reply, loginPage({ nonce: n, next: safeNext(req.query.next) }), n);
   });
 
-  scope.post<{ Body: { token?: string; next?: string } | undefined }>('/login', async (req, reply) => {
+  scope.post<{ Body: { token?: string; next?: string } | undefined }>('/login', { config: { csrfForm: true } }, async (req, reply) => {
+    // Counted before the token is checked (and given back on success), so a burst of concurrent
+    // guesses cannot all slip under the limit; per client address (req.ip: TRUST_PROXY honoured).
+    const window = await attempts.hit(req.ip, LOGIN_WINDOW_MS);
+    if (window.count > maxAttempts) {
+      const retryAfter = Math.max(1, Math.ceil(window.resetMs / 1000));
+      return reply
+        .code(429)
+        .header('retry-after', String(retryAfter))
+        .send({ error: { code: 'RATE_LIMITED', message: `too many sign-in attempts from this address (${maxAttempts} per minute): retry in ${retryAfter} s` } });
+    }
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
     const next = safeNext(req.body?.next);
-    // Check the presented token with the API's own (constant-time) check.
-    const probe = { headers: { authorization: `Bearer ${token}` } } as FastifyRequest;
-    if (!token || !isAuthorised(probe, tokens)) {
+    // The API's own (constant-time) check of the token, then a new session for it.
+    const session = token ? await auth.signIn(token) : null;
+    if (session === null) {
       await new Promise((r) => setTimeout(r, 300)); // slows guessing a little
       const n = nonce();
       return html(reply, loginPage({ nonce: n, next, error: token ? 'That token is not valid.' : 'Enter an API token.' }), n, 401);
     }
+    await attempts.forgive(req.ip);
     // 303: the browser follows with a GET; the SameSite=Strict cookie goes along (same site).
-    return reply.header('set-cookie', tokenCookie(req, token, COOKIE_MAX_AGE_S)).redirect(next, 303);
+    return reply.header('set-cookie', sessionCookies(req, session, auth.sessionTtlSeconds)).redirect(next, 303);
   });
 
-  const logout = async (req: FastifyRequest, reply: FastifyReply) => reply.header('set-cookie', tokenCookie(req, '', 0)).redirect('/login', 303);
-  scope.post('/logout', logout);
+  // Ends the session in Redis (so a copy of the cookie is worthless too), then clears the cookie.
+  const logout = async (req: FastifyRequest, reply: FastifyReply) => {
+    await auth.signOut(req);
+    return reply.header('set-cookie', sessionCookies(req, '', 0)).redirect('/login', 303);
+  };
+  scope.post('/logout', { config: { csrfForm: true } }, logout);
+  // (GET for Bull Board's "Log out" link: a cross-site page cannot use it, the SameSite=Strict cookie stays home.)
   scope.get('/logout', logout);
 
   scope.get('/dashboard/', async (_req, reply) => reply.redirect('/dashboard', 301));
 
   scope.get<{ Querystring: { poll?: string; batches?: string } }>('/dashboard', async (req, reply) => {
-    if (!isAuthorised(req, tokens)) return loginRedirect(req, reply);
+    if (!(await signedIn(auth, req))) return loginRedirect(req, reply);
     const poll = Number(req.query.poll);
     const pollMs = Number.isFinite(poll) && poll > 0 ? Math.min(POLL_MS.max, Math.max(POLL_MS.min, poll)) : POLL_MS.default;
     const batches = Math.min(50, Math.max(1, Number(req.query.batches) || 10));
@@ -147,7 +182,7 @@ async function registerPages(scope: FastifyInstance, ctx: FleetContext): Promise
 
 /** Bull Board, read-only, behind the same auth; the queue list follows the registered cap buckets. */
 async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Promise<void> {
-  const tokens = ctx.config.API_TOKENS;
+  const auth = apiAuth(ctx);
   const { fleet, controlQueues } = ctx;
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
@@ -181,7 +216,7 @@ async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Pro
   };
 
   scope.addHook('onRequest', async (req, reply) => {
-    if (!isAuthorised(req, tokens)) {
+    if (!(await signedIn(auth, req))) {
       const path = req.url.split('?')[0] ?? '';
       if (req.method === 'GET' && !path.startsWith(`${BULL_BOARD_PATH}/api/`) && !path.startsWith(`${BULL_BOARD_PATH}/static/`)) return loginRedirect(req, reply);
       return reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'sign in at /login or send "Authorization: Bearer <token>"' } });
@@ -220,6 +255,7 @@ export const registerDashboard: ApiExtension = async (app: FastifyInstance, ctx:
     async (req) => reader.view({ batches: req.query.batches ?? 10 }),
   );
 
-  await app.register(async (scope) => registerPages(scope, ctx));
+  const attempts = new RedisAttemptCounter(ctx.redis, ctx.config);
+  await app.register(async (scope) => registerPages(scope, ctx, attempts));
   await app.register(async (scope) => registerBullBoard(scope, ctx), { prefix: BULL_BOARD_PATH });
 };

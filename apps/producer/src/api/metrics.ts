@@ -21,7 +21,7 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { doneCount } from '@scribe-fleet/core';
-import { requireAuth } from './auth';
+import { apiAuth } from './auth';
 import { closeFleetReader, fleetReader, QUEUE_STATES, type BucketView, type FleetContext, type QueueView } from './dashboard/fleet-view';
 import { describeRoutes } from './openapi';
 import type { ApiContext, ApiExtension } from './server';
@@ -187,7 +187,7 @@ export const registerMetrics: ApiExtension = async (app: FastifyInstance, ctx: A
       },
     },
   ]);
-  app.get('/metrics', { preHandler: requireAuth(ctx.config.API_TOKENS) }, async (_req, reply) => {
+  app.get('/metrics', { preHandler: apiAuth(ctx).hook }, async (_req, reply) => {
     const text = await registry.metrics();
     return reply.type(registry.contentType).send(text);
   });

@@ -3,7 +3,7 @@
  * validate with (the same objects), served at GET /openapi.json. A test checks that every route the
  * server registers is described here.
  */
-import { BATCH_JOB_STATES, OUTPUT_FORMATS } from '@scribe-fleet/core';
+import { BATCH_ID_PATTERN, BATCH_JOB_STATES, JOB_ID_PATTERN, OUTPUT_FORMATS } from '@scribe-fleet/core';
 
 type Schema = Record<string, unknown>;
 
@@ -23,7 +23,7 @@ export const CreateBatchBody: Schema = {
       additionalProperties: false,
       required: ['text', 'format'],
       description:
-        'An inline list of files. JSONL: one `{"source":"s3://b/k.wav","options":{…}}` (or `"key"` with `defaultBucket`) per line. CSV: `source[,options-as-json]`, optional header `source,options`. Blank lines and `#` comments are ignored. Any malformed line (or missing object, or duplicate) refuses the whole manifest with 400 INVALID_MANIFEST naming every bad line in `details.errors`; nothing is enqueued.',
+        'An inline list of files. JSONL: one `{"source":"s3://b/k.wav","options":{…}}` (or `"key"` with `defaultBucket`) per line. CSV: `source[,options-as-json]`, optional header `source,options`. Blank lines and `#` comments are ignored. Any malformed line (or missing object, or duplicate) refuses the whole manifest with 400 INVALID_MANIFEST naming every bad line in `details.errors`; nothing is enqueued. Over MANIFEST_MAX_BYTES or MANIFEST_MAX_LINES it is refused unread with 413 MANIFEST_TOO_LARGE.',
       properties: {
         text: { type: 'string' },
         format: { type: 'string', enum: ['jsonl', 'csv'] },
@@ -61,11 +61,21 @@ export const BatchJobsQuery: Schema = {
   },
 };
 
-export const IdParams: Schema = {
+// Ids are checked for their exact shape (the use cases check again): an id can never name another
+// key, such as one of BullMQ's own (`meta`, `events`, …) beside the jobs. A malformed id is a 400.
+export const JobIdParams: Schema = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+  properties: { id: { type: 'string', pattern: JOB_ID_PATTERN, description: 'A job id: `tx_` and 40 lowercase hex digits.', examples: [`tx_${'0123456789'.repeat(4)}`] } },
 };
+
+export const BatchIdParams: Schema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: BATCH_ID_PATTERN, description: 'A batch id: `b_<yyyymmdd>-<hhmmss>_<8 hex>`.', examples: ['b_20240101-120000_0a1b2c3d'] } },
+};
+
+const BAD_ID = 'INVALID_REQUEST: a malformed id.';
 
 const ErrorBody: Schema = {
   type: 'object',
@@ -78,7 +88,7 @@ const ErrorBody: Schema = {
         code: {
           type: 'string',
           description:
-            'Stable code: INVALID_S3_URL, INVALID_MANIFEST, INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER (400); UNAUTHORIZED (401); BUCKET_NOT_ALLOWED (403); BATCH_NOT_FOUND, JOB_NOT_FOUND, SOURCE_NOT_FOUND, NOT_FOUND (404); INVALID_STATE (409); PAYLOAD_TOO_LARGE (413); STORAGE_UNAVAILABLE, REDIS_UNAVAILABLE (503); INTERNAL (500).',
+            'Stable code: INVALID_S3_URL, INVALID_MANIFEST, INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER, INVALID_JSON, MALFORMED_REQUEST (400); UNAUTHORIZED (401); BUCKET_NOT_ALLOWED, CSRF_REJECTED (403); BATCH_NOT_FOUND, JOB_NOT_FOUND, SOURCE_NOT_FOUND, NOT_FOUND (404); REQUEST_TIMEOUT (408); INVALID_STATE (409); PAYLOAD_TOO_LARGE, MANIFEST_TOO_LARGE (413); UNSUPPORTED_MEDIA_TYPE (415); RATE_LIMITED (429); HEADER_TOO_LARGE (431); STORAGE_UNAVAILABLE, REDIS_UNAVAILABLE, SHUTTING_DOWN (503); INTERNAL (500).',
         },
         message: { type: 'string' },
         details: { type: 'object', description: 'Structured details, e.g. `{errors:[{line,message}]}` for a refused manifest, `{errors:[{path,message}]}` for a schema violation.' },
@@ -219,7 +229,7 @@ export const OPERATIONS: Operation[] = [
     operationId: 'createBatch',
     summary: 'Create a batch from an S3 prefix or a manifest',
     description:
-      'Validation is synchronous: a bad S3 URL, a bucket outside S3_ALLOWED_BUCKETS, an unknown provider or model, an impossible combination, bad options, an empty prefix or a manifest with any malformed line is refused (400/403/404) before anything is enqueued. A manifest is checked whole (every object HEADed) before the answer. ' +
+      'Validation is synchronous: a bad S3 URL (also a key with `.`/`..` or empty segments, a backslash or a control character, plain or percent-encoded: INVALID_S3_URL), a bucket outside S3_ALLOWED_BUCKETS (the source, the output, the manifest default bucket or any manifest line), an unknown provider or model, an impossible combination, bad options, an empty prefix or a manifest with any malformed line is refused (400/403/404) before anything is enqueued. A manifest is checked whole (its limits, every line, every object: listed where its keys are dense, HEADed where sparse) before the answer. ' +
       'Then the batch is created and its source listed page by page (ListObjectsV2 + addBulk). The request waits up to API_CREATE_WAIT_MS (default 5 s) for that: if listing finished, the answer is **201** with the final counts; otherwise **202** with the counts so far (`listing: true`) and a `Location` header, and listing continues in the background — follow `GET /v1/batches/{id}` (its `listing` turns false when every file is enqueued). A prefix of millions of keys takes minutes to list, so large batches normally answer 202.',
     auth: true,
     body: CreateBatchBody,
@@ -229,7 +239,7 @@ export const OPERATIONS: Operation[] = [
       '400': err('Bad request: INVALID_S3_URL, INVALID_MANIFEST (details.errors names the lines), INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER.'),
       '403': err('BUCKET_NOT_ALLOWED.'),
       '404': err('SOURCE_NOT_FOUND (the source bucket does not exist).'),
-      '413': err('PAYLOAD_TOO_LARGE (over API_MAX_BODY_BYTES).'),
+      '413': err('PAYLOAD_TOO_LARGE (over API_MAX_BODY_BYTES), MANIFEST_TOO_LARGE (over MANIFEST_MAX_BYTES or MANIFEST_MAX_LINES).'),
       ...AUTH_ERRORS,
     },
   },
@@ -249,8 +259,8 @@ export const OPERATIONS: Operation[] = [
     summary: 'A batch with its progress',
     description: 'Counts by state, audio seconds done and the estimated total, created/started/finished times, rate and ETA, and the report URL once finished. Read from the batch store, so it keeps working after the jobs themselves are removed from Redis (JOB_RETENTION_SECONDS).',
     auth: true,
-    params: IdParams,
-    responses: { '200': { description: 'The batch.', schema: Batch }, '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+    params: BatchIdParams,
+    responses: { '200': { description: 'The batch.', schema: Batch }, '400': err(BAD_ID), '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
   },
   {
     method: 'get',
@@ -258,11 +268,11 @@ export const OPERATIONS: Operation[] = [
     operationId: 'listBatchJobs',
     summary: "A batch's jobs in batch order (paged, optionally one state)",
     auth: true,
-    params: IdParams,
+    params: BatchIdParams,
     query: BatchJobsQuery,
     responses: {
       '200': { description: 'A page of jobs.', schema: { type: 'object', properties: { total: { type: 'integer', description: 'Jobs in the batch (or in `state`).' }, offset: { type: 'integer' }, limit: { type: 'integer' }, jobs: { type: 'array', items: BatchJob } } } },
-      '400': err('INVALID_REQUEST (bad state, offset or limit).'),
+      '400': err('INVALID_REQUEST (malformed id, bad state, offset or limit).'),
       '404': err('BATCH_NOT_FOUND.'),
       ...AUTH_ERRORS,
     },
@@ -274,8 +284,8 @@ export const OPERATIONS: Operation[] = [
     summary: 'Cancel a batch',
     description: 'Queued jobs are removed (cancelled); running ones are aborted on their worker and end failed with JOB_CANCELLED (`cancelling`). The batch then finishes with status `cancelled` and a report.',
     auth: true,
-    params: IdParams,
-    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { cancelled: { type: 'integer' }, cancelling: { type: 'integer' } } } }, '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+    params: BatchIdParams,
+    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { cancelled: { type: 'integer' }, cancelling: { type: 'integer' } } } }, '400': err(BAD_ID), '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
   },
   {
     method: 'post',
@@ -284,8 +294,8 @@ export const OPERATIONS: Operation[] = [
     summary: "Put every failed job of a batch back in the queue",
     description: 'Attempts start again; the batch is running again and writes a new report when they end.',
     auth: true,
-    params: IdParams,
-    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { redriven: { type: 'integer' } } } }, '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+    params: BatchIdParams,
+    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { redriven: { type: 'integer' } } } }, '400': err(BAD_ID), '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
   },
   {
     method: 'get',
@@ -293,10 +303,11 @@ export const OPERATIONS: Operation[] = [
     operationId: 'listBatchWebhooks',
     summary: "Delivery status of a batch's webhooks, newest first (paged)",
     auth: true,
-    params: IdParams,
+    params: BatchIdParams,
     query: PagingQuery,
     responses: {
       '200': { description: 'Deliveries.', schema: { type: 'object', properties: { total: { type: 'integer' }, offset: { type: 'integer' }, limit: { type: 'integer' }, deliveries: { type: 'array', items: WebhookDelivery } } } },
+      '400': err('INVALID_REQUEST (malformed id, bad offset or limit).'),
       '404': err('BATCH_NOT_FOUND.'),
       ...AUTH_ERRORS,
     },
@@ -308,8 +319,8 @@ export const OPERATIONS: Operation[] = [
     summary: 'One job: state, progress, outputs, error',
     description: 'Jobs are removed from Redis JOB_RETENTION_SECONDS after they finish (then 404; the batch keeps its result and report).',
     auth: true,
-    params: IdParams,
-    responses: { '200': { description: 'The job.', schema: Job }, '404': err('JOB_NOT_FOUND.'), ...AUTH_ERRORS },
+    params: JobIdParams,
+    responses: { '200': { description: 'The job.', schema: Job }, '400': err(BAD_ID), '404': err('JOB_NOT_FOUND.'), ...AUTH_ERRORS },
   },
   {
     method: 'post',
@@ -318,9 +329,10 @@ export const OPERATIONS: Operation[] = [
     summary: 'Cancel a job',
     description: 'A job that has not started is removed (`cancelled`); a running one is aborted on its worker (`cancelling`) and ends failed with JOB_CANCELLED.',
     auth: true,
-    params: IdParams,
+    params: JobIdParams,
     responses: {
       '200': { description: 'Cancelled or being cancelled.', schema: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string', enum: ['cancelled', 'cancelling'] } } } },
+      '400': err(BAD_ID),
       '404': err('JOB_NOT_FOUND.'),
       '409': err('INVALID_STATE: the job already finished.'),
       ...AUTH_ERRORS,
@@ -332,9 +344,10 @@ export const OPERATIONS: Operation[] = [
     operationId: 'redriveJob',
     summary: 'Put a failed job back in the queue',
     auth: true,
-    params: IdParams,
+    params: JobIdParams,
     responses: {
       '200': { description: 'Queued again.', schema: { type: 'object', properties: { id: { type: 'string' }, state: { type: 'string' } } } },
+      '400': err(BAD_ID),
       '404': err('JOB_NOT_FOUND.'),
       '409': err('INVALID_STATE: only failed jobs can be redriven.'),
       ...AUTH_ERRORS,
@@ -411,13 +424,13 @@ export function openApiDocument(opts: { serverUrl?: string } = {}): Record<strin
       title: 'scribe-fleet API',
       version: '1',
       description:
-        'Batches of transcription jobs: create from an S3 prefix or a manifest, follow, cancel, redrive, audit. Every error is `{"error":{"code","message","details?"}}` with a stable code. Authenticate with `Authorization: Bearer <token>` (one of API_TOKENS) or the `scribe_token` cookie the dashboard login sets.',
+        'Batches of transcription jobs: create from an S3 prefix or a manifest, follow, cancel, redrive, audit. Every error is `{"error":{"code","message","details?"}}` with a stable code. Authenticate with `Authorization: Bearer <token>` (one of API_TOKENS) or the `scribe_session` cookie the dashboard login sets (an opaque session id, not the token; state-changing requests signed by it must be same-origin `application/json`, else 403 CSRF_REJECTED).',
     },
     ...(opts.serverUrl ? { servers: [{ url: opts.serverUrl }] } : {}),
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'One of API_TOKENS.' },
-        cookie: { type: 'apiKey', in: 'cookie', name: 'scribe_token', description: 'Set by POST /login (dashboard).' },
+        cookie: { type: 'apiKey', in: 'cookie', name: 'scribe_session', description: 'A session id set by POST /login (dashboard) for SESSION_TTL_SECONDS; revoked by /logout.' },
       },
       schemas: { Error: ErrorBody, Batch, CreateBatchRequest: CreateBatchBody, CreateBatchResult, BatchJob, Job, WebhookDelivery, Progress },
     },

@@ -4,7 +4,7 @@ import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord } 
 import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/app/batch-service';
 import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
-import { BatchJobsQuery, CreateBatchBody, IdParams, PagingQuery } from './openapi';
+import { BatchIdParams, BatchJobsQuery, CreateBatchBody, JobIdParams, PagingQuery } from './openapi';
 import type { ApiContext } from './server';
 
 type Id = { Params: { id: string } };
@@ -96,30 +96,30 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
     return { total, offset, limit, batches };
   });
 
-  app.get<Id>('/v1/batches/:id', { schema: { params: IdParams } }, async (req) => batchView(ctx, req.params.id, true));
+  app.get<Id>('/v1/batches/:id', { schema: { params: BatchIdParams } }, async (req) => batchView(ctx, req.params.id, true));
 
-  app.get<Id & { Querystring: Paging & { state?: BatchJobState } }>('/v1/batches/:id/jobs', { schema: { params: IdParams, querystring: BatchJobsQuery } }, async (req) => {
+  app.get<Id & { Querystring: Paging & { state?: BatchJobState } }>('/v1/batches/:id/jobs', { schema: { params: BatchIdParams, querystring: BatchJobsQuery } }, async (req) => {
     const { offset, limit, state } = req.query;
     const { batch } = await service.getBatch(req.params.id);
     const jobs = await service.listBatchJobs(req.params.id, { offset, limit, ...(state ? { state } : {}) });
     return { total: state ? batch.counts[state] : batch.total, offset, limit, ...(state ? { state } : {}), jobs };
   });
 
-  app.post<Id>('/v1/batches/:id/cancel', { schema: { params: IdParams } }, async (req) => service.cancelBatch(req.params.id));
+  app.post<Id>('/v1/batches/:id/cancel', { schema: { params: BatchIdParams } }, async (req) => service.cancelBatch(req.params.id));
 
-  app.post<Id>('/v1/batches/:id/redrive', { schema: { params: IdParams } }, async (req) => service.redriveBatch(req.params.id));
+  app.post<Id>('/v1/batches/:id/redrive', { schema: { params: BatchIdParams } }, async (req) => service.redriveBatch(req.params.id));
 
-  app.get<Id & { Querystring: Paging }>('/v1/batches/:id/webhooks', { schema: { params: IdParams, querystring: PagingQuery } }, async (req) => {
+  app.get<Id & { Querystring: Paging }>('/v1/batches/:id/webhooks', { schema: { params: BatchIdParams, querystring: PagingQuery } }, async (req) => {
     await service.getBatch(req.params.id); // 404 for an unknown batch
     const { offset, limit } = req.query;
     const { total, deliveries } = await service.webhookDeliveries(req.params.id, { offset, limit });
     return { total, offset, limit, deliveries };
   });
 
-  app.get<Id>('/v1/jobs/:id', { schema: { params: IdParams } }, async (req) => service.getJob(req.params.id));
+  app.get<Id>('/v1/jobs/:id', { schema: { params: JobIdParams } }, async (req) => service.getJob(req.params.id));
 
-  app.post<Id>('/v1/jobs/:id/cancel', { schema: { params: IdParams } }, async (req) => service.cancelJob(req.params.id));
+  app.post<Id>('/v1/jobs/:id/cancel', { schema: { params: JobIdParams } }, async (req) => service.cancelJob(req.params.id));
 
-  app.post<Id>('/v1/jobs/:id/redrive', { schema: { params: IdParams } }, async (req) => service.redriveJob(req.params.id));
+  app.post<Id>('/v1/jobs/:id/redrive', { schema: { params: JobIdParams } }, async (req) => service.redriveJob(req.params.id));
 }
 

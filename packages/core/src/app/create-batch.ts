@@ -4,17 +4,19 @@
  * adopted, not added again.
  */
 import { newBatchId } from '../domain/batch';
-import { InvalidRequestError } from '../domain/errors';
+import { sha256Hex } from '../domain/canonical';
+import { InvalidRequestError, InvalidS3UrlError } from '../domain/errors';
 import { outcomeOfFinishedJob } from '../domain/job-end';
 import { jobIdFor, outputKey, type JobSpec, type JobSpecInput } from '../domain/job-spec';
-import { parseManifest } from '../domain/manifest';
 import { formatS3Url, type S3Location } from '../domain/s3-url';
 import type { BatchJobEntry } from '../ports/batch-store';
 import type { ObjectInfo } from '../ports/storage';
 import { nowIso, nowMs, type BatchDeps } from './deps';
 import { scheduleFinalize } from './finalize-batch';
 import { jobEnded } from './job-lifecycle';
-import { assertManifestAccepted, assertManifestLists, isIgnoredKey, MANIFEST_PAGE, MAX_LIST_PAGE, specFor, validateCreateBatch, type CreateBatchRequest } from './validate';
+import { checkManifest, manifestPages } from './manifest-batch';
+import { findObjects } from './object-lookup';
+import { isIgnoredKey, MAX_LIST_PAGE, specFor, validateCreateBatch, type CreateBatchRequest } from './validate';
 
 export type { CreateBatchRequest } from './validate';
 
@@ -45,23 +47,6 @@ export type CreateBatchDeps = Pick<BatchDeps, 'config' | 'storage' | 'queue' | '
 
 type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>;
 
-/** HEAD requests in flight at once (manifest objects, existing outputs). */
-const HEAD_CONCURRENCY = 16;
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
-}
-
 /**
  * Create a batch and enqueue its jobs page by page. A manifest is validated whole first: any bad
  * line (or a missing object) refuses the batch and nothing is enqueued.
@@ -84,15 +69,10 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
       }
     })();
   } else {
-    const parsed = parseManifest(req.manifest!.text, req.manifest!.format, req.manifest!.defaultBucket);
-    assertManifestLists(parsed);
-    // Every object must exist: HEAD them all before enqueuing anything.
-    const heads = await mapLimit(parsed.entries, HEAD_CONCURRENCY, (e) => deps.storage.head(e.location.bucket, e.location.key));
-    assertManifestAccepted(parsed, heads);
-    const items = parsed.entries.map((e, i) => ({ obj: heads[i]!, listedPrefix: e.location.key.slice(0, e.location.key.lastIndexOf('/') + 1), ...(e.options ? { options: e.options } : {}) }));
-    pages = (async function* () {
-      for (let i = 0; i < items.length; i += MANIFEST_PAGE) yield items.slice(i, i + MANIFEST_PAGE);
-    })();
+    // Read whole first (limits, every line's location checked, every object looked up), then again
+    // page by page to enqueue: see manifest-batch.ts.
+    const checked = await checkManifest(deps, req.manifest!);
+    pages = manifestPages(req.manifest!, checked, deps.config);
   }
 
   const batchId = newBatchId(new Date(nowMs(deps)));
@@ -136,15 +116,28 @@ async function enqueuePages(
   const jobOpts = req.priority !== undefined ? { priority: req.priority } : {};
   for await (const page of pages) {
     progress.listed += page.length;
+    // A listed object whose key cannot be written back safely (a `..` or `//` segment, a backslash,
+    // a control character: S3 allows them) fails alone, visibly in the books and the report, with
+    // INVALID_S3_URL; it does not stop the listing of the other files.
+    const refused: BatchJobEntry[] = [];
     const candidates = page
       .filter(({ obj }) => !isIgnoredKey(obj, out))
-      .map(({ obj, listedPrefix, options }) => {
-        const spec = specFor(req, obj, listedPrefix, out, batchId, options);
-        return opts.decorate ? opts.decorate(spec) : spec;
+      .flatMap(({ obj, listedPrefix, options }) => {
+        let spec: JobSpec;
+        try {
+          spec = specFor(req, obj, listedPrefix, out, batchId, options);
+        } catch (e) {
+          if (!(e instanceof InvalidS3UrlError)) throw e;
+          const jobId = `tx_${sha256Hex(`unsafe-key|${obj.bucket}|${obj.key}|${obj.etag}`).slice(0, 40)}`;
+          refused.push({ jobId, key: obj.key, bytes: obj.size ?? 0, state: 'failed', result: { key: obj.key, state: 'failed', errorCode: e.code, errorMessage: e.message } });
+          return [];
+        }
+        return [opts.decorate ? opts.decorate(spec) : spec];
       });
-    // Files whose outputs already exist are skipped (one HEAD of the JSON, written last, each).
-    const exists = req.force ? candidates.map(() => null) : await mapLimit(candidates, HEAD_CONCURRENCY, (s) => deps.storage.head(s.output.bucket, outputKey(s, 'json')));
-    const entries: BatchJobEntry[] = [];
+    // Files whose outputs already exist are skipped (their JSON is written last): listed where the
+    // page's output keys are dense, one HEAD each where sparse (object-lookup.ts).
+    const exists = req.force ? candidates.map(() => null) : await findObjects(deps.storage, candidates.map((s) => ({ bucket: s.output.bucket, key: outputKey(s, 'json') })));
+    const entries: BatchJobEntry[] = [...refused];
     const toAdd: JobSpec[] = [];
     candidates.forEach((spec, i) => {
       const id = jobIdFor(spec);
@@ -155,9 +148,10 @@ async function enqueuePages(
         toAdd.push(spec);
         entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0 });
       }
-      if (!opts.returnIdsUpTo || jobIds.length < opts.returnIdsUpTo) jobIds.push(id);
+      // Kept only when asked for (a 100 000-file batch would otherwise hold every id until it returns).
+      if (opts.returnIdsUpTo && jobIds.length < opts.returnIdsUpTo) jobIds.push(id);
     });
-    progress.ignored += page.length - candidates.length;
+    progress.ignored += page.length - candidates.length - refused.length;
     progress.skipped += candidates.length - toAdd.length;
     if (req.force) await removeFinished(deps, toAdd.map(jobIdFor));
     // Record the batch's jobs before they can run, so no transition is missed.

@@ -6,8 +6,9 @@
 import { Readable } from 'node:stream';
 import { batchProgress, type BatchRecord } from '../domain/batch';
 import { BatchNotFoundError } from '../domain/errors';
-import { formatS3Url, parseS3Url } from '../domain/s3-url';
+import { formatS3Url } from '../domain/s3-url';
 import { nowIso, nowMs, type BatchDeps } from './deps';
+import { reportLocation } from './validate';
 import { queueWebhook } from './webhooks';
 
 export async function scheduleFinalize(deps: Pick<BatchDeps, 'batches' | 'finalizeQueue'>, batchId: string): Promise<void> {
@@ -21,8 +22,9 @@ export async function finalizeBatch(deps: Pick<BatchDeps, 'config' | 'storage' |
   const batch = await deps.batches.get(batchId);
   if (!batch) throw new BatchNotFoundError(`batch ${batchId} not found`);
   if (batch.finishedAt && batch.report) return batch;
-  const out = parseS3Url(batch.out);
-  const base = `${out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`}_reports/${batchId}`;
+  // Checked again against this process's S3_ALLOWED_BUCKETS: the record was read back from Redis.
+  const out = reportLocation(deps.config, batch.out, batchId);
+  const base = out.base;
   const store = deps.batches;
   const lines = Readable.from(
     (async function* () {

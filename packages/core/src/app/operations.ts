@@ -2,6 +2,9 @@
  * What an operator does to batches and jobs (CLI, HTTP API): read them, cancel, redrive. The state
  * rules live here, not in the front ends: cancelling a finished job or batch, and redriving what has
  * not failed, are INVALID_STATE (the CLI maps it to exit 7, the API to HTTP 409, by its code).
+ * Every id is checked for its shape first (validate.ts assertJobId / assertBatchId → INVALID_REQUEST),
+ * before the queue or the books are touched: BullMQ keeps its own keys (`meta`, `events`, …) beside
+ * the jobs, so a job id taken as given could read or delete one of them.
  */
 import { batchProgress, type BatchJobState, type BatchProgress, type BatchRecord } from '../domain/batch';
 import { BatchNotFoundError, InvalidStateError, JobNotFoundError, parseFailedReason } from '../domain/errors';
@@ -9,7 +12,7 @@ import { formatS3Url } from '../domain/s3-url';
 import { nowMs, type BatchDeps } from './deps';
 import { scheduleFinalize } from './finalize-batch';
 import { batchesOf, jobEnded, type JobEndDeps } from './job-lifecycle';
-import { batchJobsPaging } from './validate';
+import { assertBatchId, assertJobId, batchJobsPaging } from './validate';
 
 export interface JobView {
   id: string;
@@ -35,12 +38,14 @@ export type OperationDeps = JobEndDeps & Pick<BatchDeps, 'queue'>;
 // ---- reading ----------------------------------------------------------------------------------
 
 export async function getBatch(deps: Pick<BatchDeps, 'batches' | 'clock'>, id: string): Promise<{ batch: BatchRecord; progress: BatchProgress }> {
+  assertBatchId(id);
   const batch = await deps.batches.get(id);
   if (!batch) throw new BatchNotFoundError(`batch ${id} not found`);
   return { batch, progress: batchProgress(batch, nowMs(deps)) };
 }
 
 export async function listBatchJobs(deps: Pick<BatchDeps, 'batches'>, id: string, opts: { state?: BatchJobState; offset?: number; limit?: number } = {}) {
+  assertBatchId(id);
   if (!(await deps.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
   const { offset, limit } = batchJobsPaging(opts);
   const page = await deps.batches.jobsPage(id, offset, limit, opts.state);
@@ -48,6 +53,7 @@ export async function listBatchJobs(deps: Pick<BatchDeps, 'batches'>, id: string
 }
 
 export async function getJob(deps: Pick<BatchDeps, 'queue'>, id: string): Promise<JobView> {
+  assertJobId(id);
   const job = await deps.queue.get(id);
   if (!job) throw new JobNotFoundError(`job ${id} not found (it may have been removed after the retention period)`);
   const { state, spec } = job;
@@ -80,6 +86,7 @@ export async function cancelJob(deps: OperationDeps, id: string): Promise<{ id: 
 
 /** Cancel one job, whatever its state: a finished one is left as it is (and said so). */
 export async function cancelOne(deps: OperationDeps, id: string): Promise<{ id: string; state: 'cancelled' | 'cancelling' | 'completed' | 'failed' }> {
+  assertJobId(id);
   const job = await deps.queue.get(id);
   if (!job) throw new JobNotFoundError(`job ${id} not found`);
   const { state } = job;
@@ -98,6 +105,7 @@ export async function cancelOne(deps: OperationDeps, id: string): Promise<{ id: 
 }
 
 export async function cancelBatch(deps: OperationDeps, id: string): Promise<{ cancelled: number; cancelling: number }> {
+  assertBatchId(id);
   const batch = await deps.batches.get(id);
   if (!batch) throw new BatchNotFoundError(`batch ${id} not found`);
   if (batch.finishedAt) throw new InvalidStateError(`batch ${id} already ${batch.status}: nothing to cancel`);
@@ -132,6 +140,7 @@ export async function cancelBatch(deps: OperationDeps, id: string): Promise<{ ca
 
 /** Put a failed job back in the queue (attempts start again). */
 export async function redriveJob(deps: OperationDeps, id: string): Promise<{ id: string; state: string }> {
+  assertJobId(id);
   const job = await deps.queue.get(id);
   if (!job) throw new JobNotFoundError(`job ${id} not found`);
   if (job.state !== 'failed') throw new InvalidStateError(`job ${id} is ${job.state}: only failed jobs can be redriven`);
@@ -147,6 +156,7 @@ export async function redriveJob(deps: OperationDeps, id: string): Promise<{ id:
 }
 
 export async function redriveBatch(deps: OperationDeps, id: string): Promise<{ redriven: number }> {
+  assertBatchId(id);
   if (!(await deps.batches.get(id))) throw new BatchNotFoundError(`batch ${id} not found`);
   let redriven = 0;
   let seen = 0;

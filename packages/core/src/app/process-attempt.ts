@@ -14,6 +14,7 @@ import { audioFormOf, type AudioForm, type Provider, type ProviderResult, type S
 import type { Storage } from '../ports/storage';
 import type { SpanHandle, Telemetry } from '../ports/telemetry';
 import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
+import { assertSpecAllowed } from './validate';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {
@@ -39,6 +40,12 @@ export interface ProcessorDeps {
   storageRetryMs?: number;
   /** Truncation check of decoded audio against the container's declared duration. */
   truncation?: { tolerance: number; allow: boolean };
+  /**
+   * The worker's own S3_ALLOWED_BUCKETS (empty or absent: any bucket). A spec's source and output
+   * buckets are checked against it before any storage call: that a spec is in Redis does not prove
+   * its producer was allowed to make it.
+   */
+  allowedBuckets?: readonly string[];
 }
 
 /**
@@ -83,6 +90,9 @@ export interface JobContext {
 export function createProcessor(deps: ProcessorDeps) {
   return async function process(data: unknown, ctx: JobContext): Promise<JobResult> {
     const spec = parseJobSpec(data);
+    // Before anything touches storage: refused specs fail at once (BUCKET_NOT_ALLOWED or
+    // INVALID_S3_URL are unrecoverable), with no GET of the source and no output written.
+    assertSpecAllowed(deps.allowedBuckets ?? [], spec);
     const provider = deps.providers[spec.provider];
     if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
     const audio = deps.audioInput(deps.storage, spec.source, {

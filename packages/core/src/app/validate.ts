@@ -1,22 +1,28 @@
 /**
  * Every check and limit of a request, in one module (pg-boss's "attorney"): what a create-batch
  * request must say, how a file of it becomes a job spec, when a manifest is refused, and how far a
- * listing may page. The use cases call these; the front ends only map the errors they throw (codes
- * → CLI exit codes, HTTP statuses) and never repeat a rule.
+ * listing may page; which buckets a batch may touch (S3_ALLOWED_BUCKETS: the prefix source, every
+ * manifest line, the output and the report under it, and again on the worker for each spec), and
+ * what an id from a client must look like. The use cases call these; the front ends only map the
+ * errors they throw (codes → CLI exit codes, HTTP statuses) and never repeat a rule.
  */
 import { checkCombination, isProviderName, PROVIDERS, CATALOGUE } from '../domain/catalogue';
 import type { Config } from '../domain/config';
-import { BucketNotAllowedError, InvalidManifestError, InvalidRequestError, UnknownProviderError, UnsupportedCombinationError } from '../domain/errors';
-import { normaliseEtag, parseJobSpec, type JobSpec, type JobSpecInput } from '../domain/job-spec';
-import type { ParsedManifest } from '../domain/manifest';
-import { formatS3Url, outputKeyBase, parseS3Url, type S3Location } from '../domain/s3-url';
+import { isBatchId } from '../domain/batch';
+import { BucketNotAllowedError, InvalidManifestError, ManifestTooLargeError, InvalidRequestError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '../domain/errors';
+import { isJobId, normaliseEtag, parseJobSpec, type JobSpec, type JobSpecInput } from '../domain/job-spec';
+import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/manifest';
+import { formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
 
 export interface CreateBatchRequest {
   /** `s3://bucket/prefix` to transcribe (or give `manifest`). */
   source?: string;
-  /** A manifest of files (JSONL or CSV), each optionally with its own options. */
-  manifest?: { text: string; format: 'jsonl' | 'csv'; defaultBucket?: string };
+  /**
+   * A manifest of files (JSONL or CSV), each optionally with its own options: inline `text`, or
+   * `open` (a fresh stream of its bytes per call, read twice) with its size in `bytes`.
+   */
+  manifest?: ManifestInput;
   /** `s3://bucket/prefix/` for outputs (and the batch report). */
   out: string;
   provider?: string;
@@ -42,15 +48,23 @@ export const MANIFEST_PAGE = 500;
 const MANIFEST_ERRORS_SHOWN = 20;
 const MANIFEST_ERRORS_KEPT = 1000;
 
+/**
+ * The one allow-list check: `bucket` must be in S3_ALLOWED_BUCKETS, unless the list is empty (any
+ * bucket). Every bucket a batch touches goes through here (see the callers below).
+ */
+export function assertBucketAllowed(allowed: readonly string[], bucket: string, context = '', details?: Record<string, unknown>): void {
+  if (allowed.length && !allowed.includes(bucket)) {
+    throw new BucketNotAllowedError(`${context}bucket ${bucket} is not in S3_ALLOWED_BUCKETS (${allowed.join(', ')})`, details ? { details } : {});
+  }
+}
+
 /** Check everything about the request that can be checked before touching storage. */
 export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, req: CreateBatchRequest): { out: S3Location; source?: S3Location } {
   if (!req.source === !req.manifest) throw new InvalidRequestError('give exactly one of `source` (s3://bucket/prefix) or `manifest`');
   const out = parseS3Url(req.out);
   const source = req.source ? parseS3Url(req.source) : undefined;
-  const allowed = config.S3_ALLOWED_BUCKETS;
-  for (const b of [out.bucket, source?.bucket, req.manifest?.defaultBucket]) {
-    if (b && allowed.length && !allowed.includes(b)) throw new BucketNotAllowedError(`bucket ${b} is not in S3_ALLOWED_BUCKETS (${allowed.join(', ')})`);
-  }
+  // The output bucket is also the report's (finalizeBatch writes under `out`, see reportLocation).
+  for (const b of [out.bucket, source?.bucket, req.manifest?.defaultBucket]) if (b) assertBucketAllowed(config.S3_ALLOWED_BUCKETS, b);
   const provider = req.provider ?? 'local';
   if (!isProviderName(provider)) throw new UnknownProviderError(`unknown provider ${JSON.stringify(provider)} (known: ${PROVIDERS.join(', ')})`);
   const reason = checkCombination(provider, req.model ?? CATALOGUE[provider].defaultModel, req.mode ?? 'batch');
@@ -93,24 +107,126 @@ export function isIgnoredKey(obj: Pick<ObjectInfo, 'bucket' | 'key'>, out: S3Loc
   return obj.key.endsWith('/') || (obj.bucket === out.bucket && out.key !== '' && obj.key.startsWith(out.key));
 }
 
-/** A manifest must list something (a manifest of only bad lines is refused with them, below). */
-export function assertManifestLists(parsed: ParsedManifest): void {
-  if (parsed.entries.length === 0 && parsed.errors.length === 0) throw new InvalidManifestError('the manifest lists no files');
+/**
+ * One file of a manifest, before anything is read from storage: its bucket must be allowed (each
+ * line may name its own bucket, so checking the request's buckets is not enough) and its key a
+ * plain object key (bare keys resolved against `defaultBucket` never went through parseS3Url).
+ * The manifest path calls this per entry; the first refusal refuses the whole manifest.
+ */
+export function assertManifestEntry(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, entry: Pick<ManifestEntry, 'line' | 'location'>): void {
+  assertBucketAllowed(config.S3_ALLOWED_BUCKETS, entry.location.bucket, `manifest line ${entry.line}: `, { line: entry.line });
+  const unsafe = unsafeKeyReason(entry.location.key);
+  if (unsafe) throw new InvalidS3UrlError(`manifest line ${entry.line}: ${unsafe}`, { details: { line: entry.line } });
 }
 
 /**
- * A manifest is taken whole or refused whole: any bad line, or an entry whose object was not found
- * (`heads[i]` null), refuses it, naming the lines.
+ * What a worker checks of a spec before any storage call: a spec in Redis is not proof that its
+ * producer was allowed to make it (another producer, an older config, a hand-written job). Both
+ * buckets against the worker's own S3_ALLOWED_BUCKETS, and both keys against the S3 URL rules (the
+ * output key base must not climb out of its prefix).
  */
-export function assertManifestAccepted(parsed: ParsedManifest, heads: Array<ObjectInfo | null>): void {
-  heads.forEach((h, i) => {
-    if (!h) parsed.errors.push({ line: parsed.entries[i]!.line, message: `object ${formatS3Url(parsed.entries[i]!.location)} not found` });
-  });
-  if (parsed.errors.length) {
-    parsed.errors.sort((a, b) => a.line - b.line);
-    const shown = parsed.errors.slice(0, MANIFEST_ERRORS_SHOWN).map((e) => `line ${e.line}: ${e.message}`).join('; ');
-    throw new InvalidManifestError(`manifest refused, nothing enqueued: ${parsed.errors.length} bad line(s): ${shown}${parsed.errors.length > MANIFEST_ERRORS_SHOWN ? '; …' : ''}`, {
-      details: { errors: parsed.errors.slice(0, MANIFEST_ERRORS_KEPT) },
+export function assertSpecAllowed(allowed: readonly string[], spec: Pick<JobSpec, 'source' | 'output'>): void {
+  assertBucketAllowed(allowed, spec.source.bucket, 'source ');
+  assertBucketAllowed(allowed, spec.output.bucket, 'output ');
+  for (const [what, key] of [['source', spec.source.key], ['output', spec.output.keyBase]] as const) {
+    const unsafe = unsafeKeyReason(key);
+    if (unsafe) throw new InvalidS3UrlError(`${what} ${unsafe}`);
+  }
+}
+
+/**
+ * Where a batch's report goes: `<out>_reports/<batchId>` (the caller adds `.jsonl`,
+ * `.summary.json`), in the output bucket, checked against the allow-list of whoever writes it (the
+ * batch record is read back from Redis, like a spec).
+ */
+export function reportLocation(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, batchOut: string, batchId: string): { bucket: string; base: string } {
+  const out = parseS3Url(batchOut);
+  assertBucketAllowed(config.S3_ALLOWED_BUCKETS, out.bucket, 'report ');
+  assertBatchId(batchId);
+  return { bucket: out.bucket, base: `${out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`}_reports/${batchId}` };
+}
+
+/** An id shown back in an error message: JSON, and cut short (it came from a client). */
+function shownId(id: unknown): string {
+  const s = typeof id === 'string' ? id : String(id);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
+/** A job id from a client, before it reaches the queue: exactly the shape `jobIdFor` makes (400 INVALID_REQUEST otherwise). */
+export function assertJobId(id: unknown): asserts id is string {
+  if (!isJobId(id)) throw new InvalidRequestError(`not a job id: ${shownId(id)} (expected tx_ and 40 hex digits)`);
+}
+
+/** A batch id from a client: exactly the shape `newBatchId` makes (400 INVALID_REQUEST otherwise). */
+export function assertBatchId(id: unknown): asserts id is string {
+  if (!isBatchId(id)) throw new InvalidRequestError(`not a batch id: ${shownId(id)} (expected b_<yyyymmdd>-<hhmmss>_<8 hex>)`);
+}
+
+/**
+ * A manifest's size limits, checked before and while it is read (before any storage request):
+ * over MANIFEST_MAX_BYTES (when its size is known up front, at once) or MANIFEST_MAX_LINES lines
+ * (blank and comment lines count) it is refused with MANIFEST_TOO_LARGE. Returns the check the
+ * reader calls as bytes and lines arrive.
+ */
+export function manifestLimits(config: Pick<Config, 'MANIFEST_MAX_BYTES' | 'MANIFEST_MAX_LINES'>, knownBytes?: number): (bytes: number, lines: number) => void {
+  const maxBytes = config.MANIFEST_MAX_BYTES;
+  const maxLines = config.MANIFEST_MAX_LINES;
+  const check = (bytes: number, lines: number) => {
+    if (bytes > maxBytes) {
+      throw new ManifestTooLargeError(`manifest refused, nothing enqueued: ${knownBytes ?? `more than ${maxBytes}`} bytes, over MANIFEST_MAX_BYTES (${maxBytes}); split it into several batches`, {
+        details: { limit: 'MANIFEST_MAX_BYTES', max: maxBytes },
+      });
+    }
+    if (lines > maxLines) {
+      throw new ManifestTooLargeError(`manifest refused, nothing enqueued: more than ${maxLines} lines, over MANIFEST_MAX_LINES (${maxLines}); split it into several batches`, {
+        details: { limit: 'MANIFEST_MAX_LINES', max: maxLines },
+      });
+    }
+  };
+  if (knownBytes !== undefined) check(knownBytes, 0);
+  return check;
+}
+
+/** A manifest must list something (a manifest of only bad lines is refused with them, below). */
+export function assertManifestLists(counts: { entries: number; errors: number }): void {
+  if (counts.entries === 0 && counts.errors === 0) throw new InvalidManifestError('the manifest lists no files');
+}
+
+/**
+ * The bad lines of a manifest, gathered as they are found (while reading, then the missing objects):
+ * all are counted, the first MANIFEST_ERRORS_KEPT by line are kept (a manifest of a million bad
+ * lines does not hold a million messages).
+ */
+export class ManifestErrors {
+  private kept: ManifestError[] = [];
+  count = 0;
+
+  add(line: number, message: string): void {
+    this.count++;
+    this.kept.push({ line, message });
+    if (this.kept.length >= 2 * MANIFEST_ERRORS_KEPT) this.kept = this.sorted();
+  }
+
+  /** The object a line names does not exist. */
+  missing(line: number, location: S3Location): void {
+    this.add(line, `object ${formatS3Url(location)} not found`);
+  }
+
+  sorted(): ManifestError[] {
+    return this.kept.sort((a, b) => a.line - b.line).slice(0, MANIFEST_ERRORS_KEPT);
+  }
+}
+
+/**
+ * A manifest is taken whole or refused whole: any bad line, or an entry whose object was not found,
+ * refuses it, naming the lines (the first MANIFEST_ERRORS_SHOWN in the message, more in details).
+ */
+export function assertManifestAccepted(errors: ManifestErrors): void {
+  if (errors.count) {
+    const kept = errors.sorted();
+    const shown = kept.slice(0, MANIFEST_ERRORS_SHOWN).map((e) => `line ${e.line}: ${e.message}`).join('; ');
+    throw new InvalidManifestError(`manifest refused, nothing enqueued: ${errors.count} bad line(s): ${shown}${errors.count > MANIFEST_ERRORS_SHOWN ? '; …' : ''}`, {
+      details: { errors: kept },
     });
   }
 }

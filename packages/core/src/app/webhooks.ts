@@ -6,7 +6,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { WebhookDelivery, WebhookEvent } from '../ports/job-queue';
 import { nowIso, type BatchDeps } from './deps';
-import { deliveriesPaging } from './validate';
+import { assertBatchId, deliveriesPaging } from './validate';
 
 export type { WebhookDelivery, WebhookEvent } from '../ports/job-queue';
 
@@ -50,6 +50,7 @@ export async function queueWebhook(
  * up), or `expired` (removed from Redis after its retention).
  */
 export async function webhookDeliveries(deps: Pick<BatchDeps, 'outbox'>, batchId: string, opts: { offset?: number; limit?: number } = {}): Promise<{ total: number; deliveries: WebhookDelivery[] }> {
+  assertBatchId(batchId);
   const { offset, limit } = deliveriesPaging(opts);
   return deps.outbox.deliveries(batchId, offset, limit);
 }

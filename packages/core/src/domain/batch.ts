@@ -59,6 +59,18 @@ export function newBatchId(now = new Date()): string {
   return `b_${stamp}_${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * The shape of every id `newBatchId` makes: `b_<yyyymmdd>-<hhmmss>_<8 hex>`. An id from a client is
+ * checked against it before any read, so a front end cannot be made to address another key.
+ */
+export const BATCH_ID_PATTERN = '^b_[0-9]{8}-[0-9]{6}_[0-9a-f]{8}$';
+const BATCH_ID_RE = new RegExp(BATCH_ID_PATTERN);
+
+/** Whether `id` has the shape of a batch id (see BATCH_ID_PATTERN). */
+export function isBatchId(id: unknown): boolean {
+  return typeof id === 'string' && BATCH_ID_RE.test(id);
+}
+
 export function doneCount(counts: Record<BatchJobState, number>): number {
   return TERMINAL_STATES.reduce((n, s) => n + counts[s], 0);
 }

@@ -77,6 +77,14 @@ export const ConfigSchema = z.object({
   SPOOL_DIR: z.string().optional(),
   /** Page size for ListObjectsV2 and addBulk when enqueuing a prefix. */
   ENQUEUE_PAGE_SIZE: int(500, 1),
+  /**
+   * Largest manifest accepted, in bytes (CLI file or API inline text; through the API the request
+   * body limit API_MAX_BODY_BYTES applies first, to the JSON-escaped text). A million typical JSONL
+   * lines are ~60 MB.
+   */
+  MANIFEST_MAX_BYTES: int(64 * 1024 * 1024, 1),
+  /** Most lines a manifest may have (blank and comment lines count). Validation keeps ~100 bytes per entry until it is enqueued. */
+  MANIFEST_MAX_LINES: int(1_000_000, 1),
 
   // ---- providers: keys come only from here (environment or SCRIBE_SECRETS_FILE), never from job data ----
   /** A JSON file `{ "DEEPGRAM_API_KEY": "…", … }` merged under the environment (the environment wins). */
@@ -145,6 +153,34 @@ export const ConfigSchema = z.object({
   API_CREATE_WAIT_MS: int(5_000, 0),
   /** Largest request body the API accepts (an inline manifest of a million lines is ~100 MB). */
   API_MAX_BODY_BYTES: int(64 * 1024 * 1024, 1024),
+  /**
+   * Whether the API believes `X-Forwarded-Proto`, `-Host` and `-For` (Fastify's `trustProxy`): set it
+   * when the API runs behind a TLS-terminating proxy, so the session cookie gets `Secure`, the CSRF
+   * same-origin check sees the browser's scheme and host, and the login rate limit counts per client
+   * rather than per proxy. `false` (default): the headers are ignored. `true`: every hop is trusted
+   * (right only when the proxy overwrites X-Forwarded-For; a client could otherwise choose its own
+   * address). Otherwise the proxies' addresses or CIDRs, comma-separated (`loopback`, `10.0.0.0/8`):
+   * X-Forwarded-For is then read from the right up to the first address not in the list.
+   */
+  TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform((s, ctx): boolean | string => {
+      const v = s.trim().toLowerCase();
+      if (['false', '0', 'no'].includes(v)) return false;
+      if (['true', '1', 'yes'].includes(v)) return true;
+      const parts = s.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = parts.filter((p) => !/^(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(?:\/\d{1,3})?)$/.test(p));
+      if (!parts.length || bad.length) {
+        ctx.addIssue({ code: 'custom', message: `expected true, false or proxy addresses/CIDRs (comma-separated), got ${JSON.stringify(bad.length ? bad.join(',') : s)}` });
+        return z.NEVER;
+      }
+      return parts.join(',');
+    }),
+  /** How long a dashboard sign-in lasts (the session in Redis and the cookie); signing out ends it at once. */
+  SESSION_TTL_SECONDS: int(12 * 3600, 1),
+  /** Sign-in attempts (POST /login) one client address may make per minute, fleet-wide; past it 429 `RATE_LIMITED`. */
+  LOGIN_ATTEMPTS_PER_MINUTE: int(10, 1),
   /** How often a worker looks for newly registered cap buckets (queues) to consume. */
   BUCKET_DISCOVERY_MS: int(5_000, 100),
   // ---- metrics ----

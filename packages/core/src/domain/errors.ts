@@ -58,6 +58,8 @@ export class UnknownProviderError extends define('UNKNOWN_PROVIDER', 'unrecovera
 export class JobCancelledError extends define('JOB_CANCELLED', 'unrecoverable') {}
 export class ConfigError extends define('CONFIG_INVALID', 'unrecoverable') {}
 export class InvalidManifestError extends define('INVALID_MANIFEST', 'unrecoverable') {}
+/** A manifest over MANIFEST_MAX_BYTES or MANIFEST_MAX_LINES: refused unread (split it into several batches). */
+export class ManifestTooLargeError extends define('MANIFEST_TOO_LARGE', 'unrecoverable') {}
 export class JobNotFoundError extends define('JOB_NOT_FOUND', 'unrecoverable') {}
 export class BatchNotFoundError extends define('BATCH_NOT_FOUND', 'unrecoverable') {}
 export class InvalidRequestError extends define('INVALID_REQUEST', 'unrecoverable') {}

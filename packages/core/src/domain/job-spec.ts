@@ -96,6 +96,19 @@ export function jobIdFor(spec: JobSpec): string {
   return `tx_${sha256Hex(canonicalJson(identity)).slice(0, 40)}`;
 }
 
+/**
+ * The shape of every id `jobIdFor` makes, and of nothing else: `tx_` and 40 lowercase hex digits.
+ * An id from a client is checked against it before it reaches the queue, so it can never name one
+ * of BullMQ's own keys (`meta`, `events`, `wait`, `stalled-check`…) that sit beside the jobs.
+ */
+export const JOB_ID_PATTERN = '^tx_[0-9a-f]{40}$';
+const JOB_ID_RE = new RegExp(JOB_ID_PATTERN);
+
+/** Whether `id` has the shape of a job id (see JOB_ID_PATTERN). */
+export function isJobId(id: unknown): boolean {
+  return typeof id === 'string' && JOB_ID_RE.test(id);
+}
+
 export function outputKey(spec: Pick<JobSpec, 'output'>, format: OutputFormat): string {
   return `${spec.output.keyBase}.${format}`;
 }

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { QueueEvents, type JobsOptions } from 'bullmq';
 import { capBucketKey, parseCapBucketKey, type CapBucket, type CapBuckets, type ResolvedBucket } from '../../domain/caps';
 import { capBucketsFromConfig, type Config } from '../../domain/config';
-import { jobIdFor, type JobSpec } from '../../domain/job-spec';
+import { isJobId, jobIdFor, type JobSpec } from '../../domain/job-spec';
 import type { JobResult } from '../../domain/job-result';
 import { bulkEntry, openQueueNamed, redisConnection, type TranscribeQueue } from './queue';
 import { RedisKeys } from '../redis/keys';
@@ -95,8 +95,13 @@ export class FleetQueues {
     return [...this.queues.values()];
   }
 
-  /** Find a job by id across the bucket queues. */
+  /**
+   * Find a job by id across the bucket queues. Only a job id (`tx_<40 hex>`, what `add` makes) is
+   * looked up: BullMQ's own keys (`meta`, `events`, …) share the job keys' namespace, and a job
+   * "found" under one of them could be read, or removed with the hash it is.
+   */
   async getJob(id: string) {
+    if (!isJobId(id)) return undefined;
     for (const q of await this.allQueues()) {
       const job = await q.getJob(id);
       if (job) return job;

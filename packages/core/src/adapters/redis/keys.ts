@@ -18,6 +18,9 @@ import type { Config } from '../../domain/config';
  *   p:q:reconcile-lock          string   one reconciler sweep at a time           (RedisFleetLock)
  *   p:q:reconcile-cursor        hash     batch id → next queued position to sweep (BatchStore)
  *   p:q:buckets                 set      cap buckets that have a queue            (FleetQueues)
+ *   p:q:session:<sha256(id)>    string   a dashboard session (JSON, with a TTL)   (RedisSessionStore)
+ *   p:q:login-attempts:<addr>   string   login attempts of one client address in  (RedisAttemptCounter)
+ *                                        the current fixed window (TTL = window)
  *   p:{q:fleet}:m:<minute>      hash     fleet history per minute                 (FleetStats)
  *   p:{q:fleet}:h:<hour>        hash     fleet history per hour                   (FleetStats)
  *   p:cap:{<bucket>}:leases     zset     a cap bucket's leases                    (RedisLimiter)
@@ -92,6 +95,18 @@ export class RedisKeys {
   /** Cap buckets that have a queue (set), watched by the workers. */
   buckets(): string {
     return `${this.base}:buckets`;
+  }
+
+  /**
+   * A dashboard session (string: JSON record, with the session's TTL), by the hex SHA-256 of its
+   * id: the cookie value itself is never a key, so a reader of Redis cannot replay a session.
+   */
+  session(idHash: string): string {
+    return `${this.base}:session:${idHash}`;
+  }
+  /** Login attempts of one client address in the current fixed window (string counter, TTL = the window). */
+  loginAttempts(address: string): string {
+    return `${this.base}:login-attempts:${address}`;
   }
 }
 
