@@ -3,7 +3,6 @@
  * worker: `enqueue` then `watch --json` to completion (JSON lines, exit codes 0 / 4 / 5), manifests,
  * `batches`, `job`, `cancel`, `redrive`, and the exit code of every kind of refusal.
  */
-import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,12 +14,13 @@ import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { EXIT } from '../../apps/producer/src/cli';
 import { watchBatch } from '../../apps/producer/src/cli/watch';
+import { spawn } from 'node:child_process';
+import { CLI_MAIN as CLI, runCli } from '../helpers/processes';
 import { childEnv, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples } from '../helpers/fleet';
 
 jest.setTimeout(90_000);
 
-const CLI = join(__dirname, '..', '..', 'apps', 'producer', 'dist', 'cli.js');
 const config = testConfig({ LOCAL_CONCURRENCY: '2', JOB_ATTEMPTS: '1', BUCKET_DISCOVERY_MS: '200' });
 const storage = testStorage();
 const bucket = uniqueBucket('cli');
@@ -35,19 +35,8 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
   return childEnv(config, extra);
 }
 
-function scribe(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function scribe(args: string[], extraEnv: Record<string, string> = {}) {
+  return runCli(args, env(extraEnv));
 }
 
 const jsonLines = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);

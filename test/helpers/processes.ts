@@ -61,3 +61,22 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     },
   };
 }
+
+/** The compiled `scribe` CLI. */
+export const CLI_MAIN = join(__dirname, '..', '..', 'apps', 'producer', 'dist', 'cli.js');
+
+/** `scribe <args>` (the compiled CLI) as a process with exactly `env`; killed after 60 s. */
+export function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

@@ -6,16 +6,15 @@
  * INVALID_REQUEST in the documented error shape; CLI exit 2) and every key of the queue, the meta
  * hash with its `concurrency` first, is exactly as it was.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { bullmqQueueKey } from '@scribe-fleet/core/adapters/redis/keys';
 import { EXIT } from '../../apps/producer/src/cli';
 import { startApi, type ApiHarness } from '../api/harness';
+import { runCli } from '../helpers/processes';
 import { childEnv, uniqueBucket } from '../helpers/env';
 
 jest.setTimeout(90_000);
 
-const CLI = join(__dirname, '..', '..', 'apps', 'producer', 'dist', 'cli.js');
 const bucket = uniqueBucket('ids');
 let api: ApiHarness;
 let batchId: string;
@@ -26,19 +25,8 @@ let metaKey: string;
 const BULLMQ_NAMES = ['meta', 'events', 'id', 'wait', 'paused', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'pc', 'marker', 'stalled', 'stalled-check', 'limiter', 'repeat', 'de', 'metrics'];
 const MALFORMED_JOB_IDS = [...BULLMQ_NAMES, 'tx_nope', `tx_${'0'.repeat(39)}`, `tx_${'A'.repeat(40)}`, 'meta%2Fcancel', '..%2Fmeta', '%20meta'];
 
-function scribe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv(api.config), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function scribe(args: string[]) {
+  return runCli(args, childEnv(api.config));
 }
 
 /** Every key of the queue and of the batch books, with its type and full content. */
