@@ -43,6 +43,32 @@ it('three limiters (as three processes) never hold more than the cap, and everyo
   expect(max).toBe(5);
 });
 
+it('grants a burst of waiters in one script call, in FIFO order, never past the cap', async () => {
+  const b = bucket();
+  const l = limiter(30);
+  const redis = clients[clients.length - 1]!;
+  // 30 holders, then 40 waiters queue behind them.
+  const held = await Promise.all(Array.from({ length: 30 }, () => l.acquire(b)));
+  const order: number[] = [];
+  const waiting = Array.from({ length: 40 }, (_, i) => l.acquire(b).then((lease) => (order.push(i), lease)));
+  for (const w of waiting) w.catch(() => undefined); // a failed expectation below leaves them to close()
+  await new Promise((r) => setTimeout(r, 100));
+  expect(order).toEqual([]);
+  const calls = async () => Number(/calls=(\d+)/.exec((await redis.info('commandstats')).split('\n').find((x) => x.startsWith('cmdstat_evalsha:')) ?? '')?.[1] ?? 0);
+  // A burst of 20 releases re-filled by one pump: far fewer acquire calls than waiters served.
+  const before = await calls();
+  await Promise.all(held.slice(0, 20).map((x) => x.release()));
+  await new Promise((r) => setTimeout(r, 200));
+  expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  const acquireCalls = (await calls()) - before - 20; // 20 of them were the releases
+  expect(acquireCalls).toBeLessThanOrEqual(5);
+  expect((await l.snapshot(b)).inFlight).toBe(30);
+  // Every holder lets go as soon as it has its slot: the last 20 waiters get theirs, in order.
+  for (const x of held.slice(20)) await x.release();
+  await Promise.all(waiting.map((p) => p.then((x) => x.release())));
+  expect(order).toEqual(Array.from({ length: 40 }, (_, i) => i));
+});
+
 it("a crashed holder's slot returns within the lease TTL", async () => {
   const b = bucket();
   const crashed = limiter(1, { leaseTtlMs: 1500 });

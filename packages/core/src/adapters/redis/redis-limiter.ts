@@ -17,8 +17,9 @@ import { defineScript } from './scripts';
  *   lease expires: within `leaseTtlMs` of its last heartbeat. A holder that finds its lease gone (a
  *   long Redis outage) aborts its session through `lease.signal` rather than run over the cap.
  * - Waiters do not poll: each process keeps one FIFO of waiters per bucket and one subscriber
- *   connection; a release publishes on the bucket's channel and wakes the head waiter, which tries
- *   once. The only timer is a fallback at the earliest lease expiry (capped at 5 s) for crashed holders.
+ *   connection; a release publishes on the bucket's channel and wakes the bucket's pump, which asks
+ *   for a slot for every waiter in the queue in one script call (as many as there is room for are
+ *   granted, in FIFO order). The only timer is a fallback at the earliest lease expiry (capped at 5 s) for crashed holders.
  * - Adaptive cap (AIMD): a 429 multiplies the bucket's *effective* cap by `decreaseFactor` (from the
  *   number in flight, at most every 500 ms); each release after `increaseIntervalMs` without a
  *   change adds 1 back, up to the configured cap.
@@ -42,6 +43,9 @@ export type LimiterEvent =
   | { type: 'lease:lost'; bucket: string }
   | { type: 'cap:decreased'; bucket: string; effectiveCap: number };
 
+/** Most waiters one acquire call asks a slot for (bounds the script's work and its reply). */
+const MAX_GRANTS_PER_CALL = 256;
+
 interface Waiter {
   resolve: (lease: Lease) => void;
   reject: (e: unknown) => void;
@@ -60,7 +64,7 @@ interface BucketState {
 }
 
 type RedisWithScripts = Redis & {
-  capAcquire(k1: string, k2: string, id: string, ttl: number, cap: number): Promise<number[]>;
+  capAcquire(k1: string, k2: string, ttl: number, cap: number, ...ids: string[]): Promise<number[]>;
   capRenew(k1: string, k2: string, id: string, ttl: number, cap: number): Promise<number>;
   capRelease(k1: string, k2: string, id: string, cap: number, interval: number, channel: string): Promise<number>;
   capDecrease(k1: string, k2: string, cap: number, factor: number): Promise<number[]>;
@@ -155,28 +159,33 @@ export class RedisLimiter implements Limiter {
           await this.waitForWake(st, Math.max(50, Math.min(1000, this.holdUntil - Date.now())));
           continue;
         }
-        const head = st.waiters[0]!;
-        const id = randomUUID();
+        // Ask once for every waiter at the head of the queue: a burst of releases is re-filled by one
+        // script call, not one round trip per waiter.
+        const batch = st.waiters.slice(0, MAX_GRANTS_PER_CALL);
+        const ids = batch.map(() => randomUUID());
         st.woken = false;
         let res: number[];
         try {
-          res = await this.redis.capAcquire(this.keys.leases(bucket), this.keys.state(bucket), id, this.ttl, this.opts.capFor(bucket));
+          res = await this.redis.capAcquire(this.keys.leases(bucket), this.keys.state(bucket), this.ttl, this.opts.capFor(bucket), ...ids);
         } catch {
           await this.waitForWake(st, 1000); // Redis unavailable: retry gently
           continue;
         }
-        if (st.waiters[0] !== head) {
-          // The head gave up while we asked; hand the slot back if we got one.
-          if (res[0] === 1) await this.releaseLease(bucket, id);
-          continue;
+        const granted = res[0]!;
+        for (let i = 0; i < granted; i++) {
+          const w = batch[i]!;
+          const at = st.waiters.indexOf(w);
+          if (at < 0) {
+            // This waiter gave up while we asked: hand its slot back.
+            await this.releaseLease(bucket, ids[i]!);
+            continue;
+          }
+          st.waiters.splice(at, 1);
+          if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+          this.opts.onEvent?.({ type: 'lease:acquired', bucket, inFlight: res[1]! - granted + i + 1, effectiveCap: res[2]!, waitedMs: Date.now() - w.since });
+          w.resolve(this.makeLease(bucket, ids[i]!));
         }
-        if (res[0] === 1) {
-          st.waiters.shift();
-          if (head.onAbort) head.signal?.removeEventListener('abort', head.onAbort);
-          this.opts.onEvent?.({ type: 'lease:acquired', bucket, inFlight: res[1]!, effectiveCap: res[2]!, waitedMs: Date.now() - head.since });
-          head.resolve(this.makeLease(bucket, id));
-          continue; // there may be room for the next waiter too
-        }
+        if (granted === batch.length) continue; // every waiter asked for got a slot; newcomers may fit too
         if (!st.woken) await this.waitForWake(st, Math.min(5000, Math.max(50, (res[3] ?? 1000) + 10)));
       }
     } finally {
@@ -225,6 +234,12 @@ export class RedisLimiter implements Limiter {
         handle.stop();
         this.held.delete(handle);
         const eff = await this.releaseLease(bucket, id, cap());
+        // This process's own waiters try at once, without waiting for the release message's round trip.
+        const st = this.buckets.get(bucket);
+        if (st?.waiters.length) {
+          st.woken = true;
+          st.wake?.();
+        }
         this.opts.onEvent?.({ type: 'lease:released', bucket, effectiveCap: eff });
       },
     };
