@@ -297,18 +297,22 @@ async function writeOutputs(
     created: new Date().toISOString(),
     source: { bucket: spec.source.bucket, key: spec.source.key, etag: spec.source.etag, ...(spec.source.versionId ? { versionId: spec.source.versionId } : {}) },
   };
-  // JSON is written last: its presence marks a complete set of outputs.
-  const formats = [...spec.output.formats].sort((a, b) => (a === 'json' ? 1 : b === 'json' ? -1 : 0));
+  // JSON is written last: its presence marks a complete set of outputs. The others go up together
+  // (they are independent), so a job pays two PUT latencies, not one per format.
   const outputs: Record<string, string> = {};
+  const putOne = async (format: (typeof spec.output.formats)[number]) => {
+    const key = outputKey(spec, format);
+    const body = render(result.transcript, format, meta);
+    await deps.telemetry.span('s3.put', { 'aws.s3.bucket': spec.output.bucket, 'scribe.output.format': format, 'scribe.output.bytes': Buffer.byteLength(body) }, () =>
+      storageRetry(() => deps.storage.put(spec.output.bucket, key, body, { contentType: CONTENT_TYPES[format], metadata: { 'scribe-attempt': attemptTag } })),
+    );
+    outputs[format] = key;
+  };
   try {
-    for (const format of formats) {
-      const key = outputKey(spec, format);
-      const body = render(result.transcript, format, meta);
-      await deps.telemetry.span('s3.put', { 'aws.s3.bucket': spec.output.bucket, 'scribe.output.format': format, 'scribe.output.bytes': Buffer.byteLength(body) }, () =>
-        storageRetry(() => deps.storage.put(spec.output.bucket, key, body, { contentType: CONTENT_TYPES[format], metadata: { 'scribe-attempt': attemptTag } })),
-      );
-      outputs[format] = key;
-    }
+    const settled = await Promise.allSettled(spec.output.formats.filter((f) => f !== 'json').map(putOne));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (spec.output.formats.includes('json')) await putOne('json');
   } catch (e) {
     // No partial set is left behind (a .txt without its .json): what this attempt wrote goes again.
     for (const key of Object.values(outputs)) await deps.storage.delete(spec.output.bucket, key).catch(() => undefined);
