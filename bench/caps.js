@@ -19,7 +19,7 @@ async function capUtilisation({ cap = 20, jobs = 600, serviceMs = 500, workers =
   const s = await stack();
   const KEY = 'bench-key';
   const emu = await startDeepgramEmulator({ keys: { [KEY]: 'p1' }, caps: { prerecorded: cap }, serviceTimeMs: { prerecorded: serviceMs } });
-  const env = { ...s.serviceEnv, QUEUE_NAME: 'bench', DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url, SCRIBE_CAPS: `deepgram:*:nova:batch=${cap}`, BUCKET_DISCOVERY_MS: '200' };
+  const env = { ...s.serviceEnv, QUEUE_NAME: 'bench', DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url, SCRIBE_CAPS: `deepgram:*:nova:batch=${cap}`, BUCKET_DISCOVERY_MS: '200', ...(process.env.BENCH_EXTRA_ENV ? JSON.parse(process.env.BENCH_EXTRA_ENV) : {}) };
   const config = loadConfig(env);
   const storage = new S3Storage({ endpoint: s.s3.endpoint, region: s.s3.region, accessKeyId: s.s3.accessKeyId, secretAccessKey: s.s3.secretAccessKey, forcePathStyle: true });
   const dir = mkdtempSync(join(tmpdir(), 'scribe-bench-clip-'));

@@ -28,8 +28,12 @@ async function stack() {
   return { ...s, serviceEnv };
 }
 
+// BENCH_WORKER_NODE_ARGS: extra node flags for worker processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+// (Node refuses --cpu-prof in NODE_OPTIONS); a profile is written when the worker exits on SIGTERM.
+const workerNodeArgs = () => (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 function startWorker(env) {
-  const child = spawn(process.execPath, [join(ROOT, 'apps/worker/dist/main.js')], {
+  const child = spawn(process.execPath, [...workerNodeArgs(), join(ROOT, 'apps/worker/dist/main.js')], {
     env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -43,4 +47,19 @@ function startWorker(env) {
   });
 }
 
-module.exports = { ROOT, stack, startWorker };
+/** For a scenario run alone (`node bench/<name>.js`): print its rows and section, exit 1 if a row missed. */
+function printAndExit(promise) {
+  promise.then(
+    (r) => {
+      console.log(r.section);
+      for (const row of r.rows) console.log(`${row.ok ? 'met   ' : 'MISSED'} ${row.name}: ${row.value} (target ${row.target})`);
+      process.exit(r.rows.every((row) => row.ok) ? 0 : 1);
+    },
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
+
+module.exports = { ROOT, stack, startWorker, printAndExit };
