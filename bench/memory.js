@@ -156,6 +156,7 @@ async function run(opts = {}) {
       });
     }
   } finally {
+    await storage.delete(bucket, key).catch(() => undefined); // the file is large: do not leave it in the stack's dir
     storage.client.destroy();
     await dg.close();
     await oa.close();
