@@ -109,6 +109,10 @@ their first send, so their first frame is never late. End drift = lateness of a 
 WebSockets: the production \`WsSession\` (perMessageDeflate off, sends awaited) to a \`ws\` server in another process
 (\`bench/pacing-sink.js\`) that reads and discards, timestamping each arrival against the deadline and send time
 written into the frame. Event-loop delay: \`monitorEventLoopDelay\` at ${ELD_RESOLUTION_MS} ms resolution, p99 minus the resolution.
+Before each measured run the child paces ${S.warmup} unmeasured over the same sink (JIT warm-up, as in a worker
+that has been running). The scheduler moves each stream's start forward onto its phase by less than one chunk
+(largest offset here ${ms(Math.max(S.phaseOffsetMaxMs, W.phaseOffsetMaxMs))}); its lateness and drift are measured against the moved deadlines,
+which are never earlier than the unmoved ones. Wake-ups of the scheduler's one timer (WebSockets run): ${W.timer ? `${W.timer.fired} fired, ${W.timer.timeouts} setTimeout arms, ${W.timer.polls} setImmediate polls after an early timer` : 'n/a'}.
 
 | sink | pacer | p50 | p99 | max | end drift | early | loop delay p99 | CPU | arrival p99 | transit p99 |
 |---|---|---|---|---|---|---|---|---|---|---|
