@@ -1,8 +1,14 @@
-import { createReadStream } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { VirtualClock, wordErrorRate, type AudioInput } from '@scribe-fleet/core';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
+import { SPHINX_MODEL_DIR, SPHINX_PYTHON, SPHINX_SCRIPT, recogniserStarts, shutdownRecogniser } from '@scribe-fleet/core/adapters/sphinx-recogniser';
+import { segmentFromWords } from '@scribe-fleet/core/domain/transcript';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
+import { synthesise } from '../../infra/local/src/samples';
 import { repeatedSpeech } from '../helpers/fleet';
 
 jest.setTimeout(60_000);
@@ -12,9 +18,55 @@ const fileInput = (path: string): AudioInput => ({
   original: async () => ({ stream: createReadStream(path), filename: 'x.wav' }),
 });
 
+afterAll(() => shutdownRecogniser());
+
+const batch = (path: string, signal = new AbortController().signal) =>
+  new LocalProvider().transcribe({ mode: 'batch', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal, clock: new VirtualClock() });
+
+/** The recogniser script run on its own (stdin mode, a process and a model load of its own), as segments. */
+function ownProcess(path: string): ReturnType<typeof segmentFromWords>[] {
+  const pcm = execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-i', path, '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'], { maxBuffer: 1 << 28 });
+  const out = execFileSync(SPHINX_PYTHON, [SPHINX_SCRIPT, '--model-dir', SPHINX_MODEL_DIR, '--partial-ms', '0'], { input: pcm, maxBuffer: 1 << 26 }).toString();
+  return out
+    .split('\n')
+    .filter((l) => l.includes('"final"'))
+    .map((l) => segmentFromWords((JSON.parse(l) as { words: Parameters<typeof segmentFromWords>[0] }).words));
+}
+
+it('sessions share one recogniser (one model load) and each gives what a process of its own gives', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scribe-rec-'));
+  try {
+    const { path: a } = await repeatedSpeech(3);
+    const b = join(dir, 'b.wav');
+    await synthesise({ name: 'b.wav', voice: 'rms', format: 'wav', text: 'the children played in the park until the sun went down behind the hills' }, b);
+    const expectedA = ownProcess(a);
+    const expectedB = ownProcess(b);
+    await shutdownRecogniser();
+    const before = recogniserStarts();
+    // A, then B, then A again after B (a decoder reused without a fresh state would hear A differently),
+    // then A and B at the same time.
+    expect((await batch(a)).transcript.segments).toEqual(expectedA);
+    expect((await batch(b)).transcript.segments).toEqual(expectedB);
+    expect((await batch(a)).transcript.segments).toEqual(expectedA);
+    const [ca, cb] = await Promise.all([batch(a), batch(b)]);
+    expect(ca.transcript.segments).toEqual(expectedA);
+    expect(cb.transcript.segments).toEqual(expectedB);
+    expect(recogniserStarts() - before).toBe(1);
+    // An aborted session ends in its own process; the recogniser stays up for the next one.
+    const ac = new AbortController();
+    const aborted = batch(a, ac.signal);
+    setImmediate(() => ac.abort(new Error('stop')));
+    await expect(aborted).rejects.toThrow();
+    expect((await batch(b)).transcript.segments).toEqual(expectedB);
+    expect(recogniserStarts() - before).toBe(1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 it('word times stay in audio time across utterances and long silences (batch)', async () => {
   const { path, period, text } = await repeatedSpeech(25);
-  const res = await new LocalProvider().transcribe({ mode: 'batch', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal: new AbortController().signal, clock: new VirtualClock() });
+  const res = await batch(path);
   expect(res.transcript.segments.length).toBe(3);
   const first = res.transcript.segments.map((s) => s.words[0]!.start);
   // Each repeat starts one period after the previous one.

@@ -37,7 +37,7 @@ export class LocalProvider implements Provider {
       }
       if (m.type === 'final') ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end, segment: segmentFromWords(m.words) });
     };
-    const session = new SphinxSession({ partialMs: req.mode === 'stream' ? 100 : 0, onMessage });
+    const session = new SphinxSession({ partialMs: req.mode === 'stream' ? 100 : 0, exactBlocks: req.mode === 'batch', onMessage });
     const abort = () => session.kill();
     ctx.signal.addEventListener('abort', abort, { once: true });
     let bytes = 0;
