@@ -25,7 +25,7 @@ async function stack() {
     S3_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
     S3_REGION: s.s3.region,
   };
-  return { ...s, serviceEnv };
+  return { ...s, dir, serviceEnv };
 }
 
 function startWorker(env) {
