@@ -25,7 +25,7 @@ async function stack() {
     S3_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
     S3_REGION: s.s3.region,
   };
-  return { ...s, serviceEnv };
+  return { ...s, dir, serviceEnv };
 }
 
 // BENCH_WORKER_NODE_ARGS: extra node flags for worker processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`

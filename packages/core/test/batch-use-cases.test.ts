@@ -220,4 +220,34 @@ describe('creating a batch (app/create-batch.ts)', () => {
       ['in/after.wav', 'queued', undefined],
     ]);
   });
+
+  it('lists the next page while this one is enqueued; a listing error surfaces after the pages before it are enqueued', async () => {
+    const events: string[] = [];
+    const w = world({
+      queue: {
+        add: async (specs: Array<{ source: { key: string } }>) => {
+          events.push(`add ${specs[0]!.source.key}`);
+          return { added: specs.length, duplicates: 0, duplicateIds: [] };
+        },
+      },
+    });
+    const deps = (w.service as any).deps as BatchDeps;
+    (deps as any).storage = {
+      async *listPages() {
+        for (const n of [1, 2, 3]) {
+          events.push(`list ${n}`);
+          if (n === 3) throw new Error('S3 went away');
+          yield [{ bucket: 'audio-in', key: `in/p${n}.wav`, etag: `"e${n}"`, size: n }];
+        }
+      },
+      head: async () => null,
+    };
+    await expect(w.service.create({ source: 's3://audio-in/in/', out: 's3://audio-out/out/', provider: 'local' })).rejects.toThrow('S3 went away');
+    // Page n + 1 is listed before page n is added (one after the other: list 1, add 1, list 2, …).
+    expect(events).toEqual(['list 1', 'list 2', 'add in/p1.wav', 'list 3', 'add in/p2.wav']);
+    const listError = w.log.find(([n, a]) => n === 'batches.setFields' && (a[1] as { listError?: string }).listError);
+    expect(listError?.[1][1]).toEqual({ listError: 'S3 went away' });
+    expect(w.names().filter((n) => n === 'batches.addJobs')).toHaveLength(2);
+    expect(w.names()).toContain('batches.seal');
+  });
 });

@@ -4,7 +4,7 @@
  * store that lists and HEADs by S3's rules (the integration test runs it against the S3 server).
  */
 import { ManifestTooLargeError, SourceNotFoundError, countManifestEntries, manifestLines, parseManifest, readManifest, utf8Length } from '../src';
-import { compareKeys, lookupObjects, type ObjectRef } from '../src/app/object-lookup';
+import { compareKeys, ListingCursor, lookupObjects, type ObjectRef } from '../src/app/object-lookup';
 import { manifestLimits } from '../src/app/validate';
 import type { ObjectInfo, Storage } from '../src/ports/storage';
 
@@ -192,5 +192,79 @@ describe('lookupObjects', () => {
     const { storage, calls } = memoryStore({ b: many(200, 'p/') });
     await lookAll(storage, Object.keys(many(200, 'p/')).map((key) => ({ bucket: 'b', key })), { strategy: 'head' });
     expect(calls).toEqual({ heads: 200, lists: 0 });
+  });
+});
+
+describe('ListingCursor (outputs looked up in step with a sorted listing)', () => {
+  /** `n` sorted source keys in pages of `page`, as output refs under `out/` (the JSON output of each). */
+  function asks(n: number, page: number, bucket = 'b') {
+    const keys = Object.keys(many(n, 'calls/')).map((k) => `out/${k.slice('calls/'.length)}.json`);
+    const pages: ObjectRef[][] = [];
+    for (let i = 0; i < keys.length; i += page) pages.push(keys.slice(i, i + page).map((key) => ({ bucket, key })));
+    return pages;
+  }
+  const outputs = (n: number, every: number, formats = ['json']) => {
+    const o: Record<string, { etag: string; size: number }> = {};
+    for (let i = 0; i < n; i += every) for (const f of formats) o[`out/${String(i).padStart(6, '0')}.wav.${f}`] = { etag: `o${i}`, size: 1 };
+    return o;
+  };
+  async function run(storage: Pick<Storage, 'head' | 'listPages'>, pages: ObjectRef[][], cursor = new ListingCursor(storage, 'b', 'out/')) {
+    let held = 0;
+    const answers: Array<ObjectInfo | null> = [];
+    for (const p of pages) {
+      answers.push(...(await cursor.find(p)));
+      held = Math.max(held, cursor.held);
+    }
+    return { answers, held, cursor };
+  }
+
+  it('1 output in 10 exists (four formats each): the same answers as HEAD, one list call per ~2 500 keys, no HEAD', async () => {
+    const { storage, calls } = memoryStore({ b: { ...many(20_000, 'calls/'), ...outputs(20_000, 10, ['json', 'srt', 'txt', 'vtt']) } });
+    const pages = asks(20_000, 1000);
+    const { answers, held } = await run(storage, pages);
+    const headed = await Promise.all(pages.flat().map((r) => storage.head(r.bucket, r.key)));
+    expect(answers.map((a) => a?.key ?? null)).toEqual(headed.map((h) => h?.key ?? null));
+    expect(answers.filter(Boolean)).toHaveLength(2000);
+    // 8 000 output keys listed in pages of 1 000 (plus a call at each stretch's end), instead of one per ask or more.
+    expect(calls.lists).toBeLessThanOrEqual(10);
+    expect(calls.heads).toBe(20_000); // the reference HEADs above, none of the cursor's
+    expect(held).toBeLessThanOrEqual(2000); // an ask's span plus a page, not the listing so far
+  });
+
+  it('no outputs at all: one list call answers every ask', async () => {
+    const { storage, calls } = memoryStore({ b: many(5000, 'calls/') });
+    const { answers } = await run(storage, asks(5000, 500));
+    expect(answers.every((a) => a === null)).toBe(true);
+    expect(calls).toEqual({ lists: 1, heads: 0 });
+  });
+
+  it('every output exists: answers all found, a list call per 1 000 keys', async () => {
+    const { storage, calls } = memoryStore({ b: outputs(10_000, 1) });
+    const { answers } = await run(storage, asks(10_000, 1000));
+    expect(answers.every((a) => a !== null)).toBe(true);
+    expect(calls.lists).toBeLessThanOrEqual(11);
+    expect(calls.heads).toBe(0);
+  });
+
+  it('keys out of order (below where the listing stands), other buckets, and no such bucket are still answered right', async () => {
+    const { storage } = memoryStore({ b: { ...outputs(3000, 3), 'out/a.json': { etag: 'x', size: 1 } }, c: { 'k.json': { etag: 'y', size: 1 } } });
+    const cursor = new ListingCursor(storage, 'b', 'out/');
+    await cursor.find(asks(3000, 1000)[2]!); // the listing now stands at the last third
+    const back = [...asks(3000, 1000)[0]!.slice(0, 40), { bucket: 'b', key: 'out/a.json' }, { bucket: 'c', key: 'k.json' }, { bucket: 'c', key: 'no.json' }, { bucket: 'none', key: 'x.json' }];
+    const got = await cursor.find(back);
+    const want = await Promise.all(back.map((r) => storage.head(r.bucket, r.key)));
+    expect(got.map((a) => a?.key ?? null)).toEqual(want.map((h) => h?.key ?? null));
+    expect(got.filter(Boolean)).toHaveLength(14 + 2);
+  });
+
+  it('the wanted keys sparse among many others: stops listing after a page and HEADs the rest', async () => {
+    const others: Record<string, { etag: string; size: number }> = {};
+    for (let i = 0; i < 50_000; i++) others[`out/${String(i).padStart(6, '0')}.wav.json`] = { etag: 'z', size: 1 };
+    const { storage, calls } = memoryStore({ b: others });
+    const wanted = Object.keys(others).filter((_, i) => i % 500 === 0).map((key) => ({ bucket: 'b', key })); // 100 of 50 000
+    const got = await new ListingCursor(storage, 'b', 'out/').find(wanted);
+    expect(got.every((a) => a !== null)).toBe(true);
+    expect(calls.lists).toBe(1);
+    expect(calls.heads).toBeLessThanOrEqual(wanted.length);
   });
 });

@@ -15,7 +15,7 @@ import { nowIso, nowMs, type BatchDeps } from './deps';
 import { scheduleFinalize } from './finalize-batch';
 import { jobEnded } from './job-lifecycle';
 import { checkManifest, manifestPages } from './manifest-batch';
-import { findObjects } from './object-lookup';
+import { ListingCursor } from './object-lookup';
 import { isIgnoredKey, MAX_LIST_PAGE, specFor, validateCreateBatch, type CreateBatchRequest } from './validate';
 
 export type { CreateBatchRequest } from './validate';
@@ -53,6 +53,7 @@ type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInpu
  */
 export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest, opts: CreateBatchOptions = {}): Promise<CreateBatchResult> {
   const { out, source } = validateCreateBatch(deps.config, req);
+  const outPrefix = out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`;
   let pages: AsyncIterable<Page>;
   if (source) {
     const pageSize = Math.min(MAX_LIST_PAGE, deps.config.ENQUEUE_PAGE_SIZE);
@@ -91,7 +92,7 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
   const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
   const jobIds: string[] = [];
   try {
-    await enqueuePages(deps, batchId, req, out, pages, progress, jobIds, opts);
+    await enqueuePages(deps, batchId, req, out, outPrefix, pages, progress, jobIds, opts);
   } catch (e) {
     // Storage or Redis failed mid-way: the batch keeps (and finishes with) what was enqueued, and
     // says why it is short. Enqueuing the same source again adds only the missing files.
@@ -108,13 +109,16 @@ async function enqueuePages(
   batchId: string,
   req: CreateBatchRequest,
   out: S3Location,
+  outPrefix: string,
   pages: AsyncIterable<Page>,
   progress: CreateBatchProgress,
   jobIds: string[],
   opts: Pick<CreateBatchOptions, 'onProgress' | 'returnIdsUpTo' | 'decorate'>,
 ): Promise<void> {
   const jobOpts = req.priority !== undefined ? { priority: req.priority } : {};
-  for await (const page of pages) {
+  // Do outputs exist? One listing of the output keys in step with the pages (object-lookup.ts).
+  const outputs = req.force ? undefined : new ListingCursor(deps.storage, out.bucket, outPrefix);
+  for await (const page of readAhead(pages)) {
     progress.listed += page.length;
     // A listed object whose key cannot be written back safely (a `..` or `//` segment, a backslash,
     // a control character: S3 allows them) fails alone, visibly in the books and the report, with
@@ -134,11 +138,11 @@ async function enqueuePages(
         }
         return [opts.decorate ? opts.decorate(spec) : spec];
       });
-    // Files whose outputs already exist are skipped (their JSON is written last): listed where the
-    // page's output keys are dense, one HEAD each where sparse (object-lookup.ts).
-    const exists = req.force ? candidates.map(() => null) : await findObjects(deps.storage, candidates.map((s) => ({ bucket: s.output.bucket, key: outputKey(s, 'json') })));
+    // Files whose outputs already exist are skipped (their JSON is written last).
+    const exists = outputs ? await outputs.find(candidates.map((s) => ({ bucket: s.output.bucket, key: outputKey(s, 'json') }))) : candidates.map(() => null);
     const entries: BatchJobEntry[] = [...refused];
     const toAdd: JobSpec[] = [];
+    const addIds: string[] = [];
     candidates.forEach((spec, i) => {
       const id = jobIdFor(spec);
       if (exists[i]) {
@@ -146,6 +150,7 @@ async function enqueuePages(
         entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0, state: 'skipped', result: { key: spec.source.key, state: 'skipped', outputs } });
       } else {
         toAdd.push(spec);
+        addIds.push(id);
         entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0 });
       }
       // Kept only when asked for (a 100 000-file batch would otherwise hold every id until it returns).
@@ -153,7 +158,7 @@ async function enqueuePages(
     });
     progress.ignored += page.length - candidates.length - refused.length;
     progress.skipped += candidates.length - toAdd.length;
-    if (req.force) await removeFinished(deps, toAdd.map(jobIdFor));
+    if (req.force) await removeFinished(deps, addIds);
     // Record the batch's jobs before they can run, so no transition is missed.
     await deps.batches.addJobs(batchId, entries);
     const res = await deps.queue.add(toAdd, jobOpts);
@@ -161,6 +166,35 @@ async function enqueuePages(
     progress.duplicates += res.duplicates;
     await adoptDuplicates(deps, batchId, res.duplicateIds);
     opts.onProgress?.({ ...progress });
+  }
+}
+
+/**
+ * The pages of `pages`, each read (listed, or parsed from the manifest) while the one before it is
+ * being enqueued: one page ahead, so at most two are held. The page after a failure or an
+ * interruption is dropped unread; an error reading a page surfaces after the pages before it.
+ */
+async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = pages[Symbol.asyncIterator]();
+  const read = () => {
+    const p = it.next();
+    p.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    return p;
+  };
+  let next = read();
+  let done = false;
+  try {
+    for (;;) {
+      const page = await next;
+      if (page.done) {
+        done = true;
+        return;
+      }
+      next = read();
+      yield page.value;
+    }
+  } finally {
+    if (!done) await next.then(() => it.return?.(), () => undefined).catch(() => undefined);
   }
 }
 

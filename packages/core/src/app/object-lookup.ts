@@ -246,6 +246,137 @@ export async function lookupObjects(
   return stats;
 }
 
+/**
+ * Which of a stream of keys exist, asked page after page in (mostly) ascending order: the outputs of
+ * a listed prefix, whose keys come in the order of the source listing. One listing of the output
+ * keys runs in step with the asks, and what it listed past one ask's last key is kept for the next
+ * ask: where 1 output in 10 exists, one list call (1 000 keys) answers ~10 000 asked keys, not one
+ * ask; where none exist, one empty page answers each ask. At any time the keys in [lo, hi] are
+ * known (those that exist are in `seen`); an ask's keys above `hi` start a new stretch of listing
+ * from the first of them, under the longest prefix they share, until it has passed the last (or
+ * stops paying, as in `lookupObjects`: the rest are HEADed). Keys below `lo` (out of order: S3
+ * lists `a-b.json` before `a.json`, though `a` comes before `a-b`) and keys of other buckets are
+ * looked up on their own (lookupObjects). What is kept is bounded: listed keys from the current
+ * ask's first key on, at most an ask's span plus one page.
+ *
+ * Existence only, taken from the listing as it is (no `exact`): an output a listing misses makes its
+ * job run again, and the worker then finds its JSON and returns it.
+ */
+export class ListingCursor {
+  private lo: string | undefined;
+  private hi: string | undefined;
+  /** Set when the listing ran to the end of this prefix: every key from `lo` on under it is known too. */
+  private rest: string | undefined;
+  /** The last stretch of listing answered all of its keys (it did not stop paying). */
+  private inStep = false;
+  /** Listed keys ≥ lo, in listing order. */
+  private readonly seen = new Map<string, ObjectInfo>();
+  readonly stats: LookupStats = { heads: 0, listCalls: 0 };
+
+  /**
+   * `prefix`: what the asked keys share (the output prefix), listed under so that one stretch of
+   * listing runs on past an ask into the next; an ask's keys outside it are listed under their own.
+   */
+  constructor(
+    private readonly storage: Pick<Storage, 'head' | 'listPages'>,
+    private readonly bucket: string,
+    private readonly prefix = '',
+  ) {}
+
+  /** Listed objects kept for the asks to come. */
+  get held(): number {
+    return this.seen.size;
+  }
+
+  /** Each ref's object, or null where it does not exist (in ref order). */
+  async find(refs: ReadonlyArray<ObjectRef>): Promise<Array<ObjectInfo | null>> {
+    const out = new Array<ObjectInfo | null>(refs.length).fill(null);
+    const mine: number[] = [];
+    const elsewhere: number[] = [];
+    refs.forEach((r, i) => (r.bucket === this.bucket ? mine : elsewhere).push(i));
+    mine.sort((a, b) => compareKeys(refs[a]!.key, refs[b]!.key));
+    const ahead: number[] = [];
+    for (const i of mine) {
+      const k = refs[i]!.key;
+      if (this.lo !== undefined && compareKeys(k, this.lo) < 0) elsewhere.push(i);
+      else if ((this.hi !== undefined && compareKeys(k, this.hi) <= 0) || (this.rest !== undefined && k.startsWith(this.rest))) out[i] = this.seen.get(k) ?? null;
+      else ahead.push(i);
+    }
+    let head: number[] = [];
+    // A few keys past the listing: HEADed, unless the listing is keeping pace (the next ask needs it anyway).
+    if (ahead.length >= LIST_MIN_KEYS || (ahead.length > 0 && this.inStep)) {
+      const passed = await this.listAhead(ahead.map((i) => refs[i]!.key));
+      for (let j = 0; j < ahead.length; j++) {
+        const i = ahead[j]!;
+        if (j < passed) out[i] = this.seen.get(refs[i]!.key) ?? null;
+        else head.push(i);
+      }
+    } else head = ahead;
+    // What the next ask may still need: from this ask's first key in the interval on.
+    const first = mine.find((i) => this.lo === undefined || compareKeys(refs[i]!.key, this.lo) >= 0);
+    if (first !== undefined) this.forgetBefore(refs[first]!.key);
+    const add = (stats: LookupStats) => {
+      this.stats.heads += stats.heads;
+      this.stats.listCalls += stats.listCalls;
+    };
+    const set = (idx: number[]) => (j: number, info: ObjectInfo | null) => (out[idx[j]!] = info);
+    if (elsewhere.length) add(await lookupObjects(this.storage, elsewhere.map((i) => refs[i]!), set(elsewhere)));
+    if (head.length) add(await lookupObjects(this.storage, head.map((i) => refs[i]!), set(head), { strategy: 'head' }));
+    return out;
+  }
+
+  /**
+   * List from `keys[0]` (sorted, all above `hi`) until the listing has passed `keys[last]`; the new
+   * known interval starts at `keys[0]`. Returns how many of `keys` the listing answered (the rest:
+   * it stopped paying first).
+   */
+  private async listAhead(keys: string[]): Promise<number> {
+    const first = keys[0]!;
+    const last = keys[keys.length - 1]!;
+    this.seen.clear();
+    this.lo = first;
+    this.hi = undefined;
+    this.rest = undefined;
+    let furthest: string | undefined;
+    let covered = 0;
+    let pages = 0;
+    let exhausted = true;
+    const prefix = first.startsWith(this.prefix) && last.startsWith(this.prefix) ? this.prefix : commonPrefix(first, last);
+    try {
+      for await (const page of this.storage.listPages(this.bucket, prefix, { pageSize: 1000, startAfter: before(first) })) {
+        this.stats.listCalls++;
+        pages++;
+        for (const o of page) {
+          if (compareKeys(o.key, first) >= 0) this.seen.set(o.key, o);
+          if (furthest === undefined || compareKeys(o.key, furthest) > 0) furthest = o.key;
+        }
+        while (covered < keys.length && compareKeys(keys[covered]!, furthest!) <= 0) covered++;
+        if (covered === keys.length || covered < pages * LIST_MIN_KEYS) {
+          exhausted = false;
+          break;
+        }
+      }
+      if (pages === 0) this.stats.listCalls++;
+    } catch (e) {
+      if (!(e instanceof SourceNotFoundError)) throw e; // no such bucket: nothing in it exists
+    }
+    // Exhausted: nothing more under the prefix, and every key up to `last` is under it.
+    this.hi = exhausted ? last : furthest;
+    if (exhausted) this.rest = prefix;
+    this.inStep = exhausted || covered === keys.length;
+    return exhausted ? keys.length : covered;
+  }
+
+  private forgetBefore(key: string): void {
+    if (this.lo !== undefined && compareKeys(key, this.lo) <= 0) return;
+    this.lo = key;
+    for (const k of this.seen.keys()) {
+      if (compareKeys(k, key) >= 0) break;
+      this.seen.delete(k);
+    }
+  }
+}
+
 /** `lookupObjects` collected in ref order (for a page of refs; a whole manifest stores its results compactly instead). */
 export async function findObjects(storage: Pick<Storage, 'head' | 'listPages'>, refs: ReadonlyArray<ObjectRef>, opts: LookupOptions = {}): Promise<Array<ObjectInfo | null>> {
   const out = new Array<ObjectInfo | null>(refs.length).fill(null);

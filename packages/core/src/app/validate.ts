@@ -42,8 +42,8 @@ export interface CreateBatchRequest {
 export const MAX_PRIORITY = 2_097_152;
 /** Objects listed per page of a prefix, at most (S3's own page limit; ENQUEUE_PAGE_SIZE may ask for fewer). */
 export const MAX_LIST_PAGE = 1000;
-/** Files of a manifest enqueued per page. */
-export const MANIFEST_PAGE = 500;
+/** Files of a manifest enqueued per page (as a prefix's: the batch books and `addBulk` once per page). */
+export const MANIFEST_PAGE = 1000;
 /** Bad lines of a refused manifest named in its error message, and kept in its details. */
 const MANIFEST_ERRORS_SHOWN = 20;
 const MANIFEST_ERRORS_KEPT = 1000;

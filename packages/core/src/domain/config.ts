@@ -75,8 +75,11 @@ export const ConfigSchema = z.object({
   CHECKPOINT_INTERVAL_MS: int(30_000, 0),
   /** Directory for spooling inputs that need seeking (mp4/m4a). */
   SPOOL_DIR: z.string().optional(),
-  /** Page size for ListObjectsV2 and addBulk when enqueuing a prefix. */
-  ENQUEUE_PAGE_SIZE: int(500, 1),
+  /**
+   * Page size for ListObjectsV2 and addBulk when enqueuing a prefix (at most 1 000, S3's page). The
+   * default is S3's page: a list call costs about the same for 500 keys as for 1 000.
+   */
+  ENQUEUE_PAGE_SIZE: int(1000, 1),
   /**
    * Largest manifest accepted, in bytes (CLI file or API inline text; through the API the request
    * body limit API_MAX_BODY_BYTES applies first, to the JSON-escaped text). A million typical JSONL

@@ -70,23 +70,25 @@ export class FleetQueues {
 
   /** Add jobs (deterministic ids: existing ones are not added again). Returns how many were new. */
   async add(specs: JobSpec[], opts: JobsOptions = {}): Promise<{ added: number; duplicates: number; ids: string[]; duplicateIds: string[] }> {
-    const byQueue = new Map<string, { bucket: CapBucket; specs: JobSpec[] }>();
-    for (const spec of specs) {
+    // Each id once (a hash of the canonical spec: the CPU of an enqueue is mostly these).
+    const allIds = specs.map(jobIdFor);
+    const byQueue = new Map<string, { bucket: CapBucket; specs: JobSpec[]; ids: string[] }>();
+    specs.forEach((spec, i) => {
       const { bucket, queueName: name } = this.bucketOf(spec);
-      const group = byQueue.get(name) ?? { bucket, specs: [] };
+      const group = byQueue.get(name) ?? { bucket, specs: [], ids: [] };
       group.specs.push(spec);
+      group.ids.push(allIds[i]!);
       byQueue.set(name, group);
-    }
+    });
     const duplicateIds: string[] = [];
-    for (const { bucket, specs: group } of byQueue.values()) {
+    for (const { bucket, specs: group, ids } of byQueue.values()) {
       await this.register(bucket);
       const q = this.queue(bucket);
-      const ids = group.map(jobIdFor);
       const existing = (await this.redis.pipeline(ids.map((id) => ['exists', q.toKey(id)])).exec()) ?? [];
       existing.forEach(([, n], i) => Number(n) === 1 && duplicateIds.push(ids[i]!));
-      await q.addBulk(group.map((s) => bulkEntry(s, opts)));
+      await q.addBulk(group.map((s, i) => bulkEntry(s, opts, ids[i])));
     }
-    return { added: specs.length - duplicateIds.length, duplicates: duplicateIds.length, ids: specs.map(jobIdFor), duplicateIds };
+    return { added: specs.length - duplicateIds.length, duplicates: duplicateIds.length, ids: allIds, duplicateIds };
   }
 
   /** Every bucket queue known to Redis (plus any opened here). */

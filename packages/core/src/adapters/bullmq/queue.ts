@@ -39,8 +39,8 @@ export function jobName(spec: Pick<JobSpec, 'provider' | 'mode'>): string {
   return `${spec.provider}.${spec.mode}`;
 }
 
-export function bulkEntry(spec: JobSpec, opts: JobsOptions = {}) {
-  return { name: jobName(spec), data: spec, opts: { ...opts, jobId: jobIdFor(spec) } };
+export function bulkEntry(spec: JobSpec, opts: JobsOptions = {}, jobId: string = jobIdFor(spec)) {
+  return { name: jobName(spec), data: spec, opts: { ...opts, jobId } };
 }
 
 /** A queue's job counts in `states` (0 for a state BullMQ does not report): dashboard and metrics. */
