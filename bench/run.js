@@ -1,88 +1,90 @@
 #!/usr/bin/env node
-// `npm run bench`: runs the benchmarks and writes BENCHMARKS.md. Targets are ratios measured in one
-// run (never absolute timings in a unit test); the process exits 1 if a target is missed.
+// `npm run bench`: every scenario of issue 12, each side by side with its obvious alternative in this
+// one run; prints a table, writes BENCHMARKS.md (command, date, machine, load average, figures, ratios,
+// targets, met) and exits 1 when a target is missed. `npm run bench -- <name> [<name> …]` runs some
+// scenarios only and writes .scribe/bench-<names>.md instead (BENCHMARKS.md is a whole run's record).
+//
+// Each scenario is a module bench/<name>.js exporting `run(opts)` → { rows, section, data }; a row is
+// { name, value, target, ok }. Run one alone with `node bench/<name>.js`.
 'use strict';
-const { writeFileSync } = require('node:fs');
+const { mkdirSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 const os = require('node:os');
-const { capUtilisation } = require('./caps');
-const { pacing } = require('./pacing');
-const { manifestBench, manifestRows, manifestSection } = require('./manifest');
 const { ROOT } = require('./lib');
 
+/** In order: quick scenarios first; the archive scenarios share one 100 000-object prefix. */
+const SCENARIOS = {
+  caps: { what: 'cap utilisation at cap 100 and cap 5 (3 worker processes, 2 s requests)', run: () => require('./caps').run() },
+  throughput: { what: 'per-job throughput against a plain script', run: () => require('./throughput').run() },
+  pacing: { what: 'pacing of 500 streams, null sink and WebSockets, against the naive and 250 ms pacers', run: () => require('./pacing').run() },
+  memory: { what: 'worker RSS on a 2 GB WAV, Deepgram and OpenAI batch, against a plain S3 GET → http.request pipe', run: () => require('./memory').run() },
+  enqueue: { what: 'enqueue of a 100 000-object prefix against raw ListObjectsV2 + addBulk; Redis memory per 1 000 jobs', run: (ctx) => require('./enqueue').run({ archive: ctx.archive }), archive: true },
+  manifest: { what: 'a 100 000-line manifest through the API', run: (ctx) => require('./manifest').run({ archive: ctx.archive }), archive: true },
+  recogniser: { what: 'local provider against the recogniser alone', run: () => require('./recogniser').run() },
+};
+
 async function main() {
-  const started = new Date().toISOString();
-  const rows = [];
-  const check = (name, value, target, ok, unit = '') => rows.push({ name, value, target, ok, unit });
-
-  console.log('[bench] cap utilisation (3 worker processes, backlog, fixed service time 2 s)…');
-  const cap = await capUtilisation({ cap: 20, jobs: 400, serviceMs: 2000 });
-  console.log(cap);
-  console.log('[bench] the same with 500 ms requests (informational: shows the per-hand-off cost)…');
-  const short = await capUtilisation({ cap: 20, jobs: 600, serviceMs: 500 });
-  console.log(short);
-  check('cap utilisation: in-flight average / cap while the backlog lasts', `${(cap.utilisation * 100).toFixed(2)} %`, '≥ 98 %', cap.utilisation >= 0.98);
-  check('cap overshoot: max in flight − cap (counted by the emulator)', String(cap.overshoot), '0', cap.overshoot === 0);
-  check('cap overshoot with 500 ms requests', String(short.overshoot), '0', short.overshoot === 0);
-  check('429s from the emulator', String(cap.refused), '0', cap.refused === 0);
-  check('failed jobs', String(cap.failed), '0', cap.failed === 0);
-
-  console.log('[bench] real-clock pacing (concurrent paced streams on one event loop)…');
-  const pace = await pacing({});
-  console.log(pace);
-  check('pacing: early sends (faster than real time)', String(pace.earlySends), '0', pace.earlySends === 0);
-  check('pacing: wall time / audio time', pace.realTimeFactor.toFixed(4), '≤ 1.01', pace.realTimeFactor <= 1.01);
-  check('pacing: max drift at end of stream', `${pace.driftAtEndMaxMs.toFixed(2)} ms`, '≤ 100 ms (one chunk)', pace.driftAtEndMaxMs <= 100);
-
-  console.log('[bench] a batch from a 100 000-line manifest (creates 100 000 objects first: ~2 min)…');
-  const manifest = await manifestBench();
-  console.log(manifest);
-  rows.push(...manifestRows(manifest));
-
+  const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const unknown = asked.filter((a) => !(a in SCENARIOS));
+  if (unknown.length) {
+    console.error(`[bench] unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    process.exit(2);
+  }
+  const names = asked.length ? Object.keys(SCENARIOS).filter((n) => asked.includes(n)) : Object.keys(SCENARIOS);
+  const started = new Date();
+  const load0 = os.loadavg();
+  const ctx = {};
+  const results = [];
+  for (const name of names) {
+    const s = SCENARIOS[name];
+    if (s.archive && !ctx.archive) {
+      console.log('[bench] creating the shared 100 000-object archive…');
+      ctx.archive = await require('./archive').createArchive({ objects: 100_000 });
+    }
+    console.log(`[bench] ${name}: ${s.what}…`);
+    const t0 = performance.now();
+    try {
+      const r = await s.run(ctx);
+      results.push({ name, seconds: (performance.now() - t0) / 1000, ...r });
+    } catch (e) {
+      console.error(`[bench] ${name} failed:`, e);
+      results.push({ name, seconds: (performance.now() - t0) / 1000, rows: [{ name: `${name}: the scenario ran`, value: `failed: ${e.message}`, target: 'runs', ok: false }], section: `## ${name}\n\nThe scenario failed: ${e.message}\n` });
+    }
+    const last = results[results.length - 1];
+    for (const row of last.rows) console.log(`[bench]   ${row.ok ? 'met   ' : 'MISSED'} ${row.name}: ${row.value} (target ${row.target})`);
+    if (s.archive && !names.slice(names.indexOf(name) + 1).some((n) => SCENARIOS[n].archive)) {
+      await ctx.archive.stop();
+      ctx.archive = undefined;
+    }
+  }
+  const load1 = os.loadavg();
+  const rows = results.flatMap((r) => r.rows.map((row) => ({ ...row, scenario: r.name })));
+  const command = asked.length ? `npm run bench -- ${names.join(' ')}` : 'npm run bench';
   const md = `# Benchmarks
 
-Produced by \`npm run bench\` (\`bench/run.js\`) on ${started}: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}.
-Targets are ratios measured within this one run; \`npm run bench\` exits 1 when one is missed.
+Produced by \`${command}\` (\`bench/run.js\`) on ${started.toISOString()}: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.
+Load average (1/5/15 min) at the start ${load0.map((x) => x.toFixed(2)).join(' ')}, at the end ${load1.map((x) => x.toFixed(2)).join(' ')}; the run took ${((Date.now() - started.getTime()) / 60000).toFixed(1)} min
+(${results.map((r) => `${r.name} ${r.seconds.toFixed(0)} s`).join(', ')}).
 
-| measure | result | target | met |
-|---|---|---|---|
-${rows.map((r) => `| ${r.name} | ${r.value} | ${r.target} | ${r.ok ? 'yes' : '**no**'} |`).join('\n')}
+Every figure is measured beside its alternative in this one run (ratios, not absolute times, are what
+carry over to another machine; here 2 cores are shared by Redis, the S3 server, the emulators and the
+processes under test). \`npm run bench\` exits 1 when a target is missed; \`npm run bench -- <name>\` runs
+one scenario (${Object.keys(SCENARIOS).join(', ')}).
 
-## Cap utilisation
+| scenario | measure | result | target | met |
+|---|---|---|---|---|
+${rows.map((r) => `| ${r.scenario} | ${r.name} | ${r.value} | ${r.target} | ${r.ok ? 'yes' : '**no**'} |`).join('\n')}
 
-${cap.workers} worker processes (separate OS processes) consume a backlog of ${cap.jobs} Deepgram pre-recorded jobs
-(\`nova-3\`, one cap bucket, cap ${cap.cap}) from a private Redis and S3 server. The Deepgram emulator runs in
-fixed-service-time mode (${cap.serviceMs} ms per request, cap ${cap.cap} enforced with 429) and counts requests in flight.
-The average is time-weighted over the window from the first moment the cap is full until the last job is
-admitted (${cap.windowSeconds.toFixed(2)} s); after that the backlog is gone and the fleet drains.
-
-- average in flight: ${cap.averageInFlight.toFixed(2)} of ${cap.cap} (${(cap.utilisation * 100).toFixed(2)} %)
-- max in flight: ${cap.maxInFlight}; 429s: ${cap.refused}; failed jobs: ${cap.failed}
-- wall time ${cap.wallSeconds.toFixed(2)} s for an ideal ${cap.idealSeconds.toFixed(2)} s (jobs × service time / cap)
-- slot hand-off (a request ends at the emulator → the next one arrives there): p50 ${cap.handoffP50Ms.toFixed(1)} ms, p99 ${cap.handoffP99Ms.toFixed(1)} ms
-
-The hand-off covers the client reading the response, releasing the lease (one Lua call + PUBLISH), the
-waiting process being woken, acquiring (one Lua call) and sending the next request, whose S3 GET was
-opened while it waited. On this 2-core machine the three workers, the emulator, the S3 server and Redis
-share the CPU. Since the hand-off is a fixed cost, utilisation depends on the service time; the same
-run with ${short.serviceMs} ms requests (informational, no target) gave ${(short.utilisation * 100).toFixed(2)} % (average ${short.averageInFlight.toFixed(2)} of ${short.cap}, max ${short.maxInFlight},
-429s ${short.refused}, hand-off p50 ${short.handoffP50Ms.toFixed(1)} ms / p99 ${short.handoffP99Ms.toFixed(1)} ms). Real pre-recorded requests take seconds.
-
-## Real-clock pacing
-
-${pace.streams} streams of ${pace.audioSeconds} s each, 100 ms chunks (3 200 bytes), sent concurrently on one event loop with
-\`pacedSend\` and the system clock into a null sink (${pace.chunks} chunks).
-
-- lateness per chunk: p50 ${pace.latenessP50Ms.toFixed(2)} ms, p99 ${pace.latenessP99Ms.toFixed(2)} ms, max ${pace.latenessMaxMs.toFixed(2)} ms
-- drift at end of stream (lateness of the last chunk), worst stream: ${pace.driftAtEndMaxMs.toFixed(2)} ms
-- wall time / audio time: ${pace.realTimeFactor.toFixed(4)}; early sends: ${pace.earlySends}
-
-${manifestSection(manifest)}`;
-  writeFileSync(join(ROOT, 'BENCHMARKS.md'), md);
+${results.map((r) => r.section.trim()).join('\n\n')}
+`;
+  const file = asked.length ? join(ROOT, '.scribe', `bench-${names.join('-')}.md`) : join(ROOT, 'BENCHMARKS.md');
+  mkdirSync(join(ROOT, '.scribe'), { recursive: true });
+  writeFileSync(file, md);
   console.log(md);
+  console.log(`[bench] wrote ${file}`);
   const missed = rows.filter((r) => !r.ok);
   if (missed.length) {
-    console.error(`[bench] ${missed.length} target(s) missed`);
+    console.error(`[bench] ${missed.length} target(s) missed: ${missed.map((r) => `${r.scenario}: ${r.name}`).join('; ')}`);
     process.exit(1);
   }
   process.exit(0);
