@@ -9,7 +9,6 @@ const { spawn } = require('node:child_process');
 const { mkdtempSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
-const { Readable } = require('node:stream');
 const { Redis } = require('ioredis');
 const { ROOT, stack, startWorker } = require('./lib');
 const { procStatus } = require('./upload-pipe');
@@ -20,26 +19,7 @@ const KEY = 'bench-key';
 
 /** A 16 kHz mono s16le WAV of exactly `bytes` bytes (header + low noise), generated chunk by chunk. */
 function wavStream(bytes) {
-  const { wavHeader } = require(join(ROOT, 'packages/core/dist/adapters/providers/openai.js'));
-  const dataBytes = bytes - 44 - ((bytes - 44) % 2);
-  const noise = Buffer.alloc(MB);
-  let x = 12345;
-  for (let i = 0; i < noise.length; i += 2) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    noise.writeInt16LE((x % 2001) - 1000, i);
-  }
-  let left = dataBytes;
-  return Readable.from(
-    (function* () {
-      yield wavHeader(dataBytes);
-      while (left > 0) {
-        const n = Math.min(left, noise.length);
-        left -= n;
-        yield n === noise.length ? noise : noise.subarray(0, n);
-      }
-    })(),
-    { objectMode: false },
-  );
+  return require(join(ROOT, 'test/emulators/dist/noise-wav.js')).noiseWav(bytes, 12345);
 }
 
 /** Sample a process's VmRSS every `everyMs` until stopped; returns the max seen. */

@@ -7,12 +7,11 @@
  * nodejs/undici#4058) grows by about the file's size and fails this.
  */
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
-import { wavHeader } from '@scribe-fleet/core/adapters/providers/openai';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { noiseWav } from '../emulators/src/noise-wav';
 import { startOpenAIEmulator, type OpenAIEmulatorHandle } from '../emulators/src/openai';
 import { childEnv, redisUrl, testStorage, uniqueBucket } from '../helpers/env';
 import { testConfig } from '../helpers/fleet';
@@ -31,28 +30,6 @@ const redis = new Redis(redisUrl());
 let deepgram: DeepgramEmulatorHandle;
 let openai: OpenAIEmulatorHandle;
 
-/** A 16 kHz mono s16le WAV of `bytes` bytes (header + low noise), made chunk by chunk, never held whole. */
-function wavOf(bytes: number): Readable {
-  const dataBytes = bytes - 44 - ((bytes - 44) % 2);
-  const noise = Buffer.alloc(MB);
-  let x = 1;
-  for (let i = 0; i < noise.length; i += 2) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    noise.writeInt16LE((x % 2001) - 1000, i);
-  }
-  let left = dataBytes;
-  return Readable.from(
-    (function* () {
-      yield wavHeader(dataBytes);
-      while (left > 0) {
-        const n = Math.min(left, noise.length);
-        left -= n;
-        yield n === noise.length ? noise : noise.subarray(0, n);
-      }
-    })(),
-    { objectMode: false },
-  );
-}
 
 /** A field of /proc/<pid>/status (VmRSS, VmHWM) in bytes. */
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -65,7 +42,7 @@ beforeAll(async () => {
   deepgram = await startDeepgramEmulator({ keys: { [KEY]: 'project-1' }, serviceTimeMs: { prerecorded: 0 } });
   openai = await startOpenAIEmulator({ keys: [KEY], serviceTimeMs: 0 });
   await storage.ensureBucket(bucket);
-  await storage.put(bucket, key, wavOf(INPUT_BYTES), { contentLength: INPUT_BYTES, contentType: 'audio/wav' });
+  await storage.put(bucket, key, noiseWav(INPUT_BYTES), { contentLength: INPUT_BYTES, contentType: 'audio/wav' });
 });
 
 afterAll(async () => {
