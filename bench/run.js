@@ -53,8 +53,7 @@ plain ${rates['plain-1'].toFixed(0)} and ${rates['plain-2'].toFixed(0)} jobs/s, 
 What would reach it: skipping the re-run HEAD on a job's first attempt (one S3 request in six) and folding the books of a
 job's start and end into one script call each.`;
   },
-  pacing: (r) => {
-    void r;
+  pacing: () => {
     return `**Pacing into WebSockets.** The null-sink p99 shows the scheduler itself keeps to the target; into WebSockets the tail comes
 from the process's other work (the event-loop delay row above) while 500 sockets send 16 MB/s of
 frames, garbage-collection pauses of 3–9 ms (\`--trace-gc\` on the child during development) and the sink process on the
