@@ -16,24 +16,60 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ...process.env,
     QUEUE_NAME: `t-${randomBytes(4).toString('hex')}`,
     JOB_BACKOFF_MS: '200',
+    // A stuck session is retried after a minute here, not after the production default's 15.
+    SESSION_STALL_MS: '60000',
     ...overrides,
   });
 }
 
 export type Outcome = { id: string; state: 'completed'; result: JobResult } | { id: string; state: 'failed'; reason: string };
 
-/** Wait until every job has completed or failed for good (BullMQ events, no polling sleeps). */
-export async function waitForJobs(fleet: FleetQueues, ids: string[], timeoutMs = 120_000): Promise<Outcome[]> {
-  return Promise.all(
-    ids.map(async (id): Promise<Outcome> => {
-      try {
-        const result = await fleet.waitForJob(id, timeoutMs);
-        return { id, state: 'completed', result };
-      } catch (e) {
-        return { id, state: 'failed', reason: (e as Error).message };
+/**
+ * Wait until every job has completed or failed for good (BullMQ events), bounded by progress, not by
+ * total time: the wait gives up only when no job of the set has changed (state, attempts, progress,
+ * failed reason) for `idleMs`, so a slow machine that keeps moving is waited for and a stuck job is
+ * caught. A job given up on is reported with what it was doing (state, attempts, progress, reason).
+ */
+export async function waitForJobs(fleet: FleetQueues, ids: string[], idleMs = 120_000): Promise<Outcome[]> {
+  const outcomes = new Map<string, Outcome>();
+  let lastChange = Date.now();
+  let finished = false;
+  const waits = ids.map(async (id) => {
+    try {
+      const result = await fleet.waitForJob(id, 24 * 3_600_000);
+      outcomes.set(id, { id, state: 'completed', result });
+    } catch (e) {
+      outcomes.set(id, { id, state: 'failed', reason: (e as Error).message });
+    }
+    lastChange = Date.now();
+  });
+  const all = Promise.all(waits).then(() => {
+    finished = true;
+  });
+  let seen = '';
+  while (!finished) {
+    await Promise.race([all, new Promise((r) => setTimeout(r, 1_000))]);
+    if (finished) break;
+    const pending = ids.filter((id) => !outcomes.has(id));
+    const now = await Promise.all(pending.map((id) => jobSnapshot(fleet, id)));
+    const snapshot = JSON.stringify(now);
+    if (snapshot !== seen) {
+      seen = snapshot;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > idleMs) {
+      for (const [i, id] of pending.entries()) {
+        if (!outcomes.has(id)) outcomes.set(id, { id, state: 'failed', reason: `no job of the set moved for ${idleMs} ms; this one: ${JSON.stringify(now[i])}` });
       }
-    }),
-  );
+      break;
+    }
+  }
+  return ids.map((id) => outcomes.get(id)!);
+}
+
+async function jobSnapshot(fleet: FleetQueues, id: string): Promise<Record<string, unknown>> {
+  const job = await fleet.getJob(id);
+  if (!job) return { id, state: 'missing' };
+  return { id, state: await job.getState(), attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted, progress: job.progress, failedReason: job.failedReason };
 }
 
 const FIXTURE_DIR = join(__dirname, '..', '..', 'test-output', 'fixtures');

@@ -30,6 +30,7 @@ export function createDeps(config: Config, overrides: Partial<ProcessorDeps> = {
     telemetry: otelTelemetry({ name: 'scribe-worker' }),
     checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
     storageRetryMs: config.STORAGE_RETRY_MS,
+    sessionStallMs: config.SESSION_STALL_MS,
     truncation: { tolerance: config.TRUNCATION_TOLERANCE, allow: config.ALLOW_TRUNCATED },
     allowedBuckets: config.S3_ALLOWED_BUCKETS,
     ...overrides,

@@ -9,6 +9,7 @@ export * from './domain/transcript';
 export * from './domain/formatters';
 export * from './domain/clock';
 export * from './domain/scheduler';
+export * from './domain/watchdog';
 export * from './domain/histogram';
 export * from './domain/pacing';
 export * from './domain/wer';

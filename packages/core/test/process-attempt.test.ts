@@ -12,6 +12,8 @@ import {
   StorageUnavailableError,
   UnknownProviderError,
   VirtualClock,
+  VirtualTimers,
+  DeadlineScheduler,
   parseJobSpec,
   segmentFromWords,
   type Attrs,
@@ -480,6 +482,39 @@ it('a lost lease ends the session with the lease’s reason; a cancelled job wit
     message: 'job was cancelled',
   });
   expect(b.limiter.events).toEqual(['acquire deepgram:default:nova:batch', 'release']);
+});
+
+it('a session that stops moving is aborted with SESSION_STALLED after SESSION_STALL_MS, its slot given back; one that keeps reading is not', async () => {
+  // The scheduler's virtual time line: the watchdog and the sessions' sleeps share one clock.
+  const clock = new DeadlineScheduler(new VirtualTimers(1_000));
+  // Reads one PCM chunk, then hangs until aborted (a stuck socket or recogniser).
+  const hangs: Session = async (req, c) => {
+    for await (const _chunk of req.audio.pcm(c.signal)) break;
+    return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+  };
+  const a = world(scriptedProvider([hangs]).provider, { clock, sessionStallMs: 60_000 });
+  const started = clock.now();
+  const err = await a.run(job(), ctx()).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'SESSION_STALLED', kind: 'retry', message: 'deepgram batch session made no progress (no audio read, no provider message) for 60 s: aborted' });
+  expect(clock.now() - started).toBe(60_000);
+  expect(a.limiter.events).toEqual(['acquire deepgram:default:nova:batch', 'release']);
+
+  // A slow session that reads a chunk every 50 s (and reports a final at the end) runs to the end:
+  // 150 s in all, over twice the stall time, but never 60 s without progress.
+  const slow: Session = async (req, c) => {
+    let n = 0;
+    for await (const _chunk of req.audio.pcm(c.signal)) {
+      n += 1;
+      await c.clock.sleepUntil(c.clock.now() + 50_000, c.signal);
+    }
+    c.onEvent?.({ type: 'session:final', index: 0, start: 0, end: n, segment: TWO_SEGMENTS[0]! });
+    return providerResult(TWO_SEGMENTS, 3, 'req-slow');
+  };
+  const b = world(scriptedProvider([slow]).provider, { clock, sessionStallMs: 60_000 });
+  const t0 = clock.now();
+  await expect(b.run(job(), ctx())).resolves.toMatchObject({ requestId: 'req-slow' });
+  expect(clock.now() - t0).toBeGreaterThanOrEqual(150_000);
+  expect(clock.pending).toBe(0); // the watchdog's sleep left with the session
 });
 
 it('a provider this worker has no credentials for is UNKNOWN_PROVIDER, before any audio or slot', async () => {

@@ -3,7 +3,7 @@ import type { JobOutcome } from '../domain/attempt';
 import { capBucketKey, capBucketOf } from '../domain/caps';
 import { resumeTranscript } from '../domain/checkpoint';
 import type { Clock } from '../domain/clock';
-import { JobCancelledError, ScribeError, toScribeError, UnknownProviderError } from '../domain/errors';
+import { JobCancelledError, ScribeError, SessionStalledError, toScribeError, UnknownProviderError } from '../domain/errors';
 import { CONTENT_TYPES, render } from '../domain/formatters';
 import type { JobResult } from '../domain/job-result';
 import { outputKey, parseJobSpec, type JobSpec } from '../domain/job-spec';
@@ -15,6 +15,8 @@ import type { Storage } from '../ports/storage';
 import type { SpanHandle, Telemetry } from '../ports/telemetry';
 import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
 import { assertSpecAllowed } from './validate';
+import { watchedAudio } from './watched-audio';
+import { IdleWatchdog } from '../domain/watchdog';
 
 /** Everything the processor touches, injected so tests can swap parts (Temporal-style factory). */
 export interface ProcessorDeps {
@@ -38,6 +40,11 @@ export interface ProcessorDeps {
   maxRateLimitRetries?: number;
   /** Storage errors are retried inside the attempt for this long (STORAGE_RETRY_MS; default 180 s). */
   storageRetryMs?: number;
+  /**
+   * A session with no progress (no audio read, no provider event) for this long is aborted with
+   * SESSION_STALLED (retryable) and its slot given back (SESSION_STALL_MS; absent or 0: no watchdog).
+   */
+  sessionStallMs?: number;
   /** Truncation check of decoded audio against the container's declared duration. */
   truncation?: { tolerance: number; allow: boolean };
   /**
@@ -163,9 +170,14 @@ async function transcribeWithinCap(
     const lease = await deps.telemetry.span('slot.wait', { 'scribe.cap.bucket': bucket, 'scribe.rate_limit_retries': rateLimited }, () => deps.limiter.acquire(bucket, ctx.signal), {
       suppressInner: true,
     });
+    const watchdog = deps.sessionStallMs
+      ? new IdleWatchdog(deps.clock, deps.sessionStallMs, (ms) => new SessionStalledError(`${spec.provider} ${spec.mode} session made no progress (no audio read, no provider message) for ${Math.round(ms / 1000)} s: aborted`, { details: { idleMs: Math.round(ms) } }))
+      : undefined;
     try {
       ctx.onSessionStart?.();
-      const signal = lease.signal ? AbortSignal.any([ctx.signal, lease.signal]) : ctx.signal;
+      const signals = [ctx.signal, lease.signal, watchdog?.signal].filter((s): s is AbortSignal => s !== undefined);
+      const signal = signals.length === 1 ? ctx.signal : AbortSignal.any(signals);
+      const input = watchdog ? watchedAudio(audio, () => watchdog.touch()) : audio;
       return await deps.telemetry.span(
         `session ${spec.provider}`,
         {
@@ -178,11 +190,12 @@ async function transcribeWithinCap(
         async (span) => {
           const started = deps.clock.now();
           const r = await provider.transcribe(
-            { mode: spec.mode, model: spec.model, options: spec.options, audio },
+            { mode: spec.mode, model: spec.model, options: spec.options, audio: input },
             {
               signal,
               clock: deps.clock,
               onEvent: (e) => {
+                watchdog?.touch();
                 recordSessionEvent(span, e);
                 onEvent?.(e);
                 deps.onSessionEvent?.(spec, e);
@@ -197,10 +210,12 @@ async function transcribeWithinCap(
     } catch (e) {
       if (ctx.signal.aborted) throw new JobCancelledError('job was cancelled');
       if (lease.signal?.aborted) throw lease.signal.reason;
+      if (watchdog?.signal.aborted) throw watchdog.signal.reason;
       if (!(e instanceof ScribeError) || e.kind !== 'rate_limit' || ++rateLimited > maxRetries) throw e;
       deps.limiter.reportRateLimited?.(bucket, e.retryAfterMs);
       retryAfterMs = e.retryAfterMs;
     } finally {
+      watchdog?.stop();
       await lease.release();
     }
     const wait = rateLimitBackoffMs(retryAfterMs, rateLimited);

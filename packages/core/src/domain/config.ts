@@ -53,6 +53,13 @@ export const ConfigSchema = z.object({
    * re-PUT, never transcribed again.
    */
   STORAGE_RETRY_MS: int(180_000, 0),
+  /**
+   * A session with no progress at all (no audio read, no provider message) for this long is aborted
+   * with SESSION_STALLED (retryable) and its cap slot given back: a hung socket, decoder or recogniser
+   * never holds a slot for good. A backstop behind each provider's own timeouts (PROVIDER_TIMEOUT_MS),
+   * so larger than them.
+   */
+  SESSION_STALL_MS: int(900_000, 1000),
   /** How often each worker looks for jobs that ended outside the books (stall limits, lost writes) and records them. */
   RECONCILE_INTERVAL_MS: int(30_000, 1000),
   /**

@@ -78,6 +78,11 @@ export class ProviderProtocolError extends define('PROVIDER_PROTOCOL', 'unrecove
 export class ProviderRateLimitedError extends define('PROVIDER_RATE_LIMITED', 'rate_limit') {}
 export class ProviderUnavailableError extends define('PROVIDER_UNAVAILABLE', 'retry') {}
 export class ProviderTimeoutError extends define('PROVIDER_TIMEOUT', 'retry') {}
+/**
+ * A session made no progress (no audio read, no provider message) for SESSION_STALL_MS: aborted, its
+ * slot given back, the attempt retried. A hung socket, decoder or recogniser never holds a slot for good.
+ */
+export class SessionStalledError extends define('SESSION_STALLED', 'retry') {}
 /** The provider's checksum of what it received differs from what was sent (corruption in transit). */
 export class ChecksumMismatchError extends define('CHECKSUM_MISMATCH', 'retry') {}
 
