@@ -10,7 +10,6 @@ COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY packages ./packages
 COPY apps ./apps
 COPY infra/local ./infra/local
-COPY test/emulators ./test/emulators
 # `npm install` (not `npm ci`): it follows the lockfile and tolerates missing optional platform binaries.
 RUN npm install --no-audit --no-fund && npx tsc -b && npm prune --omit=dev --no-audit --no-fund
 ENV NODE_ENV=production

@@ -7,7 +7,7 @@ const moduleNameMapper = {
   '^@scribe-fleet/worker$': '<rootDir>/apps/worker/src/index.ts',
   '^@scribe-fleet/producer$': '<rootDir>/apps/producer/src/index.ts',
   '^@scribe-fleet/infra-local$': '<rootDir>/infra/local/src/index.ts',
-  '^@scribe-fleet/emulators$': '<rootDir>/test/emulators/src/index.ts',
+  '^@scribe-fleet/emulators$': '<rootDir>/packages/emulators/src/index.ts',
 };
 const common = { rootDir: __dirname, testEnvironment: 'node', transform: { '^.+\\.ts$': tsJest }, moduleNameMapper };
 

@@ -14,7 +14,7 @@ async function capUtilisation({ cap = 20, jobs = 600, serviceMs = 500, workers =
   const { FleetQueues } = require(join(ROOT, 'packages/core/dist/adapters/bullmq/fleet-queues.js'));
   const { S3Storage } = require(join(ROOT, 'packages/core/dist/adapters/s3/s3-storage.js'));
   const { enqueuePrefix } = require(join(ROOT, 'apps/producer/dist/index.js'));
-  const { startDeepgramEmulator } = require(join(ROOT, 'test/emulators/dist/deepgram.js'));
+  const { startDeepgramEmulator } = require(join(ROOT, 'packages/emulators/dist/index.js'));
 
   const s = await stack();
   const KEY = 'bench-key';

@@ -19,7 +19,7 @@ const KEY = 'bench-key';
 
 /** A 16 kHz mono s16le WAV of exactly `bytes` bytes (header + low noise), generated chunk by chunk. */
 function wavStream(bytes) {
-  return require(join(ROOT, 'test/emulators/dist/noise-wav.js')).noiseWav(bytes, 12345);
+  return require(join(ROOT, 'packages/emulators/dist/index.js')).noiseWav(bytes, 12345);
 }
 
 /** Sample a process's VmRSS every `everyMs` until stopped; returns the max seen. */
@@ -100,8 +100,8 @@ async function run(opts = {}) {
   const bytes = Number(opts.bytes ?? process.env.BENCH_MEMORY_BYTES ?? 2_000_000_000);
   const providers = opts.providers ?? ['deepgram', 'openai'];
   const { S3Storage } = require(join(ROOT, 'packages/core/dist/adapters/s3/s3-storage.js'));
-  const { startDeepgramEmulator } = require(join(ROOT, 'test/emulators/dist/deepgram.js'));
-  const { startOpenAIEmulator } = require(join(ROOT, 'test/emulators/dist/openai.js'));
+  const { startDeepgramEmulator } = require(join(ROOT, 'packages/emulators/dist/index.js'));
+  const { startOpenAIEmulator } = require(join(ROOT, 'packages/emulators/dist/index.js'));
   const s = await stack();
   const storage = new S3Storage({ endpoint: s.s3.endpoint, region: s.s3.region, accessKeyId: s.s3.accessKeyId, secretAccessKey: s.s3.secretAccessKey, forcePathStyle: true });
   const dg = await startDeepgramEmulator({ keys: { [KEY]: 'p1' }, serviceTimeMs: { prerecorded: 0 } });

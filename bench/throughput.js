@@ -33,7 +33,7 @@ async function run({ jobs = Number(process.env.BENCH_THROUGHPUT_JOBS ?? 2000) } 
   const { FleetQueues } = require(join(ROOT, 'packages/core/dist/adapters/bullmq/fleet-queues.js'));
   const { S3Storage } = require(join(ROOT, 'packages/core/dist/adapters/s3/s3-storage.js'));
   const { enqueuePrefix } = require(join(ROOT, 'apps/producer/dist/index.js'));
-  const { startDeepgramEmulator } = require(join(ROOT, 'test/emulators/dist/deepgram.js'));
+  const { startDeepgramEmulator } = require(join(ROOT, 'packages/emulators/dist/index.js'));
 
   const s = await stack();
   const KEY = 'bench-key';

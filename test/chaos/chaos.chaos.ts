@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromDeepgramJson, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { cut, pseudoRandom, RATE, SPEECH_TEXT, SpeechKit, wav } from '../helpers/bad-input-fixtures';
 import { ChaosWorld, count, FULL, recordFigures, repeatFault, type ChaosFigures } from './harness';
 import { longSpeech, type Voice } from './speech';

@@ -11,8 +11,8 @@ import { DeepgramProvider } from '@scribe-fleet/core/adapters/providers/deepgram
 import { FireworksProvider } from '@scribe-fleet/core/adapters/providers/fireworks';
 import { OpenAIProvider } from '@scribe-fleet/core/adapters/providers/openai';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
-import { startEmulator, type EmulatorName } from '../emulators/src/cli';
-import type { EmulatorHandle } from '../emulators/src/common';
+import { startEmulator, type EmulatorName } from '@scribe-fleet/emulators';
+import type { EmulatorHandle } from '@scribe-fleet/emulators';
 import { SENTENCES } from '../../infra/local/src/samples';
 import { fileAudioInput, makeFixtures, type FixtureSet } from '../providers/streaming-test-kit';
 

@@ -7,8 +7,8 @@ import { fromDeepgramJson, toSrt, toTxt, toVtt, wordErrorRate, type DeepgramStyl
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
-import { startEmulator } from '../emulators/src/cli';
-import type { EmulatorHandle } from '../emulators/src/common';
+import { startEmulator } from '@scribe-fleet/emulators';
+import type { EmulatorHandle } from '@scribe-fleet/emulators';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { readObject, sampleFiles, testConfig, uploadSamples, waitForJobs, type Outcome } from '../helpers/fleet';
 

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { redisLimiter } from '@scribe-fleet/worker';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle, type DeepgramEmulatorOptions } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle, type DeepgramEmulatorOptions } from '@scribe-fleet/emulators';
 import { redisUrl, s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
 import { testConfig, waitForJobs } from '../helpers/fleet';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';

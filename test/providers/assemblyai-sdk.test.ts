@@ -17,7 +17,7 @@ import { AssemblyAI, type BeginEvent, type TurnEvent } from 'assemblyai';
 import { chunkBytesFor, pacedSend, rechunk, wordErrorRate } from '@scribe-fleet/core';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { DEFAULT_SAMPLES } from '../../infra/local/src/samples';
-import { startAssemblyAIEmulator, type AssemblyAIEmulatorHandle, type AssemblyAISessionInfo } from '../emulators/src/assemblyai';
+import { startAssemblyAIEmulator, type AssemblyAIEmulatorHandle, type AssemblyAISessionInfo } from '@scribe-fleet/emulators';
 import { analysePacing, fileAudioInput, makeFixtures, type FixtureSet } from './streaming-test-kit';
 
 jest.setTimeout(60_000);

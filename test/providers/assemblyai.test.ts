@@ -25,7 +25,7 @@ import {
   type AssemblyAIEmulatorHandle,
   type AssemblyAIEmulatorOptions,
   type AssemblyAISessionInfo,
-} from '../emulators/src/assemblyai';
+} from '@scribe-fleet/emulators';
 import {
   analysePacing,
   decodeFile,

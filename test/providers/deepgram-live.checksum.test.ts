@@ -3,7 +3,7 @@
  * received. The client hashes exactly the audio bytes it put on the socket and compares; a difference
  * (corruption in transit, lost or doubled frames) is CHECKSUM_MISMATCH, retryable.
  *
- * The emulator (test/emulators/src/deepgram.ts) hashes every binary frame it accepts, so the happy
+ * The emulator (packages/emulators/src/deepgram) hashes every binary frame it accepts, so the happy
  * path runs through it. A tiny fake server on 127.0.0.1 sends a wrong sha256 for the mismatch.
  */
 import { createHash } from 'node:crypto';
@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { ChecksumMismatchError, ScribeError, type AudioInput } from '@scribe-fleet/core';
 import { DeepgramProvider } from '@scribe-fleet/core/adapters/providers/deepgram';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { rawClient, sessionContext, toneInput } from './streaming-test-kit';
 
 jest.setTimeout(60_000);

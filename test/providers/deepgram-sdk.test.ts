@@ -14,7 +14,7 @@ import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { prerecordedToTranscript } from '@scribe-fleet/core/adapters/providers/deepgram';
 import { DEFAULT_SAMPLES, SENTENCES, type SampleSpec } from '../../infra/local/src/samples';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { makeFixtures, type FixtureSet } from './streaming-test-kit';
 
 const KEY = 'sdk-test-key';

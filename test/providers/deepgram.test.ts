@@ -31,7 +31,7 @@ import {
 } from '@scribe-fleet/core';
 import { DeepgramProvider, deepgramCloseError, parseDeepgramError } from '@scribe-fleet/core/adapters/providers/deepgram';
 import { DEFAULT_SAMPLES, SENTENCES, type SampleSpec } from '../../infra/local/src/samples';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { analysePacing, decodeFile, fileAudioInput, makeFixtures, rawClient, sessionContext, type FixtureSet } from './streaming-test-kit';
 
 const KEY = 'dg-test-key';

@@ -12,7 +12,7 @@ import { makeFixtures, type FixtureSet } from './streaming-test-kit';
 
 jest.setTimeout(30_000);
 const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'test', 'emulators', 'dist', 'cli.js');
+const CLI = join(ROOT, 'packages', 'emulators', 'dist', 'cli.js');
 const TEXT = SENTENCES[1];
 
 let fx: FixtureSet;

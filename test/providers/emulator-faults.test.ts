@@ -15,7 +15,7 @@ import { rawClient, type RawClient } from './streaming-test-kit';
 
 jest.setTimeout(30_000);
 const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'test', 'emulators', 'dist', 'cli.js');
+const CLI = join(ROOT, 'packages', 'emulators', 'dist', 'cli.js');
 const KEY = 'test-key';
 
 interface Cli {

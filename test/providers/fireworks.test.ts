@@ -23,7 +23,7 @@ import {
   type FireworksEmulatorHandle,
   type FireworksEmulatorOptions,
   type FireworksSessionInfo,
-} from '../emulators/src/fireworks';
+} from '@scribe-fleet/emulators';
 import {
   analysePacing,
   decodeFile,

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { transcriptText, wordErrorRate, type AudioInput, type ScribeError } from '@scribe-fleet/core';
 import { OpenAIProvider, OPENAI_MAX_UPLOAD_BYTES } from '@scribe-fleet/core/adapters/providers/openai';
 import { DEFAULT_SAMPLES, SENTENCES, type SampleSpec } from '../../infra/local/src/samples';
-import { startOpenAIEmulator, type OpenAIEmulatorHandle, type OpenAIRequestRecord } from '../emulators/src/openai';
+import { startOpenAIEmulator, type OpenAIEmulatorHandle, type OpenAIRequestRecord } from '@scribe-fleet/emulators';
 import { fileAudioInput, makeFixtures, sessionContext, type FixtureSet } from './streaming-test-kit';
 
 jest.setTimeout(60_000);

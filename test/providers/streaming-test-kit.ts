@@ -14,7 +14,7 @@ import type { AudioInput, SessionContext, SessionEvent } from '@scribe-fleet/cor
 import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { synthesise, type SampleSpec } from '../../infra/local/src/samples';
-import type { FrameRecord } from '../emulators/src/common';
+import type { FrameRecord } from '@scribe-fleet/emulators';
 
 export interface Fixture {
   spec: SampleSpec;

@@ -14,7 +14,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { childEnv, s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples } from '../helpers/fleet';
 import { startOtlpReceiver, type OtlpReceiver } from '../telemetry/otlp-receiver';

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
-import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '../emulators/src/deepgram';
+import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { childEnv, s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples, waitForJobs, type Outcome } from '../helpers/fleet';
 import { startWorkerProcess } from '../helpers/processes';
