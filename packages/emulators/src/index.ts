@@ -5,3 +5,4 @@ export * from './fireworks';
 export * from './openai';
 export * from './cli';
 export * from './noise-wav';
+export * from './kit';
