@@ -34,6 +34,9 @@ const PACKAGES = [
   { pkg: 'pocketsphinx-en-us', ok: () => exists('/usr/share/pocketsphinx/model/en-us/en-us') },
   { pkg: 'python3-pocketsphinx', ok: () => runs('/usr/bin/python3', ['-c', 'import pocketsphinx']) },
   { pkg: 'chromium', ok: () => exists('/usr/bin/chromium') }, // dashboard browser test
+  // The third-party clients in packages/emulators/clients (test/emulators/third-party-clients.test.ts).
+  { pkg: 'python3-websockets', ok: () => runs('/usr/bin/python3', ['-c', 'import websockets']) },
+  { pkg: 'python3-websocket', ok: () => runs('/usr/bin/python3', ['-c', 'import websocket']) },
 ];
 
 function run(cmd, args, opts = {}) {
