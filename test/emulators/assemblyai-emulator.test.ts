@@ -8,7 +8,7 @@
 import { wordErrorRate } from '@scribe-fleet/core';
 import { RecogniserPool, startAssemblyAIEmulator, TOO_MANY_SESSIONS_REASON, type AssemblyAIEmulatorHandle, type AssemblyAIEmulatorOptions } from '@scribe-fleet/emulators';
 import { rawClient, type RawClient } from '../providers/streaming-test-kit';
-import { continuousSpeech, framesOf, type Speech } from './live-kit';
+import { framesOf, liveSuite, type Speech } from './live-kit';
 
 jest.setTimeout(120_000);
 
@@ -17,13 +17,10 @@ const MODEL_QUERY = 'speech_model=universal-streaming-english&sample_rate=16000'
 type Msg = Record<string, unknown>;
 type TurnWord = { text: string; start: number; end: number; word_is_final: boolean };
 
-let speech: Speech;
-const emulators: AssemblyAIEmulatorHandle[] = [];
+const suite = liveSuite();
 
 async function emulator(opts: Partial<AssemblyAIEmulatorOptions> = {}): Promise<AssemblyAIEmulatorHandle> {
-  const e = await startAssemblyAIEmulator({ apiKeys: [KEY], strictRate: false, ...opts });
-  emulators.push(e);
-  return e;
+  return suite.track(await startAssemblyAIEmulator({ apiKeys: [KEY], strictRate: false, ...opts }));
 }
 
 function open(e: AssemblyAIEmulatorHandle, query = ''): Promise<RawClient> {
@@ -59,16 +56,9 @@ function sessionClosed(e: AssemblyAIEmulatorHandle, c: RawClient): Promise<void>
 
 const transcriptOf = (ends: Msg[]) => ends.map((t) => t.transcript as string).join(' ');
 
-beforeAll(async () => {
-  speech = await continuousSpeech(60);
-});
-
-afterAll(async () => {
-  await Promise.all(emulators.map((e) => e.close()));
-});
-
 describe('turn detection', () => {
   test('60 s of continuous speech (250 ms pauses only) → ≥ 10 turns, in order, all audio finalised by Terminate (WER ≤ 15 %)', async () => {
+    const speech = suite.speech();
     expect(speech.seconds).toBeGreaterThanOrEqual(60);
     const e = await emulator();
     const { messages, ends, code } = await stream(e, speech);
@@ -93,7 +83,7 @@ describe('turn detection', () => {
 
   test('a pause of min_turn_silence ends a turn; with end_of_turn_confidence_threshold 1 only max_turn_silence does; UpdateConfiguration applies from then on', async () => {
     const e = await emulator({ maxSegmentMs: 30_000 }); // only pauses end turns here
-    const four = speech.first(4);
+    const four = suite.speech().first(4);
     const [short, strict, updated] = await Promise.all([
       stream(e, four, '&min_turn_silence=200'),
       stream(e, four, '&min_turn_silence=200&max_turn_silence=1000&end_of_turn_confidence_threshold=1'),

@@ -6,15 +6,9 @@
  */
 import WebSocket from 'ws';
 import { wordErrorRate } from '@scribe-fleet/core';
-import {
-  RecogniserPool,
-  startAssemblyAIEmulator,
-  startFireworksEmulator,
-  type FireworksEmulatorHandle,
-  type FireworksEmulatorOptions,
-} from '@scribe-fleet/emulators';
+import { RecogniserPool, startAssemblyAIEmulator, startFireworksEmulator, type FireworksEmulatorHandle, type FireworksEmulatorOptions } from '@scribe-fleet/emulators';
 import { rawClient, type RawClient } from '../providers/streaming-test-kit';
-import { continuousSpeech, framesOf, selfSigned, type Speech } from './live-kit';
+import { framesOf, liveSuite, selfSigned, type Speech } from './live-kit';
 
 jest.setTimeout(120_000);
 
@@ -23,13 +17,10 @@ const PATH = '/v1/audio/transcriptions/streaming';
 type Msg = Record<string, unknown>;
 type Seg = { id: unknown; text: string; start?: unknown; end?: unknown; words: Array<Record<string, unknown>> };
 
-let speech: Speech;
-const closers: Array<{ close(): Promise<void> }> = [];
+const suite = liveSuite();
 
 async function emulator(opts: Partial<FireworksEmulatorOptions> = {}): Promise<FireworksEmulatorHandle> {
-  const e = await startFireworksEmulator({ apiKeys: [KEY], strictPacing: false, ...opts });
-  closers.push(e);
-  return e;
+  return suite.track(await startFireworksEmulator({ apiKeys: [KEY], strictPacing: false, ...opts }));
 }
 
 const open = (e: FireworksEmulatorHandle, query = 'language=en&timestamp_granularities=word,segment'): Promise<RawClient> =>
@@ -56,16 +47,9 @@ function stateOf(messages: Msg[]): Map<string, Seg> {
 const isFinal = (s: Seg) => s.words.length > 0 && s.words.every((w) => w.is_final === true);
 const textOf = (state: Map<string, Seg>) => [...state.entries()].sort((a, b) => Number(a[0]) - Number(b[0])).map(([, s]) => s.text).join(' ');
 
-beforeAll(async () => {
-  speech = await continuousSpeech(60);
-});
-
-afterAll(async () => {
-  await Promise.all(closers.map((e) => e.close()));
-});
-
 describe('segments', () => {
   test('60 s of continuous speech (250 ms pauses only) → ≥ 10 final segments before the final echo (WER ≤ 15 %); fields typed as in the guide', async () => {
+    const speech = suite.speech();
     const e = await emulator();
     const messages = await stream(e, speech);
     const echo = messages.at(-1)!;
@@ -105,7 +89,7 @@ describe('segments', () => {
   });
 
   test('a pause of pauseMs finalises the segment: one final segment per sentence', async () => {
-    const four = speech.first(4);
+    const four = suite.speech().first(4);
     const e = await emulator({ pauseMs: 200, maxSegmentMs: 30_000 });
     const state = stateOf((await stream(e, four)).slice(0, -1));
     expect(state.size).toBe(4);
@@ -131,8 +115,7 @@ describe('capacity and transport', () => {
     expect(pool.inUse).toBe(0);
 
     // The same pool behind an AssemblyAI emulator: its session takes the one recogniser, Fireworks refuses.
-    const aai = await startAssemblyAIEmulator({ apiKeys: [KEY], recognisers: pool });
-    closers.push(aai);
+    const aai = suite.track(await startAssemblyAIEmulator({ apiKeys: [KEY], recognisers: pool }));
     const other = await rawClient(`${aai.wsUrl}/v3/ws?speech_model=universal-streaming-english`, { Authorization: KEY });
     await other.next((m) => m.type === 'Begin');
     await expect(open(e)).rejects.toMatchObject({ status: 429 });

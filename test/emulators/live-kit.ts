@@ -89,6 +89,28 @@ export async function continuousSpeech(minSeconds = 60): Promise<Speech> {
   return speechOf(await readFile(path), JSON.parse(await readFile(metaPath, 'utf8')) as Speech['sentences']);
 }
 
+/**
+ * The suite's hooks: beforeAll makes the 60 s recording (`speech()`), afterAll closes every emulator
+ * given to `track`.
+ */
+export function liveSuite(): { speech(): Speech; track<T extends { close(): Promise<void> }>(e: T): T } {
+  let made: Speech | undefined;
+  const tracked: Array<{ close(): Promise<void> }> = [];
+  beforeAll(async () => {
+    made = await continuousSpeech(60);
+  });
+  afterAll(async () => {
+    await Promise.all(tracked.map((e) => e.close()));
+  });
+  return {
+    speech: () => made!,
+    track: (e) => {
+      tracked.push(e);
+      return e;
+    },
+  };
+}
+
 /** `pcm` cut into frames of `frameMs` (the last one padded with silence to a whole frame). */
 export function framesOf(pcm: Buffer, frameMs: number): Buffer[] {
   const size = frameMs * BYTES_PER_MS;

@@ -118,8 +118,7 @@ export class LiveServer<F extends FaultHooks, I extends LiveSessionInfo> {
   handle<X extends object>(extra: X): LiveEmulatorHandle<F, I> & X {
     const srv = this.srv;
     if (!srv) throw new Error('listen() first');
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const live = this;
+    const live = this; // the getters below read and replace this server's hooks
     return {
       name: this.provider,
       url: srv.url,
