@@ -152,9 +152,18 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
     };
     requests.push(rec);
     if (requests.length > 1000) requests.shift();
-    res.once('close', () => setImmediate(() => events.emit('done', rec))); // after the slot is released
+    const closed = new Promise<void>((r) => res.once('close', r));
     frames.record({ session: id, direction: 'in', kind: 'http', size: 0, type: `${req.method} ${req.url}` });
+    try {
+      await serve(req, res, rec, startedAt);
+    } finally {
+      // 'done' once the response is closed (slot released) and the handling is over (status final).
+      void closed.then(() => setImmediate(() => events.emit('done', rec)));
+    }
+  }
 
+  async function serve(req: IncomingMessage, res: ServerResponse, rec: OpenAIRequestRecord, startedAt: number): Promise<void> {
+    const id = rec.id;
     const send: Send = async (status, body, contentType, headers = {}) => {
       if (handle.faults.slowFirstByteMs) {
         const ms = handle.faults.slowFirstByteMs;

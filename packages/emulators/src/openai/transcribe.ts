@@ -10,21 +10,9 @@ import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import type { SphinxResult } from '@scribe-fleet/core/adapters/sphinx-recogniser';
 import type { FaultHooks } from '../kit/faults';
 import { openRecogniser } from '../kit/recogniser';
-import type { RecogniserPool } from '../kit/recogniser-pool';
+import { RecogniserPool } from '../kit/recogniser-pool';
 import { delay } from '../kit/util';
 import type { OpenAIEmulatorMode, OpenAIRequestRecord } from './types';
-
-/** A FIFO mutex (whisper.cpp's global `whisper_mutex`). */
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  lock(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((r) => (release = r));
-    const ready = this.tail.then(() => release);
-    this.tail = this.tail.then(() => next);
-    return ready;
-  }
-}
 
 export interface TranscriberOptions {
   mode: OpenAIEmulatorMode;
@@ -41,12 +29,13 @@ export interface TranscriberOptions {
 export class Transcriber {
   /** Runs in flight (recognitions, or held benchmark requests), with the high-water mark. */
   readonly inference = { inFlight: 0, max: 0 };
-  private readonly mutex = new Mutex();
+  /** whisper.cpp's global `whisper_mutex`: one inference at a time, FIFO; a waiter whose client left stops waiting. */
+  private readonly mutex = new RecogniserPool(1);
   constructor(private readonly opts: TranscriberOptions) {}
 
   /** Finals of the file; rejects when `signal` aborts (the client went away), or with ffmpeg's error. */
   async run(file: { path: string; bytes: number }, rec: OpenAIRequestRecord, signal: AbortSignal): Promise<SphinxResult> {
-    const unlock = this.opts.mode === 'whisper.cpp' ? await this.mutex.lock() : undefined;
+    const unlock = this.opts.mode === 'whisper.cpp' ? await this.mutex.acquire(signal) : undefined;
     try {
       if (this.opts.serviceTimeMs !== undefined) {
         const ms = this.opts.serviceTimeMs;

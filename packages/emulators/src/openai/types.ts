@@ -91,7 +91,8 @@ export interface OpenAIEmulatorHandle extends EmulatorHandle {
    * 'admitted' (OpenAIRequestRecord): a request passed the gateway checks and is in flight (counted);
    * 'queued' (record): its upload was read and it waits for a recogniser (all busy);
    * 'recognising' (record): it has a recogniser; 'recognised' (record): it gave the recogniser back;
-   * 'done' (OpenAIRequestRecord): any request finished — answered, refused, or its client went away.
+   * 'done' (OpenAIRequestRecord): any request finished — answered, refused, or its client went away —
+   * once its response is closed (slot released) and its handling is over (`status` final).
    */
   readonly events: EventEmitter;
   quotaExceeded: boolean;
