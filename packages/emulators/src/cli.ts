@@ -4,12 +4,23 @@
  *
  *   npm run emulator -- <deepgram|assemblyai|fireworks|openai> [--port N] [--key K]... [--cap N] [--lenient]
  *                       [--service-time-ms N] [--retry-after S] [--fault SPEC]... [--mode M]
+ *                       [--recognisers N] [--tls | --cert FILE --cert-key FILE]
  *
- * Prints a human line, then one JSON line `{"ready":true,"provider":…,"url":…}` (scripts wait for it),
- * and runs until SIGINT/SIGTERM, when it closes the emulator and exits 0.
+ * Prints a human line, then one JSON line `{"ready":true,"provider":…,"url":…}` (scripts wait for it;
+ * it also has `wsUrl` for the streaming emulators, `baseUrl`/`endpoint` for openai, and `cert` under
+ * TLS), and runs until SIGINT/SIGTERM, when it closes the emulator and exits 0.
  *   --port N             listen port (default 0 = a free port, reported in the ready line)
  *   --key K              an accepted API key (repeatable; default `test-key`)
  *   --cap N              per-key concurrency cap (Deepgram: per project and pool; 0 refuses everything)
+ *   --recognisers N      recognitions the emulator runs at once (its own hardware, not an account's cap;
+ *                        default 3 per core): past it batch requests queue, streams are refused as the
+ *                        provider refuses at capacity
+ *   --tls                serve https/wss on a self-signed certificate for 127.0.0.1 and localhost, made
+ *                        at start with the `openssl` binary in a fresh temp dir (removed at exit); its
+ *                        path is printed and is `cert` in the ready line (a client trusts it as its CA)
+ *   --cert FILE --cert-key FILE
+ *                        serve https/wss with this PEM certificate and private key (both or neither;
+ *                        `--key` is taken by the API keys); `cert` in the ready line is FILE
  *   --lenient            switch the strict protocol rules off (auth stays on)
  *   --mode M             openai only: openai | whisper.cpp | speaches
  *   --service-time-ms N  batch (Deepgram pre-recorded, OpenAI): no recognition, each request is held
@@ -41,11 +52,16 @@
  *   DELETE /_emulator/stats    reset maxInFlight / sessions / refused
  * e.g. `curl -XPOST localhost:PORT/_emulator/faults -d '{"faults":["5xx:3","drop-after=2:1"]}'`.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { startAssemblyAIEmulator } from './assemblyai';
+import { startAssemblyAIEmulator, type AssemblyAIEmulatorOptions } from './assemblyai';
 import { CONTROL_PREFIX, FaultPlan, FaultSpecError, parseFaultSpec, type EmulatorHandle, type FaultEndpoint, type FaultSpec } from './common';
-import { startDeepgramEmulator } from './deepgram';
-import { startFireworksEmulator } from './fireworks';
+import { startDeepgramEmulator, type DeepgramEmulatorOptions } from './deepgram';
+import { startFireworksEmulator, type FireworksEmulatorOptions } from './fireworks';
+import type { TlsOptions } from './kit/server';
+import { selfSignedCertificate } from './kit/tls';
 import { startOpenAIEmulator, type OpenAIEmulatorMode } from './openai';
 
 export const EMULATORS = ['deepgram', 'assemblyai', 'fireworks', 'openai'] as const;
@@ -63,6 +79,10 @@ export interface CliOptions {
   serviceTimeMs?: number;
   /** `--retry-after`. */
   retryAfterSeconds?: number;
+  /** `--recognisers`: the emulator's recogniser count. */
+  recognisers?: number;
+  /** `--tls` / `--cert` + `--cert-key`: serve https/wss. */
+  tls?: TlsOptions;
 }
 
 /** What each emulator serves, for checking fault specs (`early=` needs REST). */
@@ -82,6 +102,11 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
     ...(o.serviceTimeMs !== undefined ? { serviceTimeMs: o.serviceTimeMs } : {}),
   };
   const retryAfter = o.retryAfterSeconds !== undefined ? { retryAfterSeconds: o.retryAfterSeconds } : {};
+  // Every emulator takes `recognisers` and `tls`; the casts below stand until all their option types say so.
+  const served = {
+    ...(o.recognisers !== undefined ? { recognisers: o.recognisers } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
+  };
   switch (name) {
     case 'deepgram':
       return startDeepgramEmulator({
@@ -92,7 +117,8 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...(o.lenient ? { strictUtteranceEnd: false, strictPacing: false } : {}),
         ...common,
         ...retryAfter,
-      });
+        ...served,
+      } as DeepgramEmulatorOptions);
     case 'assemblyai':
       return startAssemblyAIEmulator({
         apiKeys: o.keys,
@@ -100,7 +126,8 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...(o.cap !== undefined ? { maxConcurrentPerKey: o.cap } : {}),
         ...(o.lenient ? { strictFrameDuration: false, strictRate: false, requireSpeechModel: false } : {}),
         ...common,
-      });
+        ...served,
+      } as AssemblyAIEmulatorOptions);
     case 'fireworks':
       return startFireworksEmulator({
         apiKeys: o.keys,
@@ -109,7 +136,8 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...(o.lenient ? { strictFrames: false, strictPacing: false } : {}),
         ...common,
         ...retryAfter,
-      });
+        ...served,
+      } as FireworksEmulatorOptions);
     case 'openai':
       return startOpenAIEmulator({
         port: o.port,
@@ -119,6 +147,7 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...(o.lenient ? { rules: { requireModel: false, checkExtension: false, enforceSizeLimit: false, checkModelFormats: false } } : {}),
         ...common,
         ...retryAfter,
+        ...served,
       });
   }
 }
@@ -129,6 +158,37 @@ function integer(min: number) {
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
     return n;
   };
+}
+
+/** The certificate an emulator serves, where it is, and the temp dir to remove at exit (generated only). */
+interface CliTls {
+  tls: TlsOptions;
+  certPath: string;
+  tempDir?: string;
+}
+
+/**
+ * `--tls`: a fresh self-signed certificate in a new temp dir; `--cert`/`--cert-key`: those files.
+ * Undefined when neither was asked for. Throws (with the reason) when a file cannot be read or openssl fails.
+ */
+async function cliTls(o: { tls?: boolean; cert?: string; certKey?: string }): Promise<CliTls | undefined> {
+  if (o.cert !== undefined && o.certKey !== undefined) {
+    const certPath = resolve(o.cert);
+    const read = (file: string, what: string) =>
+      readFile(file).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`cannot read the TLS ${what} ${file}: ${e.code ?? e.message}`);
+      });
+    return { tls: { cert: await read(certPath, 'certificate'), key: await read(resolve(o.certKey), 'key') }, certPath };
+  }
+  if (!o.tls) return undefined;
+  const tempDir = await mkdtemp(join(tmpdir(), 'scribe-emulator-tls-'));
+  try {
+    const made = await selfSignedCertificate(tempDir);
+    return { tls: { cert: made.cert, key: made.key }, certPath: made.certPath, tempDir };
+  } catch (e) {
+    await rm(tempDir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
@@ -147,6 +207,10 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     .addOption(new Option('--mode <mode>', 'openai emulator variant').choices(['openai', 'whisper.cpp', 'speaches']))
     .option('--service-time-ms <n>', 'batch: hold each request N ms, empty transcript (no recognition); streams: delay the end-of-stream answer', integer(0))
     .option('--retry-after <s>', 'Retry-After seconds on 429 answers', integer(0))
+    .option('--recognisers <n>', 'recognitions run at once (default 3 per core); past it batch requests queue, streams are refused', integer(1))
+    .option('--tls', 'serve https/wss on a self-signed certificate made at start (path printed, `cert` in the ready line)', false)
+    .option('--cert <file>', 'serve https/wss with this PEM certificate (with --cert-key)')
+    .option('--cert-key <file>', 'the PEM private key of --cert')
     .addOption(
       new Option('--fault <spec>', 'a scripted fault (repeatable): 429-storm[:N] | 5xx[=STATUS][:N] | never-answer[:N] | drop-after=SECONDS[:N] | early=STATUS[:N]')
         .argParser((v: string, acc: FaultSpec[]) => {
@@ -170,14 +234,20 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     mode?: OpenAIEmulatorMode;
     serviceTimeMs?: number;
     retryAfter?: number;
+    recognisers?: number;
+    tls: boolean;
+    cert?: string;
+    certKey?: string;
     fault: FaultSpec[];
   }>();
   if (raw.mode && name !== 'openai') program.error('--mode applies to the openai emulator only');
+  if ((raw.cert === undefined) !== (raw.certKey === undefined)) program.error('error: --cert and --cert-key go together (the certificate and its private key)');
   const opts: CliOptions = { port: raw.port, keys: raw.key.length ? raw.key : ['test-key'], lenient: raw.lenient, faults: raw.fault };
   if (raw.cap !== undefined) opts.cap = raw.cap;
   if (raw.mode) opts.mode = raw.mode;
   if (raw.serviceTimeMs !== undefined) opts.serviceTimeMs = raw.serviceTimeMs;
   if (raw.retryAfter !== undefined) opts.retryAfterSeconds = raw.retryAfter;
+  if (raw.recognisers !== undefined) opts.recognisers = raw.recognisers;
   try {
     new FaultPlan(EMULATOR_ENDPOINTS[name]).validate(raw.fault);
   } catch (e) {
@@ -185,16 +255,32 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     throw e;
   }
 
-  const handle = await startEmulator(name, opts);
+  const tls = await cliTls(raw);
+  const removeTemp = () => (tls?.tempDir ? rm(tls.tempDir, { recursive: true, force: true }) : Promise.resolve());
+  if (tls) opts.tls = tls.tls;
+  let handle: Awaited<ReturnType<typeof startEmulator>>;
+  try {
+    handle = await startEmulator(name, opts);
+    if (tls && !handle.url.startsWith('https:')) {
+      await handle.close();
+      throw new Error(`the ${name} emulator does not serve TLS yet`);
+    }
+  } catch (e) {
+    await removeTemp();
+    throw e;
+  }
   const ready: Record<string, unknown> = { ready: true, provider: name, url: handle.url, port: handle.port };
   if (handle.wsUrl) ready.wsUrl = handle.wsUrl;
   if (handle.baseUrl) ready.baseUrl = handle.baseUrl;
   if (handle.endpoint) ready.endpoint = handle.endpoint;
+  if (tls) ready.cert = tls.certPath;
   const notes = [
     `${opts.keys.length} key(s)`,
     ...(opts.lenient ? ['lenient'] : []),
+    ...(opts.recognisers !== undefined ? [`${opts.recognisers} recogniser(s)`] : []),
     ...(opts.serviceTimeMs !== undefined ? [`service time ${opts.serviceTimeMs} ms`] : []),
     ...(raw.fault.length ? [`faults: ${raw.fault.map((f) => f.spec).join(' ')}`] : []),
+    ...(tls ? [`TLS certificate ${tls.certPath}${tls.tempDir ? ' (self-signed, 127.0.0.1 and localhost)' : ''}`] : []),
   ];
   console.log(`${name} emulator listening on ${handle.url}${handle.wsUrl ? ` and ${handle.wsUrl}` : ''} (${notes.join(', ')}); control: ${handle.url}${CONTROL_PREFIX}{faults,stats}`);
   console.log(JSON.stringify(ready));
@@ -204,13 +290,16 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     if (closing) return;
     closing = true;
     console.log(`${signal}: closing the ${name} emulator`);
-    handle.close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        console.error(`close failed: ${(e as Error).message}`);
-        process.exit(1);
-      },
-    );
+    handle
+      .close()
+      .then(removeTemp)
+      .then(
+        () => process.exit(0),
+        (e: unknown) => {
+          console.error(`close failed: ${(e as Error).message}`);
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
