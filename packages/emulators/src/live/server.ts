@@ -99,7 +99,7 @@ export class LiveServer<F extends FaultHooks, I extends LiveSessionInfo> {
   }
 
   async listen(onUpgrade: UpgradeHandler, onRequest?: (req: IncomingMessage, res: ServerResponse) => void): Promise<void> {
-    const control = { provider: this.provider, concurrency: this.concurrency, faultPlan: this.faultPlan };
+    const control = { provider: this.provider, concurrency: this.concurrency, faultPlan: this.faultPlan, recognisers: this.pool };
     this.srv = await startWsServer({
       ...(this.opts.port !== undefined ? { port: this.opts.port } : {}),
       ...(this.opts.host !== undefined ? { host: this.opts.host } : {}),
