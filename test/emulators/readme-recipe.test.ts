@@ -6,9 +6,6 @@
  * the handshake, or AssemblyAI's "Too many concurrent sessions" close), which the worker waits out
  * without spending an attempt.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { SENTENCES, type SampleSpec } from '../../infra/local/src/samples';
@@ -17,11 +14,11 @@ import { enqueuePrefix } from '@scribe-fleet/producer';
 import { childEnv, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, waitForJobs } from '../helpers/fleet';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { startEmulatorCli, type EmulatorCli } from '../helpers/emulator-cli';
 
 // The outer bound; the waits themselves are bounded by progress.
 jest.setTimeout(900_000);
 
-const CLI = join(__dirname, '..', '..', 'packages', 'emulators', 'dist', 'cli.js');
 const KEY = 'my-key';
 const FILES = 40;
 const VOICES = ['kal16', 'rms', 'awb'] as const;
@@ -29,25 +26,7 @@ const VOICES = ['kal16', 'rms', 'awb'] as const;
 /** Short recordings (one sentence each), several voices: 40 files of 3–5 s. */
 const SPECS: SampleSpec[] = SENTENCES.map((text, i) => ({ name: `recipe-${i}.wav`, voice: VOICES[i % VOICES.length]!, format: 'wav', text }));
 
-interface Emulator {
-  child: ChildProcess;
-  ready: { url: string; wsUrl?: string };
-}
-
-async function startCliEmulator(name: string): Promise<Emulator> {
-  const child = spawn(process.execPath, [CLI, name, '--key', KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const ready = await new Promise<Emulator['ready']>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      const parsed = JSON.parse(line) as { ready?: boolean } & Emulator['ready'];
-      if (parsed.ready) resolve(parsed);
-    });
-    child.once('exit', (code) => reject(new Error(`emulator exited (${code}) before it was ready: ${stderr}`)));
-  });
-  return { child, ready };
-}
+type Emulator = EmulatorCli<{ url: string; wsUrl?: string }>;
 
 const ENV: Record<string, (e: Emulator['ready']) => Record<string, string>> = {
   deepgram: (e) => ({ DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: e.url }),
@@ -64,7 +43,7 @@ describe.each(['deepgram', 'assemblyai', 'fireworks'])('%s: the README recipe wi
 
   afterAll(async () => {
     await worker?.stop();
-    emulator?.child.kill('SIGTERM');
+    await emulator?.stop();
     await fleet?.close();
     redis?.disconnect();
   });
@@ -77,7 +56,7 @@ describe.each(['deepgram', 'assemblyai', 'fireworks'])('%s: the README recipe wi
       const s = samples[i % samples.length]!;
       await storage.put(bucket, `in/${String(i).padStart(2, '0')}-${s.name}`, await readFile(s.path));
     }
-    emulator = await startCliEmulator(provider);
+    emulator = await startEmulatorCli<Emulator['ready']>([provider, '--key', KEY]);
     const config = testConfig();
     // Nothing but the README's variables (and the test's Redis and S3 server).
     worker = await startWorkerProcess(childEnv(config, ENV[provider]!(emulator.ready)));

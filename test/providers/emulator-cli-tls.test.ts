@@ -4,22 +4,19 @@
  * and clients that trust the printed certificate get real answers over https / wss (clients that do
  * not are refused by their own TLS check, so it is real TLS). `--recognisers N` sizes the pool.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { wordErrorRate } from '@scribe-fleet/core';
 import { selfSignedCertificate } from '@scribe-fleet/emulators';
 import { SENTENCES } from '../../infra/local/src/samples';
 import { makeFixtures, type FixtureSet } from './streaming-test-kit';
+import { runEmulatorCli as runCli, startEmulatorCli as startCli, type EmulatorCli } from '../helpers/emulator-cli';
 
 jest.setTimeout(30_000);
-const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'packages', 'emulators', 'dist', 'cli.js');
 const TEXT = SENTENCES[3];
 const KEY = 'tls-cli-key';
 
@@ -29,41 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => fx?.cleanup());
 
-interface Started {
-  child: ChildProcessWithoutNullStreams;
-  ready: Record<string, unknown>;
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawn the CLI and resolve with its parsed ready line (rejects if it exits first). */
-function startCli(args: string[]): Promise<Started> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -b)`);
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      lines.push(line);
-      if (!line.startsWith('{')) return;
-      const ready = JSON.parse(line) as Record<string, unknown>;
-      if (ready.ready === true) resolve({ child, ready, lines, exited });
-    });
-    void exited.then(({ code }) => reject(new Error(`CLI exited (${code}) before it was ready: ${stderr}`)));
-  });
-}
-
-/** Run the CLI to its exit (for refusals). */
-function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
-}
-
-async function stop(cli: Started): Promise<void> {
+async function stop(cli: EmulatorCli): Promise<void> {
   cli.child.kill('SIGTERM');
   expect(await cli.exited).toEqual({ code: 0, signal: null });
 }

@@ -4,70 +4,29 @@
  * upload was read), `--service-time-ms`, and the `/_emulator/faults` + `/_emulator/stats` control
  * endpoint switching faults at run time. Every emulator runs as the real CLI child process.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rawClient, type RawClient } from './streaming-test-kit';
+import { runEmulatorCli as runCli, startEmulatorCli, type EmulatorCli } from '../helpers/emulator-cli';
 
 jest.setTimeout(30_000);
-const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'packages', 'emulators', 'dist', 'cli.js');
 const KEY = 'test-key';
 
-interface Cli {
-  child: ChildProcessWithoutNullStreams;
-  ready: { url: string; port: number; wsUrl?: string; baseUrl?: string; endpoint?: string };
-  lines: string[];
-  stop(): Promise<void>;
-}
+type Cli = EmulatorCli<{ url: string; port: number; wsUrl?: string; baseUrl?: string; endpoint?: string }>;
 
 const running = new Set<Cli>();
 afterEach(async () => {
   for (const c of [...running]) await c.stop();
+  running.clear();
 });
 
-/** Spawn the CLI and resolve with its parsed ready line (rejects if it exits first). */
-function startCli(args: string[]): Promise<Cli> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -b)`);
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      lines.push(line);
-      if (!line.startsWith('{')) return;
-      const ready = JSON.parse(line) as Cli['ready'] & { ready?: boolean };
-      if (ready.ready !== true) return;
-      const cli: Cli = {
-        child,
-        ready,
-        lines,
-        stop: async () => {
-          running.delete(cli);
-          child.kill('SIGTERM');
-          await exited;
-        },
-      };
-      running.add(cli);
-      resolve(cli);
-    });
-    void exited.then((code) => reject(new Error(`CLI exited (${code}) before it was ready: ${stderr}`)));
-  });
-}
-
-/** Run the CLI to its exit; for argument errors. */
-async function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  return { code, stderr };
+/** The CLI, stopped after the test. */
+async function startCli(args: string[]): Promise<Cli> {
+  const cli = await startEmulatorCli<Cli['ready']>(args);
+  running.add(cli);
+  return cli;
 }
 
 interface Stats {
