@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answerBeforeBody, handleControlRequest, msUntil, type FaultHit } from '../common';
 import { asDgError, badRequest, corrupt, DgError, payloadTooLarge, paymentRequired, serverError, unauthorized, unavailable } from './errors';
@@ -16,6 +16,9 @@ import { authenticate, isWhisper, validateQuery } from './query';
 import { recogniseBody } from './recognition';
 import { buildPrerecorded, type ChannelResult } from './results';
 import type { DeepgramState } from './state';
+
+/** Upload bytes a request may buffer while it waits for a recogniser (then the upload is back-pressured). */
+const QUEUED_UPLOAD_BYTES = 8 * 1024 * 1024;
 
 /** The server's handler of plain HTTP requests: control paths, then `/v1/listen`. */
 export function onRestRequest(st: DeepgramState, req: IncomingMessage, res: ServerResponse): void {
@@ -44,6 +47,7 @@ class ListenRequest {
   private uploadDone = false;
   private clientGone = false;
   private releaseRecogniser: (() => void) | undefined;
+  private ended = false;
 
   constructor(
     private readonly st: DeepgramState,
@@ -72,6 +76,7 @@ class ListenRequest {
       if (err instanceof DgError && err.status === 504) this.work.abort(err);
       this.fail(this.clientGone && this.work.signal.reason ? this.work.signal.reason : err);
     } finally {
+      this.ended = true;
       this.releaseRecogniser?.();
       this.releaseRecogniser = undefined;
       if (!this.work.signal.aborted && this.rec.status !== undefined) this.work.abort(new Error('done'));
@@ -136,11 +141,17 @@ class ListenRequest {
     return pool;
   }
 
-  /** Wait for a free recogniser (FIFO); a client that leaves meanwhile aborts the wait. */
-  private async takeRecogniser(): Promise<void> {
+  /**
+   * Wait for a free recogniser (FIFO); a client that leaves meanwhile aborts the wait. A recogniser
+   * granted after the request ended (it lost a race with a failure) goes straight back.
+   */
+  private takeRecogniser(): Promise<void> {
     const before = performance.now();
-    this.releaseRecogniser = await this.st.recognisers.acquire(this.work.signal);
-    this.rec.queuedMs = Math.round(performance.now() - before);
+    return this.st.recognisers.acquire(this.work.signal).then((release) => {
+      if (this.ended) return release();
+      this.releaseRecogniser = release;
+      this.rec.queuedMs = Math.round(performance.now() - before);
+    });
   }
 
   /** The media: the request body itself, or the JSON `url` fetched by the emulator (§1.1). */
@@ -156,22 +167,31 @@ class ListenRequest {
     return fetchRemote(url, this.st.options, this.work.signal);
   }
 
-  /** Decode while uploading; the processing cap counts from the end of the upload (§1.5). */
+  /**
+   * Decode while uploading; the processing cap counts from the end of the upload (§1.5), or from
+   * when a recogniser was free if that was later.
+   */
   private async process(pool: DeepgramPool): Promise<{ channels: ChannelResult[]; sha256: string }> {
     const { st, work } = this;
-    const serviceMs = serviceTimeFor(st.options, pool);
-    // Benchmark mode recognises nothing, so it takes no recogniser.
-    if (serviceMs === undefined) await this.takeRecogniser();
     const media = await this.media();
     const tap = new BodyTap(st.options.maxBodyBytes);
     media.on('error', (e) => tap.destroy(e));
     tap.on('end', () => (this.uploadDone = true));
-    const source = media.pipe(tap);
+    // While the request waits for a recogniser its upload goes on into this buffer, so the socket is
+    // still read and a client that leaves is noticed (a paused socket would not see it go).
+    const source = media.pipe(tap).pipe(new PassThrough({ highWaterMark: QUEUED_UPLOAD_BYTES }));
     const tapFailure = new Promise<never>((_, reject) => {
       tap.on('error', reject);
       work.signal.addEventListener('abort', () => reject(work.signal.reason), { once: true });
     });
     tapFailure.catch(() => undefined);
+    const serviceMs = serviceTimeFor(st.options, pool);
+    // Benchmark mode recognises nothing, so it takes no recogniser.
+    if (serviceMs === undefined) {
+      const waiting = this.takeRecogniser();
+      waiting.catch(() => undefined);
+      await Promise.race([waiting, tapFailure]);
+    }
     const processing = recogniseBody(source, this.q, serviceMs, work.signal);
     processing.catch(() => undefined);
     const capMs = pool === 'whisper' ? st.options.whisperMaxProcessingMs : st.options.maxProcessingMs;
