@@ -16,8 +16,10 @@ import { PCM_BPS } from '../options';
 import { endpointingMs, isTrue } from '../query';
 import { LiveOutput, type BoundaryKind, type OutputContext } from './output';
 
-/** 100 ms: an endpoint's pause is at least MIN_PAUSE_MS (150 ms), so the cut falls inside it. */
+/** 100 ms: a pause endpoint's pause is at least MIN_PAUSE_MS (150 ms), so the cut falls inside it. */
 const LEAD_IN_BYTES = 3200;
+/** 30 ms: a max endpoint ends a word gap of at least 60 ms (the Endpointer's gapMs). */
+const MAX_CUT_BACK_BYTES = 960;
 
 export interface TranscriberOptions {
   /** Partial hypothesis period, ms of audio. */
@@ -55,10 +57,10 @@ export class LiveTranscriber {
   }
 
   /**
-   * PCM for the recogniser (already paced). The recogniser hears it LEAD_IN_MS late, so that an
-   * endpoint (decided at the end of a pause) flushes it inside the pause: the next segment then starts
-   * with LEAD_IN_MS of silence rather than on the next word's first sound (a recogniser that starts
-   * cold on a word mishears it).
+   * PCM for the recogniser (already paced). The recogniser hears it 100 ms (LEAD_IN_BYTES) late, so
+   * that an endpoint (decided at the end of a pause) flushes it inside the pause: the next segment
+   * then starts with silence rather than on the next word's first sound (a recogniser that starts
+   * cold on a word mishears it: "project" came out as "object"). Results come 100 ms later for it.
    */
   feed(pcm: Buffer): void {
     const base = this.heardBytes;
@@ -136,6 +138,8 @@ export class LiveTranscriber {
   private endpoint(e: Endpoint): void {
     const r = this.recogniser;
     if (!r) return;
+    // A max endpoint's gap may be shorter than the lead-in: cut in the middle of the gap.
+    if (e.kind === 'max') this.writeDelayed(MAX_CUT_BACK_BYTES);
     const settle = this.output.boundary(round3(r.audioSeconds), e.kind);
     r.flush().then(settle, settle);
   }
