@@ -56,10 +56,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { startAssemblyAIEmulator, type AssemblyAIEmulatorOptions } from './assemblyai';
-import { CONTROL_PREFIX, FaultPlan, FaultSpecError, parseFaultSpec, type EmulatorHandle, type FaultEndpoint, type FaultSpec } from './common';
-import { startDeepgramEmulator, type DeepgramEmulatorOptions } from './deepgram';
-import { startFireworksEmulator, type FireworksEmulatorOptions } from './fireworks';
+import { startAssemblyAIEmulator } from './assemblyai';
+import { CONTROL_PREFIX, FaultPlan, FaultSpecError, parseFaultSpec, type EmulatorHandle, type FaultEndpoint, type FaultSpec } from './kit';
+import { startDeepgramEmulator } from './deepgram';
+import { startFireworksEmulator } from './fireworks';
 import type { TlsOptions } from './kit/server';
 import { selfSignedCertificate } from './kit/tls';
 import { startOpenAIEmulator, type OpenAIEmulatorMode } from './openai';
@@ -102,7 +102,7 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
     ...(o.serviceTimeMs !== undefined ? { serviceTimeMs: o.serviceTimeMs } : {}),
   };
   const retryAfter = o.retryAfterSeconds !== undefined ? { retryAfterSeconds: o.retryAfterSeconds } : {};
-  // Every emulator takes `recognisers` and `tls`; the casts below stand until all their option types say so.
+  // Every emulator takes `recognisers` and `tls`.
   const served = {
     ...(o.recognisers !== undefined ? { recognisers: o.recognisers } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
@@ -118,7 +118,7 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...common,
         ...retryAfter,
         ...served,
-      } as DeepgramEmulatorOptions);
+      });
     case 'assemblyai':
       return startAssemblyAIEmulator({
         apiKeys: o.keys,
@@ -127,7 +127,7 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...(o.lenient ? { strictFrameDuration: false, strictRate: false, requireSpeechModel: false } : {}),
         ...common,
         ...served,
-      } as AssemblyAIEmulatorOptions);
+      });
     case 'fireworks':
       return startFireworksEmulator({
         apiKeys: o.keys,
@@ -137,7 +137,7 @@ export async function startEmulator(name: EmulatorName, o: CliOptions): Promise<
         ...common,
         ...retryAfter,
         ...served,
-      } as FireworksEmulatorOptions);
+      });
     case 'openai':
       return startOpenAIEmulator({
         port: o.port,
@@ -261,10 +261,6 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   let handle: Awaited<ReturnType<typeof startEmulator>>;
   try {
     handle = await startEmulator(name, opts);
-    if (tls && !handle.url.startsWith('https:')) {
-      await handle.close();
-      throw new Error(`the ${name} emulator does not serve TLS yet`);
-    }
   } catch (e) {
     await removeTemp();
     throw e;

@@ -24,10 +24,10 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { msUntil } from '../common';
+import { msUntil } from '../kit';
 import { LiveServer } from '../live/server';
 import type { LiveSession } from '../live/session';
-import { applyHandshakeFaults, refuseUpgrade } from '../streaming-support';
+import { applyHandshakeFaults, refuseUpgrade } from '../kit';
 import { CANCELLED_REASON, CLOSE_CANCELLED, CLOSE_INVALID, CLOSE_UNAUTHORIZED, closeWithError, unauthorized } from './errors';
 import { authenticate, parseParams, TokenStore } from './handshake';
 import {

@@ -5,10 +5,10 @@
  * (3008), `inactivity_timeout`, and the Terminate → Turns → Termination → 1000 handshake (§3.9), which
  * finalises all audio received first.
  */
-import { delay } from '../common';
+import { delay } from '../kit';
 import { LiveIngest } from '../live/ingest';
 import type { LiveSession } from '../live/session';
-import { RateMonitor } from '../streaming-support';
+import { RateMonitor } from '../kit';
 import {
   CANCELLED_REASON,
   CLOSE_CANCELLED,

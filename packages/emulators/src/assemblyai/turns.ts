@@ -13,9 +13,9 @@
  * Endpointer's MIN_PAUSE_MS (150 ms) cannot be told from gaps between words.
  */
 import type { Word } from '@scribe-fleet/core';
-import { punctuate } from '../common';
+import { punctuate } from '../kit';
 import type { LiveSession } from '../live/session';
-import type { RecognisedUtterance } from '../streaming-support';
+import type { RecognisedUtterance } from '../kit';
 import type { AssemblyAISessionInfo } from './options';
 
 /** The emulator's end-of-turn confidence at a pause (it has no semantic model). */

@@ -3,9 +3,9 @@
  * the constants tests match on.
  */
 import type { EventEmitter } from 'node:events';
-import type { EmulatorHandle, FaultHooks, FaultSpec } from '../common';
+import type { EmulatorHandle, FaultHooks, FaultSpec } from '../kit';
 import { RecogniserPool } from '../kit';
-import type { TlsOptions } from '../streaming-support';
+import type { TlsOptions } from '../kit';
 
 export type DeepgramPool = 'prerecorded' | 'whisper' | 'live';
 export type ErrorShape = 'legacy' | 'modern' | 'text';

@@ -3,7 +3,7 @@
  * pre-recorded and the live endpoint.
  */
 import type { IncomingMessage } from 'node:http';
-import { bearerOrToken } from '../common';
+import { bearerOrToken } from '../kit';
 import { badRequest } from './errors';
 import type { ResolvedDeepgramOptions } from './options';
 

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { answerBeforeBody, handleControlRequest, msUntil, type FaultHit } from '../common';
+import { answerBeforeBody, handleControlRequest, msUntil, type FaultHit } from '../kit';
 import { asDgError, badRequest, corrupt, DgError, payloadTooLarge, paymentRequired, serverError, unauthorized, unavailable } from './errors';
 import { BodyTap, fetchRemote, processingCap, readUrlBody } from './media';
 import { poolKey, serviceTimeFor, type DeepgramPool, type DeepgramRestRecord } from './options';

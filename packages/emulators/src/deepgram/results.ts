@@ -3,8 +3,8 @@
  * `Results` / `Metadata` messages (§2.4), built from the recogniser's utterances.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { punctuate } from '../common';
-import type { RecognisedUtterance } from '../streaming-support';
+import { punctuate } from '../kit';
+import type { RecognisedUtterance } from '../kit';
 import { isTrue, wantsDiarization, wantsPunctuation } from './query';
 
 export interface ChannelResult {

@@ -3,7 +3,7 @@
  * HTTP(S) server, with the handle tests and benchmarks drive it through.
  */
 import type { IncomingMessage } from 'node:http';
-import { startWsServer } from '../streaming-support';
+import { startWsServer } from '../kit';
 import { onLiveUpgrade } from './live/handshake';
 import type { DeepgramEmulatorHandle, DeepgramEmulatorOptions } from './options';
 import { onRestRequest } from './rest';

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { ConcurrencyTracker, FaultPlan, FrameLog } from '../common';
+import { ConcurrencyTracker, FaultPlan, FrameLog } from '../kit';
 import type { RecogniserPool } from '../kit';
 import { DgErrors } from './errors';
 import {

@@ -7,8 +7,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FrameLog } from '../common';
-import { queryList, refuseUpgrade } from '../streaming-support';
+import type { FrameLog } from '../kit';
+import { queryList, refuseUpgrade } from '../kit';
 import type { SegmentStyle } from './segments';
 
 export const TOO_MANY_MESSAGE = 'Too many concurrent streaming sessions';

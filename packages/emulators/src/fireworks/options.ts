@@ -1,5 +1,5 @@
 /** The Fireworks streaming emulator's public names (all of them exported by index.ts): path, options, fault hooks, rule violations, session records, handle. */
-import type { FaultHooks } from '../common';
+import type { FaultHooks } from '../kit';
 import type { LiveEmulatorHandle, LiveEmulatorOptions } from '../live/server';
 import type { LiveSessionInfo } from '../live/session';
 

@@ -9,8 +9,8 @@
  * fireworks-streaming.txt); the API reference's "number" is not what the examples carry.
  */
 import type { Word } from '@scribe-fleet/core';
-import { punctuate } from '../common';
-import { round3, type RecognisedUtterance } from '../streaming-support';
+import { punctuate } from '../kit';
+import { round3, type RecognisedUtterance } from '../kit';
 
 interface FwWord {
   word: string;

@@ -21,9 +21,9 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { msUntil } from '../common';
+import { msUntil } from '../kit';
 import { LiveServer } from '../live/server';
-import { applyHandshakeFaults, refuseUpgrade } from '../streaming-support';
+import { applyHandshakeFaults, refuseUpgrade } from '../kit';
 import { refuse, requestKey, segmentStyle, serverErrorMessage, TOO_MANY_MESSAGE } from './handshake';
 import {
   FIREWORKS_WS_PATH,

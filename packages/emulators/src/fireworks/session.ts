@@ -7,10 +7,10 @@
  * never closes on its own (the client closes after the final echo); a close without it is flagged.
  */
 import { randomUUID } from 'node:crypto';
-import { delay } from '../common';
+import { delay } from '../kit';
 import { LiveIngest } from '../live/ingest';
 import type { LiveSession } from '../live/session';
-import { RateMonitor } from '../streaming-support';
+import { RateMonitor } from '../kit';
 import type { FireworksEmulatorOptions, FireworksFaults, FireworksSessionInfo, FireworksViolation } from './options';
 import { Segments, type SegmentStyle } from './segments';
 

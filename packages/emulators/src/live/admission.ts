@@ -11,7 +11,7 @@
  * A refused session gives back what it took (the fault hit is refunded when it could not apply). An
  * admitted one gets `release`, which gives back the slot and the per-key count exactly once.
  */
-import type { ConcurrencyTracker, FaultHit, FaultPlan } from '../common';
+import type { ConcurrencyTracker, FaultHit, FaultPlan } from '../kit';
 import { RecogniserPool } from '../kit';
 
 export type RecognisersOption = number | RecogniserPool;

@@ -11,7 +11,7 @@
  * last final of the audio before it and before the first result of the audio after it.
  */
 import { Endpointer, type Endpoint } from '../kit';
-import { FlushableRecogniser, PcmConverter, type RecognisedUtterance } from '../streaming-support';
+import { FlushableRecogniser, PcmConverter, type RecognisedUtterance } from '../kit';
 
 const BYTES_PER_SECOND = 32_000; // 16 kHz s16le
 /** Tolerance when comparing result times (rounded to ms) with a cut's time. */

@@ -9,9 +9,9 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { ConcurrencyTracker, FaultPlan, FrameLog, handleControlRequest, type EmulatorHandle, type FaultHooks, type FaultSpec } from '../common';
+import { ConcurrencyTracker, FaultPlan, FrameLog, handleControlRequest, type EmulatorHandle, type FaultHooks, type FaultSpec } from '../kit';
 import type { RecogniserPool } from '../kit';
-import { remember, startWsServer, type TlsOptions, type WsEmulatorServer } from '../streaming-support';
+import { remember, startWsServer, type TlsOptions, type WsEmulatorServer } from '../kit';
 import { admit, recogniserPool, type AdmissionAnswers, type Admitted, type RecognisersOption } from './admission';
 import { LiveSession, type LiveSessionInfo } from './session';
 

@@ -7,8 +7,8 @@
 import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
-import type { FrameLog } from '../common';
-import { closeReason } from '../streaming-support';
+import type { FrameLog } from '../kit';
+import { closeReason } from '../kit';
 
 /** What every streaming emulator records of a session (`sessions()`, 'session-open' / 'session-closed'). */
 export interface LiveSessionInfo {

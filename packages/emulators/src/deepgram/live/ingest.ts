@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
-import { closeReason, PcmConverter } from '../../streaming-support';
+import { closeReason, PcmConverter } from '../../kit';
 import { PCM_BPS, type ResolvedDeepgramOptions } from '../options';
 import { SNIFFED_ENCODINGS } from '../query';
 

@@ -8,7 +8,7 @@
  * so a final is held back until the next message shows whether it was the last one: a later final or
  * interim, or the boundary's flush having delivered everything.
  */
-import type { RecognisedUtterance } from '../../streaming-support';
+import type { RecognisedUtterance } from '../../kit';
 import { isTrue, utteranceEndMs } from '../query';
 import { liveResults, round, type LiveWord, type ResultFlags } from '../results';
 import { UtteranceEndRule } from './utterance-end';

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
-import { delay, type FrameLog } from '../../common';
-import { closeReason, RateMonitor } from '../../streaming-support';
+import { delay, type FrameLog } from '../../kit';
+import { closeReason, RateMonitor } from '../../kit';
 import { NET0000_REASON, NET0001_REASON, PACING_CLOSE_CODE, serviceTimeFor, type DeepgramLiveRecord, type ResolvedDeepgramOptions } from '../options';
 import { SNIFFED_ENCODINGS } from '../query';
 import { liveMetadata } from '../results';

@@ -11,7 +11,7 @@
  * (150 ms) cannot be told from the gaps between words: `endpointing` below 150 acts as 150.
  */
 import { Endpointer, type Endpoint } from '../../kit';
-import { FlushableRecogniser, round3 } from '../../streaming-support';
+import { FlushableRecogniser, round3 } from '../../kit';
 import { PCM_BPS } from '../options';
 import { endpointingMs, isTrue } from '../query';
 import { LiveOutput, type BoundaryKind, type OutputContext } from './output';
