@@ -6,11 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fromDeepgramJson, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { cut, pseudoRandom, RATE, SPEECH_TEXT, SpeechKit, wav } from '../helpers/bad-input-fixtures';
 import { ChaosWorld, count, FULL, recordFigures, repeatFault, type ChaosFigures } from './harness';
+import { startEmulatorCli, type EmulatorCli } from '../helpers/emulator-cli';
 import { longSpeech, type Voice } from './speech';
 
 jest.setTimeout(40 * 60_000);
@@ -28,7 +30,7 @@ beforeAll(() => {
 const files = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `${String(i).padStart(5, '0')}.wav`, body: clip }));
 
 /** A world whose workers transcribe with the Deepgram emulator (pre-recorded, fixed service time). */
-async function deepgramWorld(emu: DeepgramEmulatorHandle, cap: number, env: Record<string, string> = {}, workers = 3): Promise<ChaosWorld> {
+async function deepgramWorld(emu: { url: string }, cap: number, env: Record<string, string> = {}, workers = 3): Promise<ChaosWorld> {
   return ChaosWorld.start({
     workers,
     env: { DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url, SCRIBE_CAPS: `deepgram:*:nova:batch=${cap}`, WORKER_CONCURRENCY: '10', ...env },
@@ -110,67 +112,112 @@ test('4. S3 server down for 30–60 s mid-batch: no job fails, no transcript is 
   expect(emu.requests.filter((r) => r.status === 200).length).toBe(n);
 });
 
-test('5. provider faults: 429 storm, 5xx, never answers, socket drops, early 401/402/429 during the upload', async () => {
+test('5. provider faults (the emulator CLI and its --fault flags): 429 storm, 5xx, never answers, socket drops, early 401/402/429 during the upload', async () => {
   const cap = 10;
-  emu = await startDeepgramEmulator({ keys: { [KEY]: 'project-1' }, serviceTimeMs: { prerecorded: 1000 }, retryAfterSeconds: 1 });
-  world = await deepgramWorld(emu, cap, { PROVIDER_TIMEOUT_MS: '4000' });
-  const n = count(40, 12);
-  const speech = longSpeech('kal16', 20);
-  const streams = count(8, 3);
-  const phases: Array<{ name: string; faults: string[]; expect: (f: ChaosFigures) => void; mode?: 'stream' }> = [
-    { name: '429-storm', faults: [`429-storm:${count(60, 20)}`], expect: (f) => expect(f.completed).toBe(n) },
-    { name: '5xx', faults: [`5xx:${count(10, 4)}`], expect: (f) => expect(f.completed).toBe(n) },
-    { name: 'never-answer', faults: ['never-answer:3'], expect: (f) => expect(f.completed).toBe(n) },
-    { name: 'drop-after', faults: ['drop-after=0.5:3'], expect: (f) => expect(f.completed).toBe(n) },
-    // A wrong key or an unpaid account: every job fails at once with the provider's own reason, in one attempt.
-    { name: 'early-401', faults: ['early=401'], expect: (f) => expect(f.failedByCode).toEqual({ PROVIDER_AUTH: n }) },
-    { name: 'early-402', faults: ['early=402'], expect: (f) => expect(f.failedByCode).toEqual({ PROVIDER_PAYMENT_REQUIRED: n }) },
-    { name: 'early-429', faults: [`early=429:${count(20, 6)}`], expect: (f) => expect(f.completed).toBe(n) },
-    // Live sessions whose socket drops mid-stream (no close frame, 12 s in: after the first finals):
-    // retried, resumed from the checkpoint.
-    { name: 'stream-drop', mode: 'stream', faults: [`drop-after=12:${streams}`], expect: (f) => expect(f.completed).toBe(streams) },
-  ];
-  for (const phase of phases) {
-    const sessionsBefore = emu.sessions.length;
-    await world.upload(`${phase.name}/`, phase.mode === 'stream' ? Array.from({ length: streams }, (_, i) => ({ name: `${i}.wav`, body: speech.bytes })) : files(n));
-    await fetch(`${emu.url}/_emulator/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ faults: phase.faults }) });
-    world.resetFaults();
-    const startedAt = Date.now();
-    const { batchId, jobIds } = await world.enqueue({
-      source: `s3://${world.bucket}/${phase.name}/`,
-      out: `s3://${world.bucket}/out-${phase.name}/`,
-      provider: 'deepgram',
-      model: 'nova-3',
-      ...(phase.mode ? { mode: phase.mode } : {}),
-    });
-    const { finishedAt } = await world.waitForBatch(batchId, { progress: () => audioReceived(emu!) });
-    // The faults the emulator actually applied in this phase (its own count of hits); the emulator
-    // does not time its hits, so "from the last fault" counts from the phase start, when they were armed.
-    const { faults: applied } = (await (await fetch(`${emu.url}/_emulator/faults`)).json()) as { faults: Array<{ spec: string; applied: number }> };
-    for (const a of applied) world.fault(`${a.spec} (hits)`, a.applied, startedAt);
-    await fetch(`${emu.url}/_emulator/faults`, { method: 'DELETE' });
-    const pool = phase.mode === 'stream' ? 'live' : 'prerecorded';
-    const f = await world.audit(batchId, { cap: phase.mode === 'stream' ? 50 : cap, maxInFlight: emu.concurrency.maxConcurrent(`project-1/${pool}`), startedAt, finishedAt });
-    if (phase.mode === 'stream') {
-      const resumed = emu.sessions.slice(sessionsBefore).filter((x) => x.metadataSent && x.audioSeconds < speech.seconds - 1).length;
-      f.notes = { 'resumed sessions': resumed };
-      // A session dropped before its first final has nothing to resume from (under load the first
-      // final may come after the drop): that retry re-sends the whole file. The others resume.
-      expect(resumed).toBeGreaterThan(0);
-    }
-    await recordFigures(`5-provider-${phase.name}`, f);
-    expect({ phase: phase.name, problems: f.problems }).toEqual({ phase: phase.name, problems: [] });
-    phase.expect(f);
-    // Rate limits spend no attempt, and an auth or payment refusal is decided in the first: one
-    // attempt each (BullMQ counts the attempt that completed or failed the job).
-    if (phase.name.includes('429') || phase.name.startsWith('early-40')) {
-      for (const id of jobIds) {
-        const job = await world.fleet.getJob(id);
-        expect({ id, attempts: (job?.attemptsMade ?? 0) + (job?.stalledCounter ?? 0) }).toEqual({ id, attempts: 1 });
+  // The emulator as users run it: `npm run emulator -- deepgram` with the flags, one process per phase
+  // (its faults given with `--fault`), on one port so the workers' DEEPGRAM_URL stays the same.
+  const port = await freePort();
+  const base = ['deepgram', '--key', KEY, '--port', String(port), '--service-time-ms', '1000', '--retry-after', '1'];
+  let cli: EmulatorCli<{ url: string }> = await startEmulatorCli(base);
+  try {
+    const url = cli.ready.url;
+    world = await deepgramWorld({ url }, cap, { PROVIDER_TIMEOUT_MS: '4000' });
+    const n = count(40, 12);
+    const speech = longSpeech('kal16', 20);
+    const streams = count(8, 3);
+    const phases: Array<{ name: string; faults: string[]; expect: (f: ChaosFigures) => void; mode?: 'stream' }> = [
+      { name: '429-storm', faults: [`429-storm:${count(60, 20)}`], expect: (f) => expect(f.completed).toBe(n) },
+      { name: '5xx', faults: [`5xx:${count(10, 4)}`], expect: (f) => expect(f.completed).toBe(n) },
+      { name: 'never-answer', faults: ['never-answer:3'], expect: (f) => expect(f.completed).toBe(n) },
+      { name: 'drop-after', faults: ['drop-after=0.5:3'], expect: (f) => expect(f.completed).toBe(n) },
+      // A wrong key or an unpaid account: every job fails at once with the provider's own reason, in one attempt.
+      { name: 'early-401', faults: ['early=401'], expect: (f) => expect(f.failedByCode).toEqual({ PROVIDER_AUTH: n }) },
+      { name: 'early-402', faults: ['early=402'], expect: (f) => expect(f.failedByCode).toEqual({ PROVIDER_PAYMENT_REQUIRED: n }) },
+      { name: 'early-429', faults: [`early=429:${count(20, 6)}`], expect: (f) => expect(f.completed).toBe(n) },
+      // Live sessions whose socket drops mid-stream (no close frame, 12 s in: after the first finals):
+      // retried, resumed from the checkpoint.
+      { name: 'stream-drop', mode: 'stream', faults: [`drop-after=12:${streams}`], expect: (f) => expect(f.completed).toBe(streams) },
+    ];
+    for (const phase of phases) {
+      await cli.stop();
+      cli = await startEmulatorCli([...base, ...phase.faults.flatMap((f) => ['--fault', f])]);
+      await world.upload(`${phase.name}/`, phase.mode === 'stream' ? Array.from({ length: streams }, (_, i) => ({ name: `${i}.wav`, body: speech.bytes })) : files(n));
+      world.resetFaults();
+      const startedAt = Date.now();
+      const { batchId, jobIds } = await world.enqueue({
+        source: `s3://${world.bucket}/${phase.name}/`,
+        out: `s3://${world.bucket}/out-${phase.name}/`,
+        provider: 'deepgram',
+        model: 'nova-3',
+        ...(phase.mode ? { mode: phase.mode } : {}),
+      });
+      const probe = emulatorProgress(url);
+      const { finishedAt } = await world.waitForBatch(batchId, { progress: probe.read }).finally(() => probe.stop());
+      // The faults the emulator actually applied in this phase (its own count of hits); the emulator
+      // does not time its hits, so "from the last fault" counts from the phase start, when they were armed.
+      const { faults: applied } = await getJson<{ faults: Array<{ spec: string; applied: number }> }>(`${url}/_emulator/faults`);
+      for (const a of applied) world.fault(`${a.spec} (hits)`, a.applied, startedAt);
+      const pool = phase.mode === 'stream' ? 'live' : 'prerecorded';
+      const stats = await getJson<{ keys: Record<string, { maxInFlight: number }> }>(`${url}/_emulator/stats`);
+      const f = await world.audit(batchId, { cap: phase.mode === 'stream' ? 50 : cap, maxInFlight: stats.keys[`project-1/${pool}`]?.maxInFlight ?? 0, startedAt, finishedAt });
+      if (phase.mode === 'stream') {
+        const { live } = await getJson<{ live: Array<{ metadataSent: boolean; audioSeconds: number }> }>(`${url}/_emulator/sessions`);
+        const resumed = live.filter((x) => x.metadataSent && x.audioSeconds < speech.seconds - 1).length;
+        f.notes = { 'resumed sessions': resumed };
+        // A session dropped before its first final has nothing to resume from (under load the first
+        // final may come after the drop): that retry re-sends the whole file. The others resume.
+        expect(resumed).toBeGreaterThan(0);
+      }
+      await recordFigures(`5-provider-${phase.name}`, f);
+      expect({ phase: phase.name, problems: f.problems }).toEqual({ phase: phase.name, problems: [] });
+      phase.expect(f);
+      // Rate limits spend no attempt, and an auth or payment refusal is decided in the first: one
+      // attempt each (BullMQ counts the attempt that completed or failed the job).
+      if (phase.name.includes('429') || phase.name.startsWith('early-40')) {
+        for (const id of jobIds) {
+          const job = await world.fleet.getJob(id);
+          expect({ id, attempts: (job?.attemptsMade ?? 0) + (job?.stalledCounter ?? 0) }).toEqual({ id, attempts: 1 });
+        }
       }
     }
+  } finally {
+    await cli.stop();
   }
 });
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/** A free TCP port on 127.0.0.1 (the emulator CLI is restarted on it for each phase). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/**
+ * The emulator CLI's progress as a scenario sees it from outside: its sessions and the audio its live
+ * sessions received, polled over its control API every second (waitForBatch reads the last value).
+ */
+function emulatorProgress(url: string): { read: () => unknown; stop: () => void } {
+  let last: unknown;
+  const poll = async () => {
+    try {
+      const { live, rest } = await getJson<{ live: Array<{ audioSeconds: number }>; rest: unknown[] }>(`${url}/_emulator/sessions`);
+      last = [rest.length, live.length, Math.floor(live.reduce((a, x) => a + x.audioSeconds, 0))];
+    } catch {
+      // between phases, or busy: the last value stands
+    }
+  };
+  void poll();
+  const timer = setInterval(() => void poll(), 1000);
+  return { read: () => last, stop: () => clearInterval(timer) };
+}
 
 // -- paced streams --------------------------------------------------------------------------------
 

@@ -266,6 +266,14 @@ test('deepgram live: handshake 429 and 503, a drop, a session that never answers
   const s = await statsUntil(cli, (x) => x.keys['project-1/live']!.inFlight === 0);
   expect(s.keys['project-1/live']).toMatchObject({ refused: 1, sessions: 3, inFlight: 0 });
   expect(s.applied).toMatchObject({ '429-storm': 1, '5xx': 1, 'drop-after': 1, 'never-answer': 1 });
+
+  // The emulator's records over its control API (what a test in the same process reads on the handle).
+  const records = (await (await fetch(`${cli.ready.url}/_emulator/sessions`)).json()) as { live: Array<{ metadataSent: boolean; closedBy?: string }>; rest: unknown[] };
+  expect(records.live.filter((x) => x.metadataSent)).toHaveLength(1);
+  expect(records.live.filter((x) => x.closedBy === 'drop')).toHaveLength(1);
+  expect(records.rest).toEqual([]);
+  const later = (await (await fetch(`${cli.ready.url}/_emulator/sessions?since=${records.live.length}`)).json()) as { live: unknown[] };
+  expect(later.live).toEqual([]);
 });
 
 // ---- AssemblyAI ----------------------------------------------------------------------------------------

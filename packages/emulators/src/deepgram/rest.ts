@@ -22,7 +22,7 @@ const QUEUED_UPLOAD_BYTES = 8 * 1024 * 1024;
 
 /** The server's handler of plain HTTP requests: control paths, then `/v1/listen`. */
 export function onRestRequest(st: DeepgramState, req: IncomingMessage, res: ServerResponse): void {
-  if (handleControlRequest(req, res, { provider: 'deepgram', concurrency: st.concurrency, faultPlan: st.faultPlan })) return;
+  if (handleControlRequest(req, res, { provider: 'deepgram', concurrency: st.concurrency, faultPlan: st.faultPlan, recognisers: st.recognisers, records: () => ({ live: st.sessions, rest: st.requests }) })) return;
   const url = new URL(req.url ?? '/', 'http://emulator');
   if (url.pathname !== '/v1/listen') {
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ err_code: 'NOT_FOUND', err_msg: 'Not Found' }));

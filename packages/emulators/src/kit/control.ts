@@ -12,6 +12,12 @@ export interface ControlTarget {
   faultPlan: FaultPlan;
   /** The emulator's recognisers, when it has a pool: reported under `recognisers` in the stats. */
   recognisers?: RecogniserPool;
+  /**
+   * The emulator's records of what it served (e.g. Deepgram: live sessions and REST requests), for
+   * `GET /_emulator/sessions`: a scenario run against the CLI reads them over HTTP as a test in the same
+   * process reads the handle. `since` skips the first records (an index into each list).
+   */
+  records?: () => Record<string, unknown[]>;
 }
 
 /** What `GET /_emulator/stats` reports of a RecogniserPool. */
@@ -42,6 +48,8 @@ export function recogniserStats(pool: RecogniserPool): RecogniserStats {
  *                              "faults": […], "applied": {…}, "recognisers"?: {capacity, inUse, queued, maxInUse, refused}}
  *   DELETE /_emulator/stats    → 200 as GET, after resetting maxInFlight/sessions/refused (and the
  *                              recognisers' maxInUse/refused)
+ *   GET    /_emulator/sessions → 200 {list: [record, …]} (the emulator's own records, where it keeps them;
+ *                              `?since=N` leaves out each list's first N)
  *
  * Returns false (not handled) for any other path.
  */
@@ -105,7 +113,14 @@ export function handleControlRequest(req: IncomingMessage, res: ServerResponse, 
     if (method === 'DELETE') return (resetStats(), json(200, stats()), true);
     return (notAllowed('GET, DELETE'), true);
   }
+  if (path === '/_emulator/sessions' && target.records) {
+    req.resume();
+    if (method !== 'GET') return (notAllowed('GET'), true);
+    const since = Math.max(0, Number(new URL(req.url ?? '/', 'http://emulator').searchParams.get('since')) || 0);
+    const lists = target.records();
+    return (json(200, Object.fromEntries(Object.entries(lists).map(([k, v]) => [k, v.slice(since)]))), true);
+  }
   req.resume();
-  json(404, { error: `unknown control path ${path} (the emulator serves ${CONTROL_PREFIX}faults and ${CONTROL_PREFIX}stats)` });
+  json(404, { error: `unknown control path ${path} (the emulator serves ${CONTROL_PREFIX}faults, ${CONTROL_PREFIX}stats${target.records ? ` and ${CONTROL_PREFIX}sessions` : ''})` });
   return true;
 }
