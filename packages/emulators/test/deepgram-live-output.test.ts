@@ -5,15 +5,8 @@
  */
 import { LiveOutput } from '../src/deepgram/live/output';
 import { SpeechOnsets, UtteranceEndRule } from '../src/deepgram/live/utterance-end';
+import { quiet, speech } from './tone';
 
-function pcm(ms: number, amp: number): Buffer {
-  const n = (ms * 16) | 0;
-  const b = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(amp * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);
-  return b;
-}
-const speech = (ms: number) => pcm(ms, 6000);
-const quiet = (ms: number) => pcm(ms, 0);
 
 const word = (w: string, start: number, end: number) => ({ word: w, start, end, confidence: 0.9 });
 const utt = (...ws: Array<ReturnType<typeof word>>) => ({ start: ws[0]!.start, end: ws[ws.length - 1]!.end, words: ws });

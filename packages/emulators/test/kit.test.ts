@@ -1,14 +1,5 @@
 import { Endpointer, MIN_PAUSE_MS, RecogniserPool } from '../src/kit';
-
-/** 16 kHz s16le: `ms` of a 440 Hz tone at `amp` (speech-like energy) or of silence (amp 0). */
-function pcm(ms: number, amp: number): Buffer {
-  const n = (ms * 16) | 0;
-  const b = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(amp * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);
-  return b;
-}
-const speech = (ms: number) => pcm(ms, 6000);
-const quiet = (ms: number) => pcm(ms, 0);
+import { quiet, speech } from './tone';
 
 describe('Endpointer', () => {
   it('a pause of at least pauseMs after speech is a pause endpoint at the end of the pause', () => {

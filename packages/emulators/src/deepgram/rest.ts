@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { answerBeforeBody, handleControlRequest, msUntil, type FaultHit } from '../kit';
+import { answerBeforeBody, handleControlRequest, holdRequest, type FaultHit } from '../kit';
 import { asDgError, badRequest, corrupt, DgError, payloadTooLarge, paymentRequired, serverError, unauthorized, unavailable } from './errors';
 import { BodyTap, fetchRemote, processingCap, readUrlBody } from './media';
 import { poolKey, serviceTimeFor, type DeepgramPool, type DeepgramRestRecord } from './options';
@@ -264,17 +264,7 @@ class ListenRequest {
     const { req, rec } = this;
     const socket = req.socket;
     this.st.held.add(socket);
-    req.resume();
-    let dropped = false;
-    const timer =
-      hit.kind === 'drop-after'
-        ? setTimeout(() => {
-            dropped = true;
-            socket.destroy();
-          }, msUntil(rec.startedAt, hit.seconds ?? 0))
-        : undefined;
-    this.res.once('close', () => {
-      clearTimeout(timer);
+    void holdRequest(hit, req, this.res, rec.startedAt).then(({ dropped }) => {
       this.st.held.delete(socket);
       if (rec.status !== undefined) return;
       rec.errCode = dropped ? 'FAULT_DROP' : 'CLIENT_CLOSED';

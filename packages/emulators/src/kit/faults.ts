@@ -3,10 +3,11 @@
  * scripted specs of the CLI's `--fault` (FaultPlan, also switched at run time through the control API),
  * and the two ways a fault answers early: before a REST body is read, or at a WebSocket handshake.
  */
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { refuseUpgrade } from './server';
+import { msUntil } from './util';
 
 /** Faults a test can switch on at run time. Each applies to the next matching request/session. */
 export interface FaultHooks {
@@ -233,4 +234,28 @@ export async function applyHandshakeFaults(faults: FaultHooks, socket: Duplex): 
   if (faults.neverAnswer) return true;
   if (faults.slowFirstByteMs && faults.slowFirstByteMs > 0) await sleep(faults.slowFirstByteMs);
   return false;
+}
+
+/**
+ * A REST request hit by `never-answer` or `drop-after`: its body is read and nothing is ever sent; with
+ * `drop-after` the TCP socket is destroyed SECONDS after `startedAt` (no answer, no close). Resolves when
+ * the response closes, with whether the drop did it (otherwise the client went away).
+ */
+export function holdRequest(hit: FaultHit, req: IncomingMessage, res: ServerResponse, startedAt: number): Promise<{ dropped: boolean }> {
+  req.resume();
+  const socket = req.socket;
+  let dropped = false;
+  const timer =
+    hit.kind === 'drop-after'
+      ? setTimeout(() => {
+          dropped = true;
+          socket.destroy();
+        }, msUntil(startedAt, hit.seconds ?? 0))
+      : undefined;
+  return new Promise((resolve) =>
+    res.once('close', () => {
+      clearTimeout(timer);
+      resolve({ dropped });
+    }),
+  );
 }

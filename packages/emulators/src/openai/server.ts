@@ -41,11 +41,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ConcurrencyTracker } from '../kit/concurrency';
 import { handleControlRequest } from '../kit/control';
-import { answerBeforeBody, FaultPlan, type FaultHit } from '../kit/faults';
+import { answerBeforeBody, FaultPlan, holdRequest, type FaultHit } from '../kit/faults';
 import { FrameLog } from '../kit/frame-log';
 import { RecogniserPool } from '../kit/recogniser-pool';
 import { startHttpServer } from '../kit/server';
-import { msUntil } from '../kit/util';
 import { renderTranscript } from './formats';
 import { readForm } from './multipart';
 import { authenticate, checkForm, earlyError, errorBody, QUOTA_EXCEEDED, rateLimited, resolveConfig, serverError, tooLarge, undecodable } from './rules';
@@ -115,25 +114,10 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
   };
 
   /** `never-answer` / `drop-after`: the request holds its slot, its body is read, nothing is sent. */
-  function holdRequest(hit: FaultHit, req: IncomingMessage, res: ServerResponse, rec: OpenAIRequestRecord, startedAt: number): Promise<void> {
-    req.resume();
+  async function holdFaulted(hit: FaultHit, req: IncomingMessage, res: ServerResponse, rec: OpenAIRequestRecord, startedAt: number): Promise<void> {
     req.on('data', (d: Buffer) => (rec.bodyBytes += d.length));
-    const socket = req.socket;
-    let dropped = false;
-    const timer =
-      hit.kind === 'drop-after'
-        ? setTimeout(() => {
-            dropped = true;
-            socket.destroy();
-          }, msUntil(startedAt, hit.seconds ?? 0))
-        : undefined;
-    return new Promise<void>((resolve) =>
-      res.once('close', () => {
-        clearTimeout(timer);
-        rec.status = dropped ? -1 : 499;
-        resolve();
-      }),
-    );
+    const { dropped } = await holdRequest(hit, req, res, startedAt);
+    rec.status = dropped ? -1 : 499;
   }
 
   async function handleRequest(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
@@ -229,7 +213,7 @@ export async function startOpenAIEmulator(opts: OpenAIEmulatorOptions = {}): Pro
       leave();
     });
     events.emit('admitted', rec);
-    if (hit) return holdRequest(hit, req, res, rec, startedAt);
+    if (hit) return holdFaulted(hit, req, res, rec, startedAt);
     try {
       if (handle.faults.neverAnswer) {
         delete handle.faults.neverAnswer;
