@@ -108,6 +108,34 @@ function ensureNodeModules() {
   }
 }
 
+/**
+ * `tsc -b` never deletes what it built from a source that has since moved or gone, and Node resolves
+ * `./deepgram` to a stale `dist/deepgram.js` before the new `dist/deepgram/index.js`: after an update
+ * that moved sources (a file split into a folder), a checkout would quietly run old code. Remove every
+ * compiled file whose `.ts` source is gone, in each package built from src/ to dist/.
+ */
+function removeStaleOutputs() {
+  const packages = ['packages/core', 'packages/emulators', 'apps/worker', 'apps/producer', 'infra/local'];
+  let removed = 0;
+  const walk = (distDir, srcDir) => {
+    if (!exists(distDir)) return;
+    for (const entry of fs.readdirSync(distDir, { withFileTypes: true })) {
+      const distPath = path.join(distDir, entry.name);
+      if (entry.isDirectory()) {
+        walk(distPath, path.join(srcDir, entry.name));
+        continue;
+      }
+      const m = /^(.*?)(\.d)?\.(js|ts)(\.map)?$/.exec(entry.name);
+      if (!m || (m[3] === 'ts' && !m[2])) continue;
+      if (exists(path.join(srcDir, `${m[1]}.ts`))) continue;
+      fs.rmSync(distPath, { force: true });
+      removed += 1;
+    }
+  };
+  for (const pkg of packages) walk(path.join(ROOT, pkg, 'dist'), path.join(ROOT, pkg, 'src'));
+  if (removed) log(`removed ${removed} compiled file(s) whose source is gone`);
+}
+
 function build() {
   // `tsc -b` is incremental: a no-op build of an up-to-date tree takes well under a second.
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -124,5 +152,6 @@ function build() {
 const started = Date.now();
 ensurePackages();
 ensureNodeModules();
+removeStaleOutputs();
 build();
 log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
