@@ -23,10 +23,14 @@ afterAll(() => shutdownRecogniser());
 const batch = (path: string, signal = new AbortController().signal) =>
   new LocalProvider().transcribe({ mode: 'batch', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal, clock: new VirtualClock() });
 
-/** The recogniser script run on its own (stdin mode, a process and a model load of its own), as segments. */
+/**
+ * The recogniser script run on its own (stdin mode, a process and a model load of its own), as segments,
+ * fed exact 100 ms blocks as batch sessions are: otherwise its blocks are whatever the pipe holds when it
+ * reads, which on a loaded machine is not always a whole block, and the results move with them.
+ */
 function ownProcess(path: string): ReturnType<typeof segmentFromWords>[] {
   const pcm = execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-i', path, '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'], { maxBuffer: 1 << 28 });
-  const out = execFileSync(SPHINX_PYTHON, [SPHINX_SCRIPT, '--model-dir', SPHINX_MODEL_DIR, '--partial-ms', '0'], { input: pcm, maxBuffer: 1 << 26 }).toString();
+  const out = execFileSync(SPHINX_PYTHON, [SPHINX_SCRIPT, '--model-dir', SPHINX_MODEL_DIR, '--partial-ms', '0', '--exact'], { input: pcm, maxBuffer: 1 << 26 }).toString();
   return out
     .split('\n')
     .filter((l) => l.includes('"final"'))

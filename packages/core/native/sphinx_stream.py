@@ -202,13 +202,14 @@ def main():
     ap.add_argument("--partial-ms", type=int, default=0)
     ap.add_argument("--max-utterance", type=float, default=30.0)
     ap.add_argument("--read-bytes", type=int, default=3200)
+    ap.add_argument("--exact", action="store_true", help="feed the decoder blocks of exactly --read-bytes (batch: results independent of how the input arrives)")
     ap.add_argument("--serve", metavar="SOCKET", help="run as a zygote serving sessions on this Unix socket")
     args = ap.parse_args()
     dec = load(args.model_dir)
     if args.serve:
         serve(dec, args.serve)
         return
-    recognise(dec, sys.stdin.buffer, writer(sys.stdout), args.partial_ms, args.max_utterance, args.read_bytes, {"type": "ready"})
+    recognise(dec, sys.stdin.buffer, writer(sys.stdout), args.partial_ms, args.max_utterance, args.read_bytes, {"type": "ready"}, args.exact)
 
 
 if __name__ == "__main__":
