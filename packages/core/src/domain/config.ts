@@ -191,7 +191,7 @@ export const ConfigSchema = z.object({
   SESSION_TTL_SECONDS: int(12 * 3600, 1),
   /** Sign-in attempts (POST /login) one client address may make per minute, fleet-wide; past it 429 `RATE_LIMITED`. */
   LOGIN_ATTEMPTS_PER_MINUTE: int(10, 1),
-  /** How often a worker looks for newly registered cap buckets (queues) to consume. */
+  /** How often a worker looks at the registered cap buckets (new ones, and which have jobs) to decide which it consumes. */
   BUCKET_DISCOVERY_MS: int(5_000, 100),
   /**
    * Cap buckets one worker process consumes at once; 0 = no limit. Each costs the process one Redis
