@@ -27,3 +27,4 @@ export * from './domain/batch';
 export * from './domain/manifest';
 export * from './domain/checkpoint';
 export * from './domain/attempt';
+export * from './domain/bucket-slots';

@@ -191,8 +191,18 @@ export const ConfigSchema = z.object({
   SESSION_TTL_SECONDS: int(12 * 3600, 1),
   /** Sign-in attempts (POST /login) one client address may make per minute, fleet-wide; past it 429 `RATE_LIMITED`. */
   LOGIN_ATTEMPTS_PER_MINUTE: int(10, 1),
-  /** How often a worker looks for newly registered cap buckets (queues) to consume. */
+  /** How often a worker looks at the registered cap buckets (new ones, and which have jobs) to decide which it consumes. */
   BUCKET_DISCOVERY_MS: int(5_000, 100),
+  /**
+   * Cap buckets one worker process consumes at once; 0 = no limit. Each costs the process one Redis
+   * connection (its BullMQ Worker's blocking one; all else shares one connection), so a process holds
+   * at most 6 + this many. More buckets with work than this take turns (WORKER_BUCKET_TURN_MS).
+   */
+  WORKER_MAX_BUCKETS: int(16, 0),
+  /** A bucket whose queue has had no job (waiting, delayed or active) for this long stops being consumed here until it has one again. */
+  WORKER_BUCKET_IDLE_MS: int(60_000, 100),
+  /** While buckets with work wait for a slot (WORKER_MAX_BUCKETS), each consumed bucket keeps its slot at least this long. */
+  WORKER_BUCKET_TURN_MS: int(120_000, 100),
   // ---- metrics ----
   /** Port of a worker process's Prometheus endpoint (`GET /metrics`); 0 = no endpoint. Give each worker on one host its own. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),

@@ -1,4 +1,4 @@
-import { Queue, type JobType } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../domain/config';
 import type { FinalizeQueue, WebhookDelivery, WebhookEvent, WebhookOutbox } from '../../ports/job-queue';
@@ -23,12 +23,13 @@ export class ControlQueues implements FinalizeQueue, WebhookOutbox {
   readonly webhooks: Queue;
   private readonly keys: RedisKeys;
 
+  /** `connection`: the queues' (default: one of their own; a worker passes its own connection to share it). */
   constructor(
     config: Config,
     private readonly redis: Redis,
+    connection: ConnectionOptions = redisConnection(config, 'worker'),
   ) {
     this.keys = RedisKeys.forQueue(config);
-    const connection = redisConnection(config, 'worker');
     this.control = new Queue(`${config.QUEUE_NAME}-control`, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 1000 } });
     this.webhooks = new Queue(`${config.QUEUE_NAME}-webhooks`, {
       connection,

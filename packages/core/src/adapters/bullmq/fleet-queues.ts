@@ -13,6 +13,8 @@ import { RedisKeys } from '../redis/keys';
  * worker slot is spent on them), so they never hold up another bucket; the lease semaphore inside
  * the job then keeps the provider's in-flight count at or under the cap. Buckets register themselves
  * in a Redis set the workers watch, so a new provider account needs no redeploy.
+ * A worker's FleetQueues opens its queues on the worker's own connection (BullMQ shares a connection
+ * between Queues and Workers; only a blocking consumer needs one of its own): no connection per bucket.
  */
 export class FleetQueues {
   private readonly queues = new Map<string, TranscribeQueue>();
@@ -46,7 +48,7 @@ export class FleetQueues {
     const { queueName: name } = this.resolve(bucket);
     let q = this.queues.get(name);
     if (!q) {
-      q = openQueueNamed(this.config, name, this.role);
+      q = openQueueNamed(this.config, name, this.role, this.role === 'worker' ? this.redis : undefined);
       // Each job.waitUntilFinished listens for the queue closing: waiting on many jobs is normal here.
       q.setMaxListeners(0);
       this.queues.set(name, q);
@@ -66,6 +68,11 @@ export class FleetQueues {
   async buckets(): Promise<CapBucket[]> {
     const keys = await this.redis.smembers(this.bucketsKey);
     return keys.map(parseCapBucketKey).filter((b): b is CapBucket => b !== null);
+  }
+
+  /** Whether a bucket's queue has jobs to run or running: waiting (or paused), prioritized, delayed, active. */
+  async hasWork(bucket: CapBucket): Promise<boolean> {
+    return (await this.queue(bucket).getJobCountByTypes('waiting', 'prioritized', 'delayed', 'waiting-children', 'active')) > 0;
   }
 
   /** Add jobs (deterministic ids: existing ones are not added again). Returns how many were new. */

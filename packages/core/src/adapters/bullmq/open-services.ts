@@ -34,15 +34,16 @@ export interface BatchServices {
 
 /**
  * A BatchService over a connection and a FleetQueues the caller owns (and closes): `close()` closes
- * only the control and webhook queues.
+ * only the control and webhook queues. `shareConnection` (a worker, whose `redis` waits out outages):
+ * the control and webhook queues use `redis` rather than a connection each.
  */
-export function batchServiceOver(deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues; clock?: WallClock }): BatchServices {
+export function batchServiceOver(deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues; clock?: WallClock; shareConnection?: boolean }): BatchServices {
   const { config, redis, storage, fleet } = deps;
   const { base } = RedisKeys.forQueue(config);
   const batches = new RedisBatchStore(redis, base);
   const jobEnds = new JobEnds(redis, base, config.JOB_RETENTION_SECONDS);
   const queue = new BullmqJobQueue(fleet);
-  const controlQueues = new ControlQueues(config, redis);
+  const controlQueues = deps.shareConnection ? new ControlQueues(config, redis, redis) : new ControlQueues(config, redis);
   const service = new BatchService({
     config,
     storage,
@@ -64,7 +65,7 @@ export function batchServiceOver(deps: { config: Config; redis: Redis; storage: 
 export function openBatchService(config: Config, storage: Storage, role: 'producer' | 'worker'): BatchServices {
   const redis = openRedis(config, role);
   const fleet = new FleetQueues(config, redis, role);
-  const composed = batchServiceOver({ config, redis, storage, fleet });
+  const composed = batchServiceOver({ config, redis, storage, fleet, shareConnection: role === 'worker' });
   return {
     ...composed,
     async close() {

@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions, type JobType } from 'bullmq';
 import type { Config } from '../../domain/config';
-import { redisOptions } from '../redis/connection';
+import { redisOptions, type RedisClient } from '../redis/connection';
 import type { JobResult } from '../../domain/job-result';
 import { jobIdFor, type JobSpec } from '../../domain/job-spec';
 
@@ -26,9 +26,10 @@ export function defaultJobOptions(config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BAC
 
 export type TranscribeQueue = Queue<JobSpec, JobResult, string>;
 
-export function openQueueNamed(config: Config, name: string, role: 'worker' | 'producer' = 'producer'): TranscribeQueue {
+/** A bucket queue; with `shared` (a worker-role connection), on that connection instead of one of its own. */
+export function openQueueNamed(config: Config, name: string, role: 'worker' | 'producer' = 'producer', shared?: RedisClient): TranscribeQueue {
   return new Queue<JobSpec, JobResult, string>(name, {
-    connection: redisConnection(config, role),
+    connection: shared ?? redisConnection(config, role),
     prefix: config.QUEUE_PREFIX,
     defaultJobOptions: defaultJobOptions(config),
   });

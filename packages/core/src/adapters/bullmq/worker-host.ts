@@ -1,5 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { decideFailedAttempt, type AttemptProgress, type JobOutcome } from '../../domain/attempt';
+import { BucketSlots } from '../../domain/bucket-slots';
 import type { CapBucket } from '../../domain/caps';
 import type { Config } from '../../domain/config';
 import { formatFailedReason, JobCancelledError, toScribeError, WorkerLostError } from '../../domain/errors';
@@ -14,7 +15,6 @@ import { FleetQueues } from './fleet-queues';
 import { queuedJobOf } from './job-queue';
 import { JobLocks } from './job-locks';
 import { batchServiceOver } from './open-services';
-import { redisConnection } from './queue';
 
 /** Upper bound on "the provider said too many" re-schedules of one job, so nothing waits forever. */
 export const MAX_RATE_LIMIT_DELAYS = 200;
@@ -25,9 +25,12 @@ const HAND_BACK = 'HAND_BACK';
 class HandBack extends Error {}
 
 export interface RunningWorker {
-  /** One BullMQ Worker per cap-bucket queue this process consumes. */
+  /** One BullMQ Worker per cap-bucket queue this process consumes now (see BucketSlots). */
   readonly workers: Map<string, Worker<JobSpec, JobResult, string>>;
-  /** Look for newly registered buckets now (also runs every BUCKET_DISCOVERY_MS). */
+  /**
+   * Look at the registered buckets now (also runs every BUCKET_DISCOVERY_MS): consume those with work,
+   * within WORKER_MAX_BUCKETS, and give up those idle for WORKER_BUCKET_IDLE_MS.
+   */
   discover(): Promise<void>;
   /** One reconciler sweep now (also runs every RECONCILE_INTERVAL_MS). */
   reconcile(): Promise<{ batches: number; recorded: number; finalised: number }>;
@@ -46,14 +49,23 @@ export interface WorkerOptions {
  * retries) → back to `delayed` without spending an attempt, at most MAX_RATE_LIMIT_DELAYS times;
  * retry → a plain Error (BullMQ retries with backoff until `attempts` run out).
  * The failed reason is always `CODE: message`.
+ *
+ * Connections: every BullMQ Worker and Queue of the process shares its one connection (`redis`,
+ * which waits out outages); each Worker adds only its own blocking connection. So a process holds
+ * 6 + (buckets consumed) connections: `redis`, the cancel subscriber, the limiter's connection and
+ * its subscriber, the control and webhook Workers' blocking ones; and BucketSlots keeps the buckets
+ * consumed at once within WORKER_MAX_BUCKETS (ARCHITECTURE.md, "Connection budget").
  */
 export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOptions = {}): RunningWorker {
   const processor = createProcessor(deps);
   const redis = openRedis(config, 'worker');
   const fleet = new FleetQueues(config, redis, 'worker');
-  const services = batchServiceOver({ config, redis, storage: deps.storage, fleet });
+  const services = batchServiceOver({ config, redis, storage: deps.storage, fleet, shareConnection: true });
   const { service } = services;
   const workers = new Map<string, Worker<JobSpec, JobResult, string>>();
+  /** Workers of buckets given up, finishing their running jobs; a bucket is not reopened before its old Worker closed. */
+  const closing = new Map<string, { worker: Worker<JobSpec, JobResult, string>; done: Promise<void> }>();
+  const slots = new BucketSlots({ maxBuckets: config.WORKER_MAX_BUCKETS, idleMs: config.WORKER_BUCKET_IDLE_MS, turnMs: config.WORKER_BUCKET_TURN_MS });
   const locks = new JobLocks(redis, config);
   let closed = false;
   let handingBack = false;
@@ -165,10 +177,11 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const startBucket = (bucket: CapBucket) => {
     const resolved = fleet.resolve(bucket);
     const { key } = resolved;
-    if (workers.has(key) || closed || (opts.buckets && !opts.buckets(bucket))) return;
+    if (workers.has(key) || closing.has(key) || closed) return;
     // Each attempt is a root span linked to the job's enqueue (see traceAttempts).
     const w = new Worker<JobSpec, JobResult, string>(resolved.queueName, traceAttempts(deps.telemetry, handle), {
-      connection: redisConnection(config, 'worker'),
+      // Shared: BullMQ runs only non-blocking commands on it and duplicates it for the blocking fetch.
+      connection: redis,
       prefix: config.QUEUE_PREFIX,
       concurrency: resolved.perWorker,
       lockDuration: config.WORKER_LOCK_MS,
@@ -184,17 +197,52 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     workers.set(key, w);
   };
 
-  const discover = async () => {
+  /** Stop consuming a bucket: its Worker fetches no more jobs, its running ones finish (graceful close). */
+  const stopBucket = (key: string) => {
+    const w = workers.get(key);
+    if (!w) return;
+    workers.delete(key);
+    const done = w.close().then(
+      () => void closing.delete(key),
+      (e: Error) => (closing.delete(key), console.error(`[worker] ${key}: close: ${e.message}`)),
+    );
+    closing.set(key, { worker: w, done });
+  };
+
+  /** One discovery tick: which registered buckets have work, then BucketSlots' plan applied. */
+  const tick = async () => {
     try {
-      for (const b of await fleet.buckets()) startBucket(b);
+      const buckets = (await fleet.buckets()).filter((b) => !opts.buckets || opts.buckets(b));
+      const byKey = new Map(buckets.map((b) => [fleet.resolve(b).key, b]));
+      const work = new Map(await Promise.all([...byKey].map(async ([key, b]) => [key, await fleet.hasWork(b)] as const)));
+      if (closed) return;
+      const plan = slots.plan(work, Date.now(), new Set(closing.keys()));
+      for (const key of plan.close) stopBucket(key);
+      for (const key of plan.open) startBucket(byKey.get(key)!);
     } catch (e) {
-      console.error(`[worker] bucket discovery: ${(e as Error).message}`);
+      if (!closed) console.error(`[worker] bucket discovery: ${(e as Error).message}`);
     }
   };
+  // Ticks run one at a time: the timer skips while one runs (a Redis outage holds it), discover() queues one.
+  let ticking: Promise<void> = Promise.resolve();
+  let inTick = false;
+  const discover = (): Promise<void> => {
+    ticking = ticking.then(async () => {
+      inTick = true;
+      await tick();
+      inTick = false;
+    });
+    return ticking;
+  };
   void discover();
-  const timer = setInterval(() => void discover(), config.BUCKET_DISCOVERY_MS);
+  const timer = setInterval(() => {
+    if (!inTick) void discover();
+  }, config.BUCKET_DISCOVERY_MS);
   timer.unref();
-  const stalledTimer = locks.canCheckStalled ? setInterval(() => void locks.checkStalled([...workers.values()]), config.WORKER_LOCK_MS) : undefined;
+  // Over the buckets given up too: their Workers still hold running jobs, and their queues stay checked.
+  const stalledTimer = locks.canCheckStalled
+    ? setInterval(() => void locks.checkStalled([...workers.values(), ...[...closing.values()].map((c) => c.worker)]), config.WORKER_LOCK_MS)
+    : undefined;
   stalledTimer?.unref();
   // The reconciler: jobs whose end is not in their batch's books are found and recorded, so no batch hangs.
   const reconcileTimer = setInterval(
@@ -209,10 +257,11 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   void sub.subscribe(services.cancelChannel);
   sub.on('message', (_channel: string, jobId: string) => {
     for (const w of workers.values()) w.cancelJob(jobId, 'cancelled by request');
+    for (const c of closing.values()) c.worker.cancelJob(jobId, 'cancelled by request');
   });
 
   // Batch finalisation (report to S3) and webhook delivery run on small queues of their own.
-  const connection = redisConnection(config, 'worker');
+  const connection = redis;
   const control = new Worker(services.queueNames.control, async (job) => service.finalize(job.data.batchId as string).then((b) => ({ status: b.status, report: b.report })), {
     connection,
     prefix: config.QUEUE_PREFIX,
@@ -245,6 +294,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         for (const r of running.values()) if (r.mode === 'stream' || !r.inSession) r.abort(HAND_BACK);
       }
       await Promise.all([...workers.values()].map((w) => w.close()));
+      await Promise.all([...closing.values()].map((c) => c.done));
       await Promise.all([control.close(), webhooks.close()]);
       await deps.limiter.close?.();
       await services.close();
