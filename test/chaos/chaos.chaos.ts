@@ -6,13 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fromDeepgramJson, wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
 import { startDeepgramEmulator, type DeepgramEmulatorHandle } from '@scribe-fleet/emulators';
 import { cut, pseudoRandom, RATE, SPEECH_TEXT, SpeechKit, wav } from '../helpers/bad-input-fixtures';
 import { ChaosWorld, count, FULL, recordFigures, repeatFault, type ChaosFigures } from './harness';
 import { startEmulatorCli, type EmulatorCli } from '../helpers/emulator-cli';
+import { freePort } from '../helpers/env';
 import { longSpeech, type Voice } from './speech';
 
 jest.setTimeout(40 * 60_000);
@@ -189,15 +189,6 @@ async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
   return (await res.json()) as T;
-}
-
-/** A free TCP port on 127.0.0.1 (the emulator CLI is restarted on it for each phase). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 /**

@@ -4,7 +4,6 @@
  * outcome and code, audio seconds, sessions, slots, pacing lateness), scraped over HTTP; then 429s
  * counted per bucket on an in-process worker whose provider refuses twice.
  */
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ProviderRateLimitedError, type Provider } from '@scribe-fleet/core';
 import { batchServiceOver } from '@scribe-fleet/core/adapters/bullmq/open-services';
@@ -17,7 +16,7 @@ import { registerDashboard } from '../../apps/producer/src/api/dashboard';
 import { registerMetrics } from '../../apps/producer/src/api/metrics';
 import { createWorkerMetrics } from '../../apps/worker/src/metrics';
 import { startApi, waitBatch, type ApiHarness } from '../api/harness';
-import { testStorage, uniqueBucket } from '../helpers/env';
+import { freePort, testStorage, uniqueBucket } from '../helpers/env';
 import { sampleFiles, testConfig, uploadSamples } from '../helpers/fleet';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
 import { find, parseProm, value } from './prom';
@@ -25,17 +24,6 @@ import { find, parseProm, value } from './prom';
 jest.setTimeout(180_000);
 
 const STREAM = 'local:default:default:stream';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function scrape(url: string, token?: string) {
   const res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});

@@ -1,5 +1,6 @@
 /** Helpers for integration tests: the servers started by ./global-setup.ts, read from process.env. */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 
 function required(name: string): string {
@@ -58,4 +59,16 @@ export function childEnv(config: { REDIS_URL: string; QUEUE_NAME: string }, extr
     S3_FORCE_PATH_STYLE: 'true',
     ...extra,
   };
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a server a test starts later on a fixed port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -11,11 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createWorkerMetrics } from '../../apps/worker/src/metrics';
 import { find, parseProm, type Sample } from '../dashboard/prom';
-import { s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
+import { freePort, s3Coordinates, testStorage, uniqueBucket } from '../helpers/env';
 import { byKind, containerEnv, k8sDocs, operatorSecret, ROOT } from './manifests';
 import { groupings, matches, selectors, type Selector } from './promql';
 import { scrapeTargets, type ScrapeTarget } from './scrape-targets';
@@ -37,17 +36,6 @@ const expressions = [
     (r.spec.groups as Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }>).flatMap((g) => g.rules.map((rule) => ({ where: `PrometheusRule/${r.metadata.name} ${rule.alert ?? rule.record}`, expr: String(rule.expr) }))),
   ),
 ];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Running {
   target: ScrapeTarget;
