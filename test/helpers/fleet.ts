@@ -34,25 +34,42 @@ export async function waitForJobs(fleet: FleetQueues, ids: string[], idleMs = 12
   const outcomes = new Map<string, Outcome>();
   let lastChange = Date.now();
   let finished = false;
+  // The event is the fast path, bounded by idleMs so no timer outlives the wait by more than that
+  // (a 24 h one kept jest from exiting); a job it misses is settled from its state by the loop below.
   const waits = ids.map(async (id) => {
     try {
-      const result = await fleet.waitForJob(id, 24 * 3_600_000);
+      const result = await fleet.waitForJob(id, idleMs);
       outcomes.set(id, { id, state: 'completed', result });
     } catch (e) {
-      outcomes.set(id, { id, state: 'failed', reason: (e as Error).message });
+      const message = (e as Error).message;
+      if (/timed out before finishing/.test(message)) return;
+      if (!outcomes.has(id)) outcomes.set(id, { id, state: 'failed', reason: message });
     }
     lastChange = Date.now();
   });
+  let eventsDone = false;
   const all = Promise.all(waits).then(() => {
-    finished = true;
+    eventsDone = true;
+    finished = ids.every((id) => outcomes.has(id));
   });
   let seen = '';
   while (!finished) {
-    await Promise.race([all, new Promise((r) => setTimeout(r, 1_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise((r) => (timer = setTimeout(r, 1_000)));
+    await (eventsDone ? tick : Promise.race([all, tick]));
+    clearTimeout(timer);
     if (finished) break;
     const pending = ids.filter((id) => !outcomes.has(id));
     const now = await Promise.all(pending.map((id) => jobSnapshot(fleet, id)));
-    const snapshot = JSON.stringify(now);
+    // A job already finished is taken from its state: its event is only the fast path (seen missed
+    // once in CI: a job that failed at once stayed "waited for" while its state said failed).
+    for (const [i, id] of pending.entries()) {
+      const snap = now[i]!;
+      if (snap.state === 'completed') outcomes.set(id, { id, state: 'completed', result: snap.result as JobResult });
+      else if (snap.state === 'failed') outcomes.set(id, { id, state: 'failed', reason: String(snap.failedReason) });
+    }
+    if (ids.every((id) => outcomes.has(id))) break;
+    const snapshot = JSON.stringify(now.map(({ result: _result, ...rest }) => rest));
     if (snapshot !== seen) {
       seen = snapshot;
       lastChange = Date.now();
@@ -69,7 +86,7 @@ export async function waitForJobs(fleet: FleetQueues, ids: string[], idleMs = 12
 async function jobSnapshot(fleet: FleetQueues, id: string): Promise<Record<string, unknown>> {
   const job = await fleet.getJob(id);
   if (!job) return { id, state: 'missing' };
-  return { id, state: await job.getState(), attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted, progress: job.progress, failedReason: job.failedReason };
+  return { id, state: await job.getState(), attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted, progress: job.progress, failedReason: job.failedReason, result: job.returnvalue };
 }
 
 const FIXTURE_DIR = join(__dirname, '..', '..', 'test-output', 'fixtures');
