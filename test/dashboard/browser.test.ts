@@ -275,8 +275,18 @@ it('after the batch, shows the final counts, throughput and audio hours', async 
   // Log out: the cookie is gone and the dashboard asks for the token again.
   const held = (await context.cookies(api.url)).find((c) => c.name === 'scribe_session');
   expect(held?.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  // The logout's response is held for 4 polls after the server has revoked the session: a poll that
+  // then gets 401 must not send the page to /login?next=/dashboard over the logout's own redirect
+  // (it did, once in CI, by chance; holding the response makes the race certain).
+  await page.route('**/logout', async (route) => {
+    const response = await route.fetch({ maxRedirects: 0 });
+    await new Promise((r) => setTimeout(r, 2000));
+    await route.fulfill({ response });
+  });
+  const pollsAtLogout = Number(await page.locator('body').getAttribute('data-polls'));
   await page.click('[data-testid="logout"]');
   await page.waitForURL(/\/login$/);
+  expect(pollsAtLogout).toBeGreaterThan(0);
   expect((await context.cookies(api.url)).find((c) => c.name === 'scribe_session')).toBeUndefined();
   // …and the session is over server-side: a copy of the cookie no longer works.
   expect((await fetch(`${api.url}/v1/fleet`, { headers: { cookie: `scribe_session=${held!.value}` } })).status).toBe(401);

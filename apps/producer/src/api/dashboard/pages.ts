@@ -124,9 +124,17 @@ export function fleetPage(opts: { nonce: string; view: FleetView; pollMs: number
   var errorEl = document.querySelector('[data-testid="fleet-error"]');
   var updatedEl = document.querySelector('[data-testid="fleet-updated"]');
   var polls = 0;
+  // Once a form is submitted (Log out) the page is leaving: no more polls. A poll answered 401 while
+  // the logout response is on its way (the session is already revoked) would otherwise navigate to
+  // /login?next=/dashboard and cancel the logout's own redirect.
+  var leaving = false;
+  document.addEventListener('submit', function () { leaving = true; });
+  window.addEventListener('pagehide', function () { leaving = true; });
   async function poll() {
+    if (leaving) return;
     try {
       var res = await fetch(URL_, { credentials: 'same-origin', headers: { accept: 'application/json' }, cache: 'no-store' });
+      if (leaving) return;
       if (res.status === 401) { location.href = '/login?next=' + encodeURIComponent(location.pathname + location.search); return; }
       if (!res.ok) throw new Error('HTTP ' + res.status);
       var view = await res.json();
@@ -141,7 +149,7 @@ export function fleetPage(opts: { nonce: string; view: FleetView; pollMs: number
     } catch (e) {
       errorEl.textContent = '· update failed: ' + (e && e.message ? e.message : e);
     } finally {
-      setTimeout(poll, POLL_MS);
+      if (!leaving) setTimeout(poll, POLL_MS);
     }
   }
   setTimeout(poll, POLL_MS);
