@@ -373,12 +373,12 @@ export class ChaosWorld {
  * Inject `fault` up to `times` times, the next one `everyMs` + up to `jitterMs` after the previous,
  * until `stop()`; `stop()` resolves with what each injection returned (once the one under way ended).
  */
-export function repeatFault<T>(fault: () => Promise<T>, o: { times: number; everyMs: number; jitterMs: number }): { stop(): Promise<T[]> } {
+export function repeatFault<T>(fault: () => Promise<T>, o: { times: number; everyMs: number; jitterMs: number; firstAfterMs?: number }): { stop(): Promise<T[]> } {
   const results: T[] = [];
   let done = false;
   const loop = (async () => {
     while (!done && results.length < o.times) {
-      await sleep(o.everyMs + Math.random() * o.jitterMs);
+      await sleep(results.length === 0 && o.firstAfterMs !== undefined ? o.firstAfterMs : o.everyMs + Math.random() * o.jitterMs);
       if (done) break;
       results.push(await fault());
     }
