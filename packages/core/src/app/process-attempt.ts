@@ -3,7 +3,7 @@ import type { JobOutcome } from '../domain/attempt';
 import { capBucketKey, capBucketOf } from '../domain/caps';
 import { resumeTranscript } from '../domain/checkpoint';
 import type { Clock } from '../domain/clock';
-import { JobCancelledError, ScribeError, SessionStalledError, toScribeError, UnknownProviderError } from '../domain/errors';
+import { JobCancelledError, JobLockLostError, ScribeError, SessionStalledError, toScribeError, UnknownProviderError } from '../domain/errors';
 import { CONTENT_TYPES, render } from '../domain/formatters';
 import type { JobResult } from '../domain/job-result';
 import { outputKey, parseJobSpec, type JobSpec } from '../domain/job-spec';
@@ -88,6 +88,13 @@ export interface JobContext {
   progress?: (p: Record<string, unknown>) => Promise<void>;
   /** The attempt holds a cap slot and its provider session starts now. */
   onSessionStart?: () => void;
+  /**
+   * Whether this worker still holds the job (renewing its lock as it asks). Asked right before the
+   * outputs are written: an attempt whose job went to another worker meanwhile (its lock expired while
+   * the process was starved or cut off from Redis) writes nothing, so a job's outputs are written by
+   * one attempt only.
+   */
+  owned?: () => Promise<boolean>;
 }
 
 /**
@@ -138,6 +145,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const transcript = resume ? resumeTranscript(resume, session.transcript) : session.transcript;
       const warnings = transcriptWarnings(transcript, audio.warnings ?? []);
       const result = { ...session, transcript: warnings.length ? { ...transcript, warnings } : transcript };
+      if (ctx.owned && !(await ctx.owned())) throw new JobLockLostError(`job ${ctx.id} is no longer this worker's (its lock expired and another worker took it): nothing written`);
       // The transcript is in hand: storage trouble from here on is waited out, never re-transcribed.
       const written = await writeOutputs(spec, result, audio.sha256 ?? '', deps, storageRetry, `${ctx.id}/${ctx.attempt}/${randomUUID()}`);
       await recorder?.clear();

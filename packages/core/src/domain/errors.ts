@@ -92,6 +92,11 @@ export class StorageUnavailableError extends define('STORAGE_UNAVAILABLE', 'retr
 export class InternalError extends define('INTERNAL', 'retry') {}
 /** A held cap slot expired (its holder could not heartbeat): the session is aborted and retried. */
 export class LeaseLostError extends define('LEASE_LOST', 'retry') {}
+/**
+ * The attempt's worker no longer holds the job (its lock expired while the process was starved or
+ * cut off, and a stalled check gave the job to another worker): it writes nothing and records no end.
+ */
+export class JobLockLostError extends define('LOCK_LOST', 'retry') {}
 
 /** Wrap anything thrown into a ScribeError; unknown errors are treated as transient. */
 export function toScribeError(err: unknown): ScribeError {

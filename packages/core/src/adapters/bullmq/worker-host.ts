@@ -113,6 +113,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         onSessionStart: () => {
           entry.inSession = true;
         },
+        // The fence before the outputs: the lock is ours (and renewed) or the job went elsewhere.
+        ...(token ? { owned: async () => (await job.extendLock(token, config.WORKER_LOCK_MS)) > 0 } : {}),
       });
       const first = spec ? (await service.jobEnded(spec, id, job.timestamp, { result })).first : true;
       if (first) await ended(spec, { outcome: 'completed', audioSeconds: result.duration });
@@ -120,7 +122,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     } catch (e) {
       const reason = (jobSignal.reason as Error | undefined)?.message;
       // This worker lost the job (its lock went to another worker after an outage): not our end to record.
-      if (reason === LOCK_LOST) throw withDecision(new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`), { outcome: 'retrying', code: LOCK_LOST });
+      if (reason === LOCK_LOST || (e as { code?: string } | undefined)?.code === LOCK_LOST) throw withDecision(new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`), { outcome: 'retrying', code: LOCK_LOST });
       const err = jobSignal.aborted && reason !== HAND_BACK ? new JobCancelledError('cancelled by request') : toScribeError(e);
       const progress = (typeof job.progress === 'object' && job.progress ? job.progress : {}) as AttemptProgress;
       // The one decision on how this attempt ends (domain/attempt.ts); the span reads it off the error.
