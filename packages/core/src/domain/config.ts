@@ -21,7 +21,14 @@ const csv = z
 export const ConfigSchema = z.object({
   /** Redis for BullMQ (required: no default, so nothing silently uses a shared Redis). Run it with AOF and `maxmemory-policy noeviction`. */
   REDIS_URL: z.string().url(),
-  /** Queue name prefix in Redis (BullMQ `prefix`). */
+  /**
+   * Redis Cluster: seed nodes (`host:port,host:port`); set, every connection is an ioredis Cluster
+   * seeded from these and REDIS_URL's host (REDIS_URL still gives the credentials and `rediss:` TLS).
+   * QUEUE_PREFIX must then begin with a hash tag, e.g. `{scribe}`: every key of the fleet is in its
+   * slot, so each multi-key script and MULTI stays in one slot (ARCHITECTURE.md, "Redis Cluster").
+   */
+  REDIS_CLUSTER_NODES: csv.pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each node as host:port'))),
+  /** Queue name prefix in Redis (BullMQ `prefix`). With REDIS_CLUSTER_NODES, a hash tag first: `{scribe}`. */
   QUEUE_PREFIX: z.string().min(1).default('scribe'),
   /** Name of the transcription queue. */
   QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/).default('transcribe'),
@@ -233,11 +240,18 @@ export function capBucketsFromConfig(config: Config): CapBuckets {
   return new CapBuckets(fleetCapSettings(config));
 }
 
+/** A prefix whose keys all hash to one Redis Cluster slot: it begins with a non-empty `{tag}`. */
+const CLUSTER_PREFIX = /^\{[^{}]+\}/;
+
 /** Parse configuration; throws ConfigError listing each bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') clean[k] = v;
-  const res = ConfigSchema.safeParse(clean);
+  const res = ConfigSchema.superRefine((c, ctx) => {
+    if (c.REDIS_CLUSTER_NODES.length > 0 && !CLUSTER_PREFIX.test(c.QUEUE_PREFIX)) {
+      ctx.addIssue({ code: 'custom', path: ['QUEUE_PREFIX'], message: `with REDIS_CLUSTER_NODES it must begin with a hash tag such as {scribe} (got "${c.QUEUE_PREFIX}"), so every key of the fleet is in one cluster slot` });
+    }
+  }).safeParse(clean);
   if (!res.success) {
     const lines = res.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);

@@ -22,13 +22,16 @@ export class ControlQueues implements FinalizeQueue, WebhookOutbox {
   /** `<QUEUE_NAME>-webhooks`: webhook deliveries. */
   readonly webhooks: Queue;
   private readonly keys: RedisKeys;
+  private readonly own?: ConnectionOptions;
 
   /** `connection`: the queues' (default: one of their own; a worker passes its own connection to share it). */
   constructor(
     config: Config,
     private readonly redis: Redis,
-    connection: ConnectionOptions = redisConnection(config, 'worker'),
+    connection?: ConnectionOptions,
   ) {
+    // One of their own unless given: closed with them (on a Redis Cluster it is a client BullMQ would not close).
+    if (!connection) this.own = connection = redisConnection(config, 'worker');
     this.keys = RedisKeys.forQueue(config);
     this.control = new Queue(`${config.QUEUE_NAME}-control`, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: { attempts: 10, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 1000 } });
     this.webhooks = new Queue(`${config.QUEUE_NAME}-webhooks`, {
@@ -105,5 +108,7 @@ export class ControlQueues implements FinalizeQueue, WebhookOutbox {
   async close(): Promise<void> {
     await this.control.close();
     await this.webhooks.close();
+    const own = this.own as { disconnect?: () => void } | undefined;
+    if (typeof own?.disconnect === 'function') own.disconnect();
   }
 }

@@ -4,7 +4,7 @@ import { capBucketKey, parseCapBucketKey, type CapBucket, type CapBuckets, type 
 import { capBucketsFromConfig, type Config } from '../../domain/config';
 import { isJobId, jobIdFor, type JobSpec } from '../../domain/job-spec';
 import type { JobResult } from '../../domain/job-result';
-import { bulkEntry, openQueueNamed, redisConnection, type TranscribeQueue } from './queue';
+import { bulkEntry, closesWith, openQueueNamed, redisConnection, type TranscribeQueue } from './queue';
 import { RedisKeys } from '../redis/keys';
 
 /**
@@ -122,7 +122,8 @@ export class FleetQueues {
   async queueEvents(queueName: string): Promise<QueueEvents> {
     let ev = this.events.get(queueName);
     if (!ev) {
-      ev = new QueueEvents(queueName, { connection: redisConnection(this.config, 'worker'), prefix: this.config.QUEUE_PREFIX });
+      const connection = redisConnection(this.config, 'worker');
+      ev = closesWith(new QueueEvents(queueName, { connection, prefix: this.config.QUEUE_PREFIX }), connection);
       this.events.set(queueName, ev);
       await ev.waitUntilReady();
     }

@@ -1,15 +1,37 @@
 import { Queue, type ConnectionOptions, type JobsOptions, type JobType } from 'bullmq';
 import type { Config } from '../../domain/config';
-import { redisOptions, type RedisClient } from '../redis/connection';
+import { isCluster, openCluster, redisOptions, type RedisClient, type RedisConfig } from '../redis/connection';
 import type { JobResult } from '../../domain/job-result';
 import { jobIdFor, type JobSpec } from '../../domain/job-spec';
 
 /**
  * Connection options for BullMQ, by role (see redis/connection.ts: workers must not cap retries per
  * request); producers' queues also queue no command while Redis is away (BullMQ waits for `ready`).
+ * On a Redis Cluster it is a Cluster client instead (BullMQ builds only single-node clients from
+ * options), which BullMQ counts as shared and never closes: give it to `closesWith`.
  */
-export function redisConnection(config: Pick<Config, 'REDIS_URL'>, role: 'worker' | 'producer'): ConnectionOptions {
+export function redisConnection(config: RedisConfig, role: 'worker' | 'producer'): ConnectionOptions {
+  if (isCluster(config)) {
+    const cluster = openCluster(config, role, role === 'producer' ? { enableOfflineQueue: false } : {});
+    cluster.on('error', () => {});
+    return cluster;
+  }
   return role === 'worker' ? { url: config.REDIS_URL, ...redisOptions('worker') } : { url: config.REDIS_URL, ...redisOptions('producer'), enableOfflineQueue: false };
+}
+
+/** `owner` (a Queue, QueueEvents, Worker) whose close() also closes `connection` if it is a client redisConnection made for it. */
+export function closesWith<T extends { close(): Promise<void> }>(owner: T, connection: ConnectionOptions): T {
+  if (connection && typeof (connection as { disconnect?: unknown }).disconnect === 'function') {
+    const close = owner.close.bind(owner);
+    owner.close = async () => {
+      try {
+        await close();
+      } finally {
+        (connection as { disconnect(): void }).disconnect();
+      }
+    };
+  }
+  return owner;
 }
 
 /** Default options of every transcription job: bounded retries with exponential backoff. */
@@ -28,11 +50,9 @@ export type TranscribeQueue = Queue<JobSpec, JobResult, string>;
 
 /** A bucket queue; with `shared` (a worker-role connection), on that connection instead of one of its own. */
 export function openQueueNamed(config: Config, name: string, role: 'worker' | 'producer' = 'producer', shared?: RedisClient): TranscribeQueue {
-  return new Queue<JobSpec, JobResult, string>(name, {
-    connection: shared ?? redisConnection(config, role),
-    prefix: config.QUEUE_PREFIX,
-    defaultJobOptions: defaultJobOptions(config),
-  });
+  const connection = shared ?? redisConnection(config, role);
+  const queue = new Queue<JobSpec, JobResult, string>(name, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: defaultJobOptions(config) });
+  return shared ? queue : closesWith(queue, connection);
 }
 
 /** The job name is the provider/mode pair, so dashboards can group by it. */

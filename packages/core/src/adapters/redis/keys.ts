@@ -26,6 +26,8 @@ import type { Config } from '../../domain/config';
  *   p:cap:{<bucket>}:leases     zset     a cap bucket's leases                    (RedisLimiter)
  *   p:cap:{<bucket>}:state      hash     its effective cap                        (RedisLimiter)
  *   p:cap:{<bucket>}:released   channel  a lease of it was released               (RedisLimiter)
+ * On a Redis Cluster QUEUE_PREFIX begins with a hash tag (`{scribe}`, enforced by the config), so
+ * every key above and every BullMQ key is in that tag's one slot (ARCHITECTURE.md, "Redis Cluster").
  * BullMQ's own keys stay BullMQ's (`queue.toKey`, `job.queueQualifiedName`); `bullmqJobKey` and
  * `bullmqQueueKey` name the ones the project touches directly (a redrive resets a job's stall counter;
  * JobLocks re-asserts locks after a Redis restart).
