@@ -403,6 +403,24 @@ it('the session runs holding a cap slot, which is given back after it', async ()
   expect(started).toBe(1);
 });
 
+it('the commit point: outputs are written only after ensureOwned resolved; a job that moved elsewhere writes nothing', async () => {
+  const order: string[] = [];
+  const { provider } = scriptedProvider([async () => (order.push('session'), providerResult(TWO_SEGMENTS, 3)), async () => providerResult(TWO_SEGMENTS, 3)]);
+  const w = world(provider);
+  const owned = await w.run(job(), ctx({ ensureOwned: async () => void order.push(`ensureOwned (${w.storage.log.length} writes so far)`) }));
+  expect(order).toEqual(['session', 'ensureOwned (0 writes so far)']);
+  expect(owned.outputs.json).toBe('out/a.wav.json');
+
+  // Its worker was cut off past the job lock: the job is another worker's now.
+  const moved = new Error('LOCK_LOST');
+  const w2 = world(provider);
+  const err = await w2.run(job(), ctx({ ensureOwned: () => Promise.reject(moved) })).catch((e: unknown) => e);
+  expect(err).toBe(moved);
+  expect(w2.storage.log).toEqual([]);
+  expect(w2.limiter.held).toBe(0);
+  expect(w2.audio.disposed).toBe(1);
+});
+
 it('a transient provider error propagates as itself (kind retry), the slot released, nothing written', async () => {
   const boom = new ProviderUnavailableError('deepgram answered 503', { status: 503 });
   const { provider } = scriptedProvider([async () => Promise.reject(boom)]);

@@ -88,6 +88,12 @@ export interface JobContext {
   progress?: (p: Record<string, unknown>) => Promise<void>;
   /** The attempt holds a cap slot and its provider session starts now. */
   onSessionStart?: () => void;
+  /**
+   * The attempt's commit point, just before its outputs are written: resolves while the job is still
+   * this attempt's, throws when it is not (its worker was cut off from Redis past the job lock and the
+   * job moved to another worker, which may have completed it): such an attempt writes nothing.
+   */
+  ensureOwned?: () => Promise<void>;
 }
 
 /**
@@ -138,6 +144,8 @@ export function createProcessor(deps: ProcessorDeps) {
       const transcript = resume ? resumeTranscript(resume, session.transcript) : session.transcript;
       const warnings = transcriptWarnings(transcript, audio.warnings ?? []);
       const result = { ...session, transcript: warnings.length ? { ...transcript, warnings } : transcript };
+      // Still ours? A job that moved elsewhere while this worker was cut off gets no second set of outputs.
+      await ctx.ensureOwned?.();
       // The transcript is in hand: storage trouble from here on is waited out, never re-transcribed.
       const written = await writeOutputs(spec, result, audio.sha256 ?? '', deps, storageRetry, `${ctx.id}/${ctx.attempt}/${randomUUID()}`);
       await recorder?.clear();
