@@ -1,7 +1,7 @@
 'use strict';
 // Runs s3rver in its own process; started by src/services.ts as
 //
-//   node --openssl-legacy-provider s3rver-launcher.js '{"port":1234,"directory":"/tmp/x","buckets":["a"]}'
+//   node --openssl-legacy-provider s3rver-launcher.js '{"port":1234,"address":"127.0.0.1","directory":"/tmp/x","buckets":["a"]}'
 //
 // --openssl-legacy-provider is required: s3rver 3.7.1 encrypts ListObjectsV2 continuation tokens with
 // DES, which OpenSSL 3 only ships in its legacy provider, so without the flag every listing that needs
@@ -17,7 +17,7 @@ fs.mkdirSync(opts.directory, { recursive: true });
 
 const server = new S3rver({
   port: opts.port,
-  address: '127.0.0.1',
+  address: opts.address || '127.0.0.1',
   directory: opts.directory,
   silent: true,
   configureBuckets: (opts.buckets || []).map((name) => ({ name })),

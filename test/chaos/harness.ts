@@ -31,21 +31,37 @@ export const count = (full: number, ci: number) => (FULL ? full : ci);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One successful write of an object key through the proxy: by which attempt, from which client address, when. */
+export interface ProxiedWrite {
+  key: string;
+  attempt: string;
+  /** The client's address (`10.231.0.11`): which host of the fleet wrote it. */
+  from: string;
+  at: number;
+}
+
 /** A proxy in front of the S3 server that counts successful PUTs per object key; it resets connections while the server is down. */
 class PutCountingProxy {
   /** Successful writes per object key: the `scribe-attempt` of each (or '' for writes without one). */
   readonly puts = new Map<string, string[]>();
+  /** Every successful write, in order. */
+  readonly writes: ProxiedWrite[] = [];
   private server!: Server;
   private readonly sockets = new Set<Socket>();
   port = 0;
-  constructor(private readonly upstreamPort: () => number) {}
+  constructor(
+    private readonly upstreamPort: () => number,
+    /** The address it listens on and reaches the S3 server at. */
+    readonly host = '127.0.0.1',
+  ) {}
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
-      const up = request({ host: '127.0.0.1', port: this.upstreamPort(), method: req.method, path: req.url, headers: req.headers }, (ur: IncomingMessage) => {
-        if (req.method === 'PUT' && (ur.statusCode ?? 500) < 300 && !/[?&](uploadId|partNumber)=/.test(req.url ?? '')) this.count(req.url ?? '', String(req.headers['x-amz-meta-scribe-attempt'] ?? ''));
+      const from = req.socket.remoteAddress ?? '';
+      const up = request({ host: this.host, port: this.upstreamPort(), method: req.method, path: req.url, headers: req.headers }, (ur: IncomingMessage) => {
+        if (req.method === 'PUT' && (ur.statusCode ?? 500) < 300 && !/[?&](uploadId|partNumber)=/.test(req.url ?? '')) this.count(req.url ?? '', String(req.headers['x-amz-meta-scribe-attempt'] ?? ''), from);
         // A completed multipart upload is one successful write of its key.
-        if (req.method === 'POST' && /[?&]uploadId=/.test(req.url ?? '') && (ur.statusCode ?? 500) < 300) this.count(req.url ?? '', '');
+        if (req.method === 'POST' && /[?&]uploadId=/.test(req.url ?? '') && (ur.statusCode ?? 500) < 300) this.count(req.url ?? '', '', from);
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);
       });
@@ -56,13 +72,14 @@ class PutCountingProxy {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
     });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => this.server.listen(0, this.host, r));
     this.port = (this.server.address() as AddressInfo).port;
   }
 
-  private count(url: string, attempt: string): void {
+  private count(url: string, attempt: string, from: string): void {
     const path = decodeURIComponent(url.split('?')[0]!.replace(/^\//, ''));
     this.puts.set(path, [...(this.puts.get(path) ?? []), attempt]);
+    this.writes.push({ key: path, attempt, from, at: Date.now() });
   }
 
   async close(): Promise<void> {
@@ -76,6 +93,7 @@ class WebhookReceiver {
   readonly deliveries = new Map<string, Set<string>>();
   private server!: Server;
   url = '';
+  constructor(private readonly host = '127.0.0.1') {}
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
       let body = '';
@@ -93,8 +111,8 @@ class WebhookReceiver {
         res.writeHead(204).end();
       });
     });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks`;
+    await new Promise<void>((r) => this.server.listen(0, this.host, r));
+    this.url = `http://${this.host}:${(this.server.address() as AddressInfo).port}/hooks`;
   }
   /** Events delivered under more than one delivery id (receivers could not deduplicate them). */
   duplicates(): string[] {
@@ -109,14 +127,19 @@ export interface WorldOptions {
   workers: number;
   /** Worker environment beyond the world's own (provider URLs, keys, caps, timings). */
   env: Record<string, string>;
+  /**
+   * The address every server of the world listens on (Redis, S3, the proxy, the webhook receiver):
+   * default 127.0.0.1; a bridge address when the workers run in network namespaces.
+   */
+  host?: string;
 }
 
 export class ChaosWorld {
   readonly dir = mkdtempSync(join(tmpdir(), 'scribe-chaos-'));
   redisServer!: RedisServer;
   s3Server!: S3Server;
-  readonly proxy = new PutCountingProxy(() => this.s3Server.port);
-  readonly hooks = new WebhookReceiver();
+  readonly proxy: PutCountingProxy;
+  readonly hooks: WebhookReceiver;
   config!: Config;
   storage!: S3Storage;
   redis!: Redis;
@@ -130,18 +153,23 @@ export class ChaosWorld {
   readonly injected: Record<string, number> = {};
   private lastFaultAt = 0;
 
+  private constructor(readonly host: string) {
+    this.proxy = new PutCountingProxy(() => this.s3Server.port, host);
+    this.hooks = new WebhookReceiver(host);
+  }
+
   static async start(opts: WorldOptions): Promise<ChaosWorld> {
-    const w = new ChaosWorld();
+    const w = new ChaosWorld(opts.host ?? '127.0.0.1');
     await w.boot(opts);
     return w;
   }
 
   private async boot(opts: WorldOptions): Promise<void> {
-    this.redisServer = await startRedis({ dir: join(this.dir, 'redis') });
-    this.s3Server = await startS3({ dir: join(this.dir, 's3'), buckets: [this.bucket] });
+    this.redisServer = await startRedis({ dir: join(this.dir, 'redis'), host: this.host });
+    this.s3Server = await startS3({ dir: join(this.dir, 's3'), buckets: [this.bucket], host: this.host });
     await this.proxy.start();
     await this.hooks.start();
-    const endpoint = `http://127.0.0.1:${this.proxy.port}`;
+    const endpoint = `http://${this.host}:${this.proxy.port}`;
     const base: Record<string, string> = {
       REDIS_URL: this.redisServer.url,
       S3_ENDPOINT: endpoint,
@@ -211,6 +239,13 @@ export class ChaosWorld {
   /** Start `n` more worker processes (a scenario that enqueues before any worker runs starts with none). */
   async addWorkers(n: number): Promise<void> {
     for (let i = 0; i < n; i++) this.workers.push(await startWorkerProcess(this.workerEnv));
+  }
+
+  /** One more worker process with `env` over the world's, started through `prefix` (e.g. `ip netns exec <ns>`). */
+  async addWorker(opts: { env?: Record<string, string>; prefix?: string[] } = {}): Promise<WorkerProcess> {
+    const w = await startWorkerProcess({ ...this.workerEnv, ...opts.env }, opts.prefix ? { prefix: opts.prefix } : {});
+    this.workers.push(w);
+    return w;
   }
 
   /** Workers that exited by themselves (a crash): the chaos scenarios only ever kill them on purpose. */

@@ -24,10 +24,15 @@ function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
 }
 
-/** Start `node apps/worker/dist/main.js` with `env` and wait for its ready line. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+/**
+ * Start `node apps/worker/dist/main.js` with `env` and wait for its ready line. `opts.prefix` runs it
+ * through a command that execs its arguments in place (same pid), e.g. `['ip', 'netns', 'exec', ns]`
+ * for a worker inside a network namespace.
+ */
+export async function startWorkerProcess(env: Record<string, string>, opts: { prefix?: string[] } = {}): Promise<WorkerProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npm test runs the build in pretest)`);
-  const child = spawn(process.execPath, [MAIN], {
+  const [file, args] = opts.prefix?.length ? [opts.prefix[0]!, [...opts.prefix.slice(1), process.execPath, MAIN]] : [process.execPath, [MAIN]];
+  const child = spawn(file, args, {
     env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

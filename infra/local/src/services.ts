@@ -15,7 +15,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 
 export interface RedisServer {
-  /** redis://127.0.0.1:<port> */
+  /** redis://<host>:<port> (host 127.0.0.1 unless started with another) */
   readonly url: string;
   readonly port: number;
   /** pid of the current redis-server process (changes on restart). */
@@ -146,11 +146,11 @@ class Supervised {
   }
 }
 
-/** Runs `start(port)` on the given port, or on a free one, retrying if the port got taken meanwhile. */
-async function onPort<T>(fixed: number | undefined, start: (port: number) => Promise<T>): Promise<T> {
+/** Runs `start(port)` on the given port, or on a free one of `host`, retrying if the port got taken meanwhile. */
+async function onPort<T>(fixed: number | undefined, start: (port: number) => Promise<T>, host = '127.0.0.1'): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await start(fixed ?? (await freePort()));
+      return await start(fixed ?? (await freePort(host)));
     } catch (err) {
       const inUse = /in use|EADDRINUSE/i.test(String(err));
       if (fixed !== undefined || !inUse || attempt >= 3) throw err;
@@ -160,13 +160,13 @@ async function onPort<T>(fixed: number | undefined, start: (port: number) => Pro
 
 // ---- public API -----------------------------------------------------------------------------------
 
-/** A TCP port free on 127.0.0.1 right now (another process could still take it before we bind). */
-export function freePort(): Promise<number> {
+/** A TCP port free on `host` (default 127.0.0.1) right now (another process could still take it before we bind). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const { port } = srv.address() as net.AddressInfo;
       srv.close(() => resolve(port));
     });
@@ -174,9 +174,9 @@ export function freePort(): Promise<number> {
 }
 
 /** Sends raw `INFO` and resolves with the reply text (error replies included). */
-function redisInfo(port: number, timeoutMs = 1000): Promise<string> {
+function redisInfo(host: string, port: number, timeoutMs = 1000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect({ host, port });
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => finish(new Error('timeout')), timeoutMs);
     function finish(err?: Error): void {
@@ -205,10 +205,11 @@ class LocalRedis implements RedisServer {
   constructor(
     readonly port: number,
     private readonly dir: string,
+    private readonly host: string,
   ) {}
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.host}:${this.port}`;
   }
 
   get pid(): number {
@@ -219,14 +220,17 @@ class LocalRedis implements RedisServer {
     await this.stop();
     // prettier-ignore
     this.proc.start('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
+      '--port', String(this.port), '--bind', this.host, '--dir', this.dir,
       '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction',
       '--save', '', '--daemonize', 'no',
+      // Protected mode refuses every client not on loopback: a server on another address (a test's
+      // own bridge, for clients in network namespaces) is meant for those clients.
+      ...(this.host === '127.0.0.1' ? [] : ['--protected-mode', 'no']),
     ]);
     // Ready = *our* process answers (a PING could be answered by another Redis already on the port
     // if ours failed to bind) and it has finished loading the AOF (INFO is served while loading).
     await this.proc.waitReady(async () => {
-      const info = await redisInfo(this.port);
+      const info = await redisInfo(this.host, this.port);
       return info.includes(`process_id:${this.proc.pid}\r\n`) && info.includes('loading:0\r\n');
     }, 30_000);
   }
@@ -240,14 +244,22 @@ class LocalRedis implements RedisServer {
   }
 }
 
-/** Starts `redis-server` with AOF persistence in `dir` on a free (or the given) port. */
-export async function startRedis(opts: { dir: string; port?: number }): Promise<RedisServer> {
+/**
+ * Starts `redis-server` with AOF persistence in `dir` on a free (or the given) port of `host` (the
+ * one address it binds; default 127.0.0.1, e.g. a bridge address for clients in network namespaces).
+ */
+export async function startRedis(opts: { dir: string; port?: number; host?: string }): Promise<RedisServer> {
   fs.mkdirSync(opts.dir, { recursive: true });
-  return onPort(opts.port, async (port) => {
-    const redis = new LocalRedis(port, opts.dir);
-    await redis.restart();
-    return redis;
-  });
+  const host = opts.host ?? '127.0.0.1';
+  return onPort(
+    opts.port,
+    async (port) => {
+      const redis = new LocalRedis(port, opts.dir, host);
+      await redis.restart();
+      return redis;
+    },
+    host,
+  );
 }
 
 class LocalS3 implements S3Server {
@@ -260,10 +272,11 @@ class LocalS3 implements S3Server {
     readonly port: number,
     private readonly dir: string,
     private readonly buckets: string[],
+    private readonly host: string,
   ) {}
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   get pid(): number {
@@ -272,7 +285,7 @@ class LocalS3 implements S3Server {
 
   async restart(): Promise<void> {
     await this.stop();
-    const config = { port: this.port, directory: this.dir, buckets: this.buckets, watchStdin: true };
+    const config = { port: this.port, address: this.host, directory: this.dir, buckets: this.buckets, watchStdin: true };
     // --openssl-legacy-provider: see s3rver-launcher.js (DES continuation tokens).
     this.proc.start(process.execPath, ['--openssl-legacy-provider', LAUNCHER, JSON.stringify(config)], 'pipe');
     await this.proc.waitReady(async () => this.proc.output.includes('S3RVER_READY'), 30_000);
@@ -287,14 +300,19 @@ class LocalS3 implements S3Server {
   }
 }
 
-/** Starts s3rver (in a child node process) storing objects under `dir`; creates `buckets` up front. */
-export async function startS3(opts: { dir: string; port?: number; buckets?: string[] }): Promise<S3Server> {
+/** Starts s3rver (in a child node process) storing objects under `dir`, listening on `host` (default 127.0.0.1); creates `buckets` up front. */
+export async function startS3(opts: { dir: string; port?: number; buckets?: string[]; host?: string }): Promise<S3Server> {
   fs.mkdirSync(opts.dir, { recursive: true });
-  return onPort(opts.port, async (port) => {
-    const s3 = new LocalS3(port, opts.dir, opts.buckets ?? []);
-    await s3.restart();
-    return s3;
-  });
+  const host = opts.host ?? '127.0.0.1';
+  return onPort(
+    opts.port,
+    async (port) => {
+      const s3 = new LocalS3(port, opts.dir, opts.buckets ?? [], host);
+      await s3.restart();
+      return s3;
+    },
+    host,
+  );
 }
 
 /**

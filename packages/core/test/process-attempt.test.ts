@@ -403,6 +403,22 @@ it('the session runs holding a cap slot, which is given back after it', async ()
   expect(started).toBe(1);
 });
 
+it('the commit point: owned() is asked after the session, before any write; a job that moved elsewhere writes nothing', async () => {
+  const order: string[] = [];
+  const { provider } = scriptedProvider([async () => (order.push('session'), providerResult(TWO_SEGMENTS, 3)), async () => providerResult(TWO_SEGMENTS, 3)]);
+  const w = world(provider);
+  const result = await w.run(job(), ctx({ owned: async () => (order.push(`owned (${w.storage.log.length} writes so far)`), true) }));
+  expect(order).toEqual(['session', 'owned (0 writes so far)']);
+  expect(result.outputs.json).toBe('out/a.wav.json');
+
+  // Its worker was cut off past the job lock: the job is another worker's now.
+  const w2 = world(provider);
+  await expect(w2.run(job(), ctx({ owned: async () => false }))).rejects.toMatchObject({ code: 'LOCK_LOST' });
+  expect(w2.storage.log).toEqual([]);
+  expect(w2.limiter.held).toBe(0);
+  expect(w2.audio.disposed).toBe(1);
+});
+
 it('a transient provider error propagates as itself (kind retry), the slot released, nothing written', async () => {
   const boom = new ProviderUnavailableError('deepgram answered 503', { status: 503 });
   const { provider } = scriptedProvider([async () => Promise.reject(boom)]);

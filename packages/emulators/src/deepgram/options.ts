@@ -85,6 +85,8 @@ export type ResolvedDeepgramOptions = Required<Omit<DeepgramEmulatorOptions, Unr
 /** One pre-recorded request as the emulator saw it. */
 export interface DeepgramRestRecord {
   requestId: string;
+  /** The client's address and port (`10.0.0.2:41234`): which host of a fleet sent it. */
+  peer?: string;
   project?: string;
   model: string;
   pool?: DeepgramPool;

@@ -67,7 +67,7 @@ export interface WsEmulatorServer {
   server: Server;
   wss: WebSocketServer;
   port: number;
-  /** http(s)://127.0.0.1:port */
+  /** http(s)://<host>:port (127.0.0.1 when it listens on every interface) */
   url: string;
   close(): Promise<void>;
 }
@@ -80,6 +80,12 @@ export interface WsServerOptions {
   onRequest?: (req: IncomingMessage, res: ServerResponse) => void;
   /** Upgrade requests; the handler refuses (writing a raw HTTP response) or calls `accept`. */
   onUpgrade: (req: IncomingMessage, socket: Duplex, accept: () => Promise<WebSocket>) => void | Promise<void>;
+}
+
+/** The host part of a URL that reaches a server listening on `host`. */
+function reachableHost(host: string | undefined): string {
+  if (!host || host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 export async function startWsServer(opts: WsServerOptions): Promise<WsEmulatorServer> {
@@ -109,7 +115,8 @@ export async function startWsServer(opts: WsServerOptions): Promise<WsEmulatorSe
     server: http.server,
     wss,
     port: http.port,
-    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${http.port}`,
+    // The address it listens on (a test's bridge, say), or loopback for a wildcard one.
+    url: `${opts.tls ? 'https' : 'http'}://${reachableHost(opts.host)}:${http.port}`,
     async close() {
       for (const ws of wss.clients) ws.terminate();
       wss.close();

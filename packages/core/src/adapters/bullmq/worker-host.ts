@@ -99,8 +99,30 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     const attempts = job.opts.attempts ?? 1;
     // A stall is a crash of the attempt's worker: it counts as an attempt (BullMQ counts it apart).
     const spent = job.attemptsMade + (job.stalledCounter ?? 0);
-    const entry = { queueName: job.queueName, token: token ?? '', mode: spec?.mode ?? 'batch', inSession: false, abort: (reason: string) => ctrl.abort(new Error(reason)) };
+    const entry = {
+      queueName: job.queueName,
+      token: token ?? '',
+      mode: spec?.mode ?? 'batch',
+      inSession: false,
+      /** The job's lock went to another worker: whatever else aborted it, its end is not ours to record. */
+      lockLost: false,
+      abort: (reason: string) => {
+        if (reason === LOCK_LOST) entry.lockLost = true;
+        ctrl.abort(new Error(reason));
+      },
+    };
     if (token) running.set(id, entry);
+    /**
+     * Whether the job is still this attempt's: its lock renewed, or re-taken while the job is still
+     * active. False once the job went to another worker (this one was cut off from Redis, or frozen,
+     * for longer than WORKER_LOCK_MS, and the stalled check moved it).
+     */
+    const owned = async () => !token || !(await locks.reassert([{ id, queueName: job.queueName, token }])).length;
+    /** The job is another worker's now: no output, no end recorded here; BullMQ's own move fails on the lock. */
+    const dropLost = (): never => {
+      console.error(`[worker] job ${id}: its lock went to another worker (this one was cut off from Redis for longer than WORKER_LOCK_MS?); dropped here without an end`);
+      throw withDecision(new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`), { outcome: 'retrying', code: LOCK_LOST });
+    };
     try {
       if (spent >= attempts) throw new WorkerLostError(`the job's worker was lost ${job.stalledCounter} time(s) and ${job.attemptsMade} attempt(s) failed: ${attempts} attempts allowed`);
       if (handingBack) throw new HandBack();
@@ -113,8 +135,17 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         onSessionStart: () => {
           entry.inSession = true;
         },
-        // The fence before the outputs: the lock is ours (and renewed) or the job went elsewhere.
-        ...(token ? { owned: async () => (await job.extendLock(token, config.WORKER_LOCK_MS)) > 0 } : {}),
+        // The commit point: outputs are written only while the job is still ours (its lock renewed,
+        // or re-taken while the job is still active); otherwise the attempt writes nothing (LOCK_LOST).
+        ...(token
+          ? {
+              owned: async () => {
+                if (await owned()) return true;
+                entry.lockLost = true;
+                return false;
+              },
+            }
+          : {}),
       });
       const first = spec ? (await service.jobEnded(spec, id, job.timestamp, { result })).first : true;
       if (first) await ended(spec, { outcome: 'completed', audioSeconds: result.duration });
@@ -122,7 +153,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     } catch (e) {
       const reason = (jobSignal.reason as Error | undefined)?.message;
       // This worker lost the job (its lock went to another worker after an outage): not our end to record.
-      if (reason === LOCK_LOST || (e as { code?: string } | undefined)?.code === LOCK_LOST) throw withDecision(new Error(`${LOCK_LOST}: job ${id} is no longer this worker's`), { outcome: 'retrying', code: LOCK_LOST });
+      if (reason === LOCK_LOST || entry.lockLost || (e as { code?: string } | undefined)?.code === LOCK_LOST) dropLost();
       const err = jobSignal.aborted && reason !== HAND_BACK ? new JobCancelledError('cancelled by request') : toScribeError(e);
       const progress = (typeof job.progress === 'object' && job.progress ? job.progress : {}) as AttemptProgress;
       // The one decision on how this attempt ends (domain/attempt.ts); the span reads it off the error.
@@ -149,6 +180,9 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         await job.moveToDelayed(Date.now() + d.delayMs, token);
         throw withDecision(new DelayedError(), d);
       }
+      // A failure is this worker's to record only while the job is its own (a worker back from a
+      // network cut must not end a job that runs, or completed, elsewhere).
+      if (d.outcome === 'failed' && !(await owned().catch(() => true))) dropLost();
       let first = true;
       if (d.outcome === 'failed' && spec) first = (await service.jobEnded(spec, id, job.timestamp, { error: { code: err.code, message: err.message } }).catch(() => ({ first: true }))).first;
       if (first || d.outcome !== 'failed') await ended(spec, { outcome: d.outcome === 'failed' ? (err.code === 'JOB_CANCELLED' ? 'cancelled' : 'failed') : 'retry', code: err.code });
@@ -159,16 +193,26 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     }
   };
 
-  // After Redis comes back (a restart loses every lock that expired meanwhile), re-assert the locks
-  // of the jobs still running here before any stalled check can hand them to another worker; a job
-  // that went to another worker meanwhile is dropped here (LOCK_LOST), so no job runs twice.
-  redis.on('ready', () => {
-    if (!running.size) return;
-    void locks.reassert([...running].map(([id, r]) => ({ id, queueName: r.queueName, token: r.token }))).then(
+  /** Re-assert the locks of these running jobs; those that went to another worker meanwhile stop here (LOCK_LOST). */
+  const keepOrDrop = (ids: string[]) => {
+    const jobs = ids.flatMap((id) => {
+      const r = running.get(id);
+      return r?.token ? [{ id, queueName: r.queueName, token: r.token }] : [];
+    });
+    if (!jobs.length) return;
+    void locks.reassert(jobs).then(
       (lost) => lost.forEach((id) => running.get(id)?.abort(LOCK_LOST)),
       () => undefined,
     );
-  });
+  };
+  // After Redis comes back (a restart loses every lock that expired meanwhile), re-assert the locks
+  // of the jobs still running here before any stalled check can hand them to another worker; a job
+  // that went to another worker meanwhile is dropped here (LOCK_LOST), so no job runs twice.
+  redis.on('ready', () => keepOrDrop([...running.keys()]));
+  // The same when a lock could not be renewed without a reconnect (this host's network was cut off,
+  // or the process was frozen, for longer than WORKER_LOCK_MS): the job may be running elsewhere
+  // by now, so its session here stops early; the commit point (JobContext.owned) is the guarantee.
+  const onLockRenewalFailed = (ids: string[]) => keepOrDrop(ids);
 
   // BullMQ's own failures (the stalled limit, a deferred failure) never reach the handler: record
   // them through the one owner of a job's end. Idempotent, so the handler's own failures may pass too.
@@ -196,6 +240,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     });
     w.on('error', (e) => console.error(`[worker] ${key}: ${e.message}`));
     w.on('failed', onFailed);
+    w.on('lockRenewalFailed', onLockRenewalFailed);
     workers.set(key, w);
   };
 
