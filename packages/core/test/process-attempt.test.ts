@@ -544,21 +544,6 @@ it('a provider this worker has no credentials for is UNKNOWN_PROVIDER, before an
   expect(w.limiter.events).toEqual([]);
 });
 
-it('an attempt whose job went to another worker meanwhile (owned() false) writes nothing: LOCK_LOST', async () => {
-  const { provider, calls } = scriptedProvider([async () => providerResult(TWO_SEGMENTS, 3)]);
-  const w = world(provider);
-  let asked = 0;
-  const owned = async () => (asked++, false);
-
-  await expect(w.run(job(), ctx({ owned }))).rejects.toMatchObject({ code: 'LOCK_LOST', kind: 'retry' });
-
-  expect({ sessions: calls.length, asked, writes: w.storage.log.filter((l) => l.startsWith('put')) }).toEqual({ sessions: 1, asked: 1, writes: [] });
-  // Still owned: the same attempt writes its outputs.
-  const again = world(scriptedProvider([async () => providerResult(TWO_SEGMENTS, 3)]).provider);
-  await again.run(job(), ctx({ owned: async () => true }));
-  expect(again.storage.log).toEqual(['put out/a.wav.txt', 'put out/a.wav.srt', 'put out/a.wav.vtt', 'put out/a.wav.json']);
-});
-
 it('an output write that fails removes what the attempt wrote: no partial set is left', async () => {
   const { provider } = scriptedProvider([async () => providerResult(TWO_SEGMENTS, 3)]);
   const w = world(provider);
