@@ -335,21 +335,41 @@ export class ChaosWorld {
         if (winner !== undefined && !(this.proxy.puts.get(`${this.bucket}/${key}`) ?? []).includes(winner)) problems.push(`${key} not written by the attempt that completed the job`);
       }
     }
-    // Nothing active or stalled, no cap lease left.
+    // Nothing active or stalled, no cap lease left, once the fleet has settled. A Redis kill -9 can
+    // lose the last second of its AOF: a job whose end reached the books but whose BullMQ completion
+    // did not is back in \`active\` with an expired lock when Redis restarts, and its batch can finish at
+    // once. The stalled check returns such a job to the queue within two passes after the restart
+    // grace, and its re-run returns the outputs already written (no second write, no second end).
+    // Waited for here, bounded: the stalled passes (every WORKER_LOCK_MS, 4 s) have 30 s to do it.
+    const busy = async () => {
+      let n = 0;
+      for (const q of await this.fleet.allQueues()) n += (await q.getActiveCount()) + (await this.redis.scard(q.toKey('stalled')));
+      return n;
+    };
+    const settleFrom = Date.now();
+    const busyAtEnd = await busy();
+    for (const until = Date.now() + 30_000; (await busy()) > 0 && Date.now() < until; ) await sleep(250);
+    if (busyAtEnd) console.log(`[chaos] ${busyAtEnd} active/stalled entries when the batch finished; settled after ${Date.now() - settleFrom} ms`);
     let active = 0;
     let stalled = 0;
     let attempts = 0;
     const jobs = [];
+    const activeJobs: string[] = [];
     for (const q of await this.fleet.allQueues()) {
       active += await q.getActiveCount();
       stalled += await this.redis.scard(q.toKey('stalled'));
+      // What each job still active is (so a failure says which, and in what shape).
+      for (const j of await q.getActive()) {
+        const lockTtl = await this.redis.pttl(q.toKey(`${j.id}:lock`));
+        activeJobs.push(`${j.id} attemptsMade=${j.attemptsMade} stalled=${j.stalledCounter ?? 0} processedOn=${j.processedOn ?? '-'} finishedOn=${j.finishedOn ?? '-'} lockTtlMs=${lockTtl} inStalledSet=${await this.redis.sismember(q.toKey('stalled'), j.id!)} returnvalue=${j.returnvalue ? 'yes' : 'no'}`);
+      }
       for (const l of lines) {
         const j = await q.getJob(l.job_id);
         if (j) jobs.push(j);
       }
     }
     for (const j of jobs) attempts += j.attemptsMade + (j.stalledCounter ?? 0);
-    if (active) problems.push(`${active} jobs still active`);
+    if (active) problems.push(`${active} jobs still active${activeJobs.length ? `: ${activeJobs.join('; ')} (audit at ${Date.now()})` : ''}`);
     for (const c of this.crashedWorkers()) problems.push(`a worker crashed: ${c}`);
     if (stalled) problems.push(`${stalled} jobs in a stalled set`);
     const limiter = limiterFromConfig(this.config);
