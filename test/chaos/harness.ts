@@ -341,23 +341,28 @@ export class ChaosWorld {
     // once. The stalled check returns such a job to the queue within two passes after the restart
     // grace, and its re-run returns the outputs already written (no second write, no second end).
     // Waited for here, bounded: the stalled passes (every WORKER_LOCK_MS, 4 s) have 30 s to do it.
+    const activeAndStalled = async () => {
+      let active = 0;
+      let stalled = 0;
+      for (const q of await this.fleet.allQueues()) {
+        active += await q.getActiveCount();
+        stalled += await this.redis.scard(q.toKey('stalled'));
+      }
+      return { active, stalled };
+    };
     const busy = async () => {
-      let n = 0;
-      for (const q of await this.fleet.allQueues()) n += (await q.getActiveCount()) + (await this.redis.scard(q.toKey('stalled')));
-      return n;
+      const { active, stalled } = await activeAndStalled();
+      return active + stalled;
     };
     const settleFrom = Date.now();
     const busyAtEnd = await busy();
     for (const until = Date.now() + 30_000; (await busy()) > 0 && Date.now() < until; ) await sleep(250);
     if (busyAtEnd) console.log(`[chaos] ${busyAtEnd} active/stalled entries when the batch finished; settled after ${Date.now() - settleFrom} ms`);
-    let active = 0;
-    let stalled = 0;
+    const { active, stalled } = await activeAndStalled();
     let attempts = 0;
     const jobs = [];
     const activeJobs: string[] = [];
     for (const q of await this.fleet.allQueues()) {
-      active += await q.getActiveCount();
-      stalled += await this.redis.scard(q.toKey('stalled'));
       // What each job still active is (so a failure says which, and in what shape).
       for (const j of await q.getActive()) {
         const lockTtl = await this.redis.pttl(q.toKey(`${j.id}:lock`));

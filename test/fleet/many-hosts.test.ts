@@ -239,7 +239,8 @@ test('a host cut off for longer than the lease TTL: its slots come back, its job
   // or the answer cannot cross the cut) past the TTL, while its slots go to the other hosts. Those
   // are counted apart; everything else the provider saw is what the fleet admitted.
   const stranded = [...admitted.values()].filter((a) => a.host === victim.index && a.rec.startedAt < restoredPerf && (a.rec.endedAt ?? Infinity) > cutPerf + LEASE_TTL_MS).map((a) => a.rec.requestId);
-  const maxAdmitted = maxOverlap([...admitted.values()].filter((a) => !stranded.includes(a.rec.requestId)));
+  const admittedMax = () => maxOverlap([...admitted.values()].filter((a) => !stranded.includes(a.rec.requestId)));
+  const maxAdmitted = admittedMax();
   const maxInFlight = maxAdmitted;
   const fB = await world.audit(batchId, { cap: CAP, maxInFlight, startedAt, finishedAt });
   const fC = await world.audit(after.batchId, { cap: CAP, maxInFlight, startedAt: after.startedAt, finishedAt: afterEnd.finishedAt });
@@ -247,7 +248,7 @@ test('a host cut off for longer than the lease TTL: its slots come back, its job
   const stopped = world.workers.splice(0);
   const exits = await Promise.all(stopped.map((w) => w.stop()));
   const settledAt = Date.now();
-  const fB2 = await world.audit(batchId, { cap: CAP, maxInFlight: maxOverlap([...admitted.values()].filter((a) => !stranded.includes(a.rec.requestId))), startedAt, finishedAt });
+  const fB2 = await world.audit(batchId, { cap: CAP, maxInFlight: admittedMax(), startedAt, finishedAt });
   const jobsAfter = await Promise.all(jobIds.map(async (id) => (await world.fleet.getJob(id))!));
   // Writes are attributed to a host by address (netns); with processes all come from 127.0.0.1.
   const victimWrites = net.mode === 'netns' ? world.proxy.writes.filter((w) => w.at > restoredAt && net.hostOfPeer(`${w.from}:0`)?.index === victim.index) : [];

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../domain/config';
 import type { FinalizeQueue, WebhookDelivery, WebhookEvent, WebhookOutbox } from '../../ports/job-queue';
 import { RedisKeys } from '../redis/keys';
-import { queueJobCounts, redisConnection } from './queue';
+import { queueJobCounts, redisConnection, releaseConnection } from './queue';
 
 /** How long a batch's index of its webhook deliveries is kept after the last one was queued. */
 const WEBHOOK_INDEX_TTL_S = 30 * 24 * 3600;
@@ -108,7 +108,6 @@ export class ControlQueues implements FinalizeQueue, WebhookOutbox {
   async close(): Promise<void> {
     await this.control.close();
     await this.webhooks.close();
-    const own = this.own as { disconnect?: () => void } | undefined;
-    if (typeof own?.disconnect === 'function') own.disconnect();
+    releaseConnection(this.own);
   }
 }

@@ -19,18 +19,22 @@ export function redisConnection(config: RedisConfig, role: 'worker' | 'producer'
   return role === 'worker' ? { url: config.REDIS_URL, ...redisOptions('worker') } : { url: config.REDIS_URL, ...redisOptions('producer'), enableOfflineQueue: false };
 }
 
+/** Disconnect `connection` if it is a client redisConnection made (a Cluster); plain options hold none. */
+export function releaseConnection(connection: ConnectionOptions | undefined): void {
+  const c = connection as { disconnect?: () => void } | undefined;
+  if (typeof c?.disconnect === 'function') c.disconnect();
+}
+
 /** `owner` (a Queue, QueueEvents, Worker) whose close() also closes `connection` if it is a client redisConnection made for it. */
 export function closesWith<T extends { close(): Promise<void> }>(owner: T, connection: ConnectionOptions): T {
-  if (connection && typeof (connection as { disconnect?: unknown }).disconnect === 'function') {
-    const close = owner.close.bind(owner);
-    owner.close = async () => {
-      try {
-        await close();
-      } finally {
-        (connection as { disconnect(): void }).disconnect();
-      }
-    };
-  }
+  const close = owner.close.bind(owner);
+  owner.close = async () => {
+    try {
+      await close();
+    } finally {
+      releaseConnection(connection);
+    }
+  };
   return owner;
 }
 

@@ -137,15 +137,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         },
         // The commit point: outputs are written only while the job is still ours (its lock renewed,
         // or re-taken while the job is still active); otherwise the attempt writes nothing (LOCK_LOST).
-        ...(token
-          ? {
-              owned: async () => {
-                if (await owned()) return true;
-                entry.lockLost = true;
-                return false;
-              },
-            }
-          : {}),
+        // (Not owned: the processor throws JobLockLostError, code LOCK_LOST, which the catch below drops.)
+        ...(token ? { owned } : {}),
       });
       const first = spec ? (await service.jobEnded(spec, id, job.timestamp, { result })).first : true;
       if (first) await ended(spec, { outcome: 'completed', audioSeconds: result.duration });
