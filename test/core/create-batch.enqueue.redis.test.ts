@@ -7,7 +7,8 @@ import { testConfig } from '../helpers/fleet';
 
 jest.setTimeout(180_000);
 
-const config = testConfig();
+// The whole prefix in one call: a backlog window above its size (the drip feed is test/fleet/drip-feed.test.ts).
+const config = testConfig({ BACKLOG_PER_BUCKET: '100000' });
 const storage = testStorage();
 const redis = new Redis(config.REDIS_URL);
 const fleet = new FleetQueues(config, redis);

@@ -13,6 +13,7 @@ import type { BatchStore } from '../ports/batch-store';
 import type { QueuedJob, WebhookDelivery, WebhookEvent } from '../ports/job-queue';
 import { createBatch, type CreateBatchOptions, type CreateBatchResult } from './create-batch';
 import type { BatchDeps } from './deps';
+import { feedBatches } from './feed-batch';
 import { finalizeBatch, scheduleFinalize } from './finalize-batch';
 import { jobEnded, jobHandedBack, jobStarted, recordFinishedJob } from './job-lifecycle';
 import { cancelBatch, cancelJob, getBatch, getJob, listBatchJobs, redriveBatch, redriveJob, type JobView } from './operations';
@@ -72,6 +73,11 @@ export class BatchService {
   /** One reconciler sweep (see reconcile in app/reconcile.ts). */
   reconcile(opts: { queuedPerBatch?: number } = {}): Promise<{ batches: number; recorded: number; finalised: number }> {
     return reconcile(this.deps, opts);
+  }
+
+  /** One feeder pass: top up drip-fed batches, repair half-fed pages, spill finished books (app/feed-batch.ts). */
+  feed(): Promise<{ batches: number; pages: number; repaired: number; spilled: number }> {
+    return feedBatches(this.deps);
   }
 
   scheduleFinalize(batchId: string): Promise<void> {

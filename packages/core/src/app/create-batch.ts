@@ -1,7 +1,7 @@
 /**
  * Creating a batch from a prefix or a manifest: validated first (app/validate.ts), then listed and
  * enqueued page by page, skipping files whose outputs exist; jobs an earlier batch enqueued are
- * adopted, not added again.
+ * adopted, not added again. A prefix's pages go through its drip feed (feed-batch.ts).
  */
 import { newBatchId } from '../domain/batch';
 import { sha256Hex } from '../domain/canonical';
@@ -16,7 +16,8 @@ import { scheduleFinalize } from './finalize-batch';
 import { jobEnded } from './job-lifecycle';
 import { checkManifest, manifestPages } from './manifest-batch';
 import { ListingCursor } from './object-lookup';
-import { isIgnoredKey, MAX_LIST_PAGE, specFor, validateCreateBatch, type CreateBatchRequest } from './validate';
+import { feedBatch } from './feed-batch';
+import { isIgnoredKey, specFor, storedFeedRequest, validateCreateBatch, type CreateBatchRequest } from './validate';
 
 export type { CreateBatchRequest } from './validate';
 
@@ -31,6 +32,12 @@ export interface CreateBatchProgress {
 
 export interface CreateBatchResult extends CreateBatchProgress {
   batchId: string;
+  /**
+   * A prefix batch whose listing goes on after this call: its cap bucket's backlog is full
+   * (BACKLOG_PER_BUCKET), and the workers' feeder enqueues the rest as jobs drain. The counts above
+   * are this call's; the batch's own grow.
+   */
+  feeding?: boolean;
   /** Job ids in batch order (only for batches up to `returnIdsUpTo` files). */
   jobIds?: string[];
 }
@@ -45,30 +52,24 @@ export interface CreateBatchOptions {
 
 export type CreateBatchDeps = Pick<BatchDeps, 'config' | 'storage' | 'queue' | 'batches' | 'jobEnds' | 'finalizeQueue' | 'outbox' | 'clock'>;
 
-type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>;
+export type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>;
 
 /**
  * Create a batch and enqueue its jobs page by page. A manifest is validated whole first: any bad
- * line (or a missing object) refuses the batch and nothing is enqueued.
+ * line (or a missing object) refuses the batch and nothing is enqueued. A prefix is drip-fed: pages
+ * are enqueued while its bucket's backlog has room, and the rest by the workers' feeder.
  */
 export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest, opts: CreateBatchOptions = {}): Promise<CreateBatchResult> {
   const { out, source } = validateCreateBatch(deps.config, req);
   const outPrefix = out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`;
-  let pages: AsyncIterable<Page>;
+  let pages: AsyncIterable<Page> | undefined;
   if (source) {
-    const pageSize = Math.min(MAX_LIST_PAGE, deps.config.ENQUEUE_PAGE_SIZE);
     // The first page is listed before the batch exists: a missing bucket or an empty prefix is
-    // refused with nothing created.
-    const it = deps.storage.listPages(source.bucket, source.key, { pageSize })[Symbol.asyncIterator]();
+    // refused with nothing created. The batch is then drip-fed from its first key (feed-batch.ts).
+    const it = deps.storage.listPages(source.bucket, source.key, { pageSize: 1 })[Symbol.asyncIterator]();
     const first = await it.next();
+    await it.return?.();
     if (first.done || first.value.length === 0) throw new InvalidRequestError(`no objects under ${formatS3Url(source)}`);
-    pages = (async function* () {
-      let page: IteratorResult<ObjectInfo[]> = first;
-      while (!page.done) {
-        yield page.value.map((obj) => ({ obj, listedPrefix: source.key }));
-        page = await it.next();
-      }
-    })();
   } else {
     // Read whole first (limits, every line's location checked, every object looked up), then again
     // page by page to enqueue: see manifest-batch.ts.
@@ -87,21 +88,94 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
     ...(req.model ? { model: req.model } : {}),
     ...(req.priority !== undefined ? { priority: req.priority } : {}),
     ...(req.webhookUrl ? { webhookUrl: req.webhookUrl } : {}),
+    ...(source ? { feed: storedFeedRequest(req) } : {}),
   });
   opts.onCreated?.(batchId);
   const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
   const jobIds: string[] = [];
+  let feeding = false;
   try {
-    await enqueuePages(deps, batchId, req, out, outPrefix, pages, progress, jobIds, opts);
+    if (pages) await enqueuePages(deps, batchId, req, out, outPrefix, pages, progress, jobIds, opts);
+    else feeding = !(await feedBatch(deps, batchId, { first: true, progress, jobIds, page: opts })).ended;
   } catch (e) {
     // Storage or Redis failed mid-way: the batch keeps (and finishes with) what was enqueued, and
     // says why it is short. Enqueuing the same source again adds only the missing files.
     await deps.batches.setFields(batchId, { listError: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
+    await deps.batches.endFeed(batchId).catch(() => false);
     if (await deps.batches.seal(batchId).catch(() => false)) await scheduleFinalize(deps, batchId).catch(() => undefined);
     throw e;
   }
-  if (await deps.batches.seal(batchId)) await scheduleFinalize(deps, batchId);
-  return { batchId, ...progress, ...(opts.returnIdsUpTo ? { jobIds } : {}) };
+  if (pages && (await deps.batches.seal(batchId))) await scheduleFinalize(deps, batchId);
+  return { batchId, ...progress, ...(source ? { feeding } : {}), ...(opts.returnIdsUpTo ? { jobIds } : {}) };
+}
+
+/** What one page of a batch's files becomes: its books entries, and the specs to enqueue. */
+export interface BookedPage {
+  entries: BatchJobEntry[];
+  toAdd: JobSpec[];
+}
+
+/**
+ * Turn one page of listed files into books entries and job specs: ignored keys dropped, unsafe keys
+ * failed alone (INVALID_S3_URL), files whose outputs exist skipped. Counts into `progress`.
+ */
+export async function bookPage(
+  deps: Pick<CreateBatchDeps, 'storage'>,
+  batchId: string,
+  req: CreateBatchRequest,
+  out: S3Location,
+  page: Page,
+  outputs: ListingCursor | undefined,
+  progress: CreateBatchProgress,
+  jobIds: string[],
+  opts: Pick<CreateBatchOptions, 'returnIdsUpTo' | 'decorate'>,
+): Promise<BookedPage> {
+  progress.listed += page.length;
+  // A listed object whose key cannot be written back safely (a `..` or `//` segment, a backslash,
+  // a control character: S3 allows them) fails alone, visibly in the books and the report, with
+  // INVALID_S3_URL; it does not stop the listing of the other files.
+  const refused: BatchJobEntry[] = [];
+  const candidates = page
+    .filter(({ obj }) => !isIgnoredKey(obj, out))
+    .flatMap(({ obj, listedPrefix, options }) => {
+      let spec: JobSpec;
+      try {
+        spec = specFor(req, obj, listedPrefix, out, batchId, options);
+      } catch (e) {
+        if (!(e instanceof InvalidS3UrlError)) throw e;
+        const jobId = `tx_${sha256Hex(`unsafe-key|${obj.bucket}|${obj.key}|${obj.etag}`).slice(0, 40)}`;
+        refused.push({ jobId, key: obj.key, bytes: obj.size ?? 0, state: 'failed', result: { key: obj.key, state: 'failed', errorCode: e.code, errorMessage: e.message } });
+        return [];
+      }
+      return [opts.decorate ? opts.decorate(spec) : spec];
+    });
+  // Files whose outputs already exist are skipped (their JSON is written last).
+  const exists = outputs ? await outputs.find(candidates.map((s) => ({ bucket: s.output.bucket, key: outputKey(s, 'json') }))) : candidates.map(() => null);
+  const entries: BatchJobEntry[] = [...refused];
+  const toAdd: JobSpec[] = [];
+  candidates.forEach((spec, i) => {
+    const id = jobIdFor(spec);
+    if (exists[i]) {
+      const outputs = Object.fromEntries(spec.output.formats.map((f) => [f, outputKey(spec, f)]));
+      entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0, state: 'skipped', result: { key: spec.source.key, state: 'skipped', outputs } });
+    } else {
+      toAdd.push(spec);
+      entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0 });
+    }
+    // Kept only when asked for (a 100 000-file batch would otherwise hold every id until it returns).
+    if (opts.returnIdsUpTo && jobIds.length < opts.returnIdsUpTo) jobIds.push(id);
+  });
+  progress.ignored += page.length - candidates.length - refused.length;
+  progress.skipped += candidates.length - toAdd.length;
+  return { entries, toAdd };
+}
+
+/** Enqueue booked jobs: existing ones (same id) are adopted by this batch; with `force`, finished ones run again. */
+export async function enqueueBooked(deps: CreateBatchDeps, batchId: string, req: CreateBatchRequest, toAdd: JobSpec[], progress: CreateBatchProgress): Promise<void> {
+  const res = await deps.queue.add(toAdd, req.priority !== undefined ? { priority: req.priority } : {});
+  progress.added += res.added;
+  progress.duplicates += res.duplicates;
+  await adoptDuplicates(deps, batchId, res.duplicateIds);
 }
 
 async function enqueuePages(
@@ -115,56 +189,14 @@ async function enqueuePages(
   jobIds: string[],
   opts: Pick<CreateBatchOptions, 'onProgress' | 'returnIdsUpTo' | 'decorate'>,
 ): Promise<void> {
-  const jobOpts = req.priority !== undefined ? { priority: req.priority } : {};
   // Do outputs exist? One listing of the output keys in step with the pages (object-lookup.ts).
   const outputs = req.force ? undefined : new ListingCursor(deps.storage, out.bucket, outPrefix);
   for await (const page of readAhead(pages)) {
-    progress.listed += page.length;
-    // A listed object whose key cannot be written back safely (a `..` or `//` segment, a backslash,
-    // a control character: S3 allows them) fails alone, visibly in the books and the report, with
-    // INVALID_S3_URL; it does not stop the listing of the other files.
-    const refused: BatchJobEntry[] = [];
-    const candidates = page
-      .filter(({ obj }) => !isIgnoredKey(obj, out))
-      .flatMap(({ obj, listedPrefix, options }) => {
-        let spec: JobSpec;
-        try {
-          spec = specFor(req, obj, listedPrefix, out, batchId, options);
-        } catch (e) {
-          if (!(e instanceof InvalidS3UrlError)) throw e;
-          const jobId = `tx_${sha256Hex(`unsafe-key|${obj.bucket}|${obj.key}|${obj.etag}`).slice(0, 40)}`;
-          refused.push({ jobId, key: obj.key, bytes: obj.size ?? 0, state: 'failed', result: { key: obj.key, state: 'failed', errorCode: e.code, errorMessage: e.message } });
-          return [];
-        }
-        return [opts.decorate ? opts.decorate(spec) : spec];
-      });
-    // Files whose outputs already exist are skipped (their JSON is written last).
-    const exists = outputs ? await outputs.find(candidates.map((s) => ({ bucket: s.output.bucket, key: outputKey(s, 'json') }))) : candidates.map(() => null);
-    const entries: BatchJobEntry[] = [...refused];
-    const toAdd: JobSpec[] = [];
-    const addIds: string[] = [];
-    candidates.forEach((spec, i) => {
-      const id = jobIdFor(spec);
-      if (exists[i]) {
-        const outputs = Object.fromEntries(spec.output.formats.map((f) => [f, outputKey(spec, f)]));
-        entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0, state: 'skipped', result: { key: spec.source.key, state: 'skipped', outputs } });
-      } else {
-        toAdd.push(spec);
-        addIds.push(id);
-        entries.push({ jobId: id, key: spec.source.key, bytes: spec.source.size ?? 0 });
-      }
-      // Kept only when asked for (a 100 000-file batch would otherwise hold every id until it returns).
-      if (opts.returnIdsUpTo && jobIds.length < opts.returnIdsUpTo) jobIds.push(id);
-    });
-    progress.ignored += page.length - candidates.length - refused.length;
-    progress.skipped += candidates.length - toAdd.length;
-    if (req.force) await removeFinished(deps, addIds);
+    const { entries, toAdd } = await bookPage(deps, batchId, req, out, page, outputs, progress, jobIds, opts);
+    if (req.force) await removeFinished(deps, toAdd.map(jobIdFor));
     // Record the batch's jobs before they can run, so no transition is missed.
     await deps.batches.addJobs(batchId, entries);
-    const res = await deps.queue.add(toAdd, jobOpts);
-    progress.added += res.added;
-    progress.duplicates += res.duplicates;
-    await adoptDuplicates(deps, batchId, res.duplicateIds);
+    await enqueueBooked(deps, batchId, req, toAdd, progress);
     opts.onProgress?.({ ...progress });
   }
 }
@@ -199,7 +231,7 @@ async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
 }
 
 /** With `force`, finished jobs with the same id are removed so the new ones run again. */
-async function removeFinished(deps: Pick<BatchDeps, 'queue'>, ids: string[]): Promise<void> {
+export async function removeFinished(deps: Pick<BatchDeps, 'queue'>, ids: string[]): Promise<void> {
   for (const id of ids) {
     const job = await deps.queue.get(id);
     if (job && (job.state === 'completed' || job.state === 'failed')) await deps.queue.remove(id);

@@ -4,7 +4,7 @@
  * line per file) and a summary to storage, the batch marked finished, `batch.completed` queued.
  */
 import { Readable } from 'node:stream';
-import { batchProgress, type BatchRecord } from '../domain/batch';
+import { batchProgress, type BatchJobResult, type BatchRecord } from '../domain/batch';
 import { BatchNotFoundError } from '../domain/errors';
 import { formatS3Url } from '../domain/s3-url';
 import { nowIso, nowMs, type BatchDeps } from './deps';
@@ -17,6 +17,21 @@ export async function scheduleFinalize(deps: Pick<BatchDeps, 'batches' | 'finali
   await deps.finalizeQueue.scheduleFinalize(batchId, runs);
 }
 
+/** One line of a batch's report (JSONL): a job's compact result. */
+export function reportLine(jobId: string, r: BatchJobResult): string {
+  return JSON.stringify({
+    job_id: jobId,
+    key: r.key,
+    status: r.state,
+    duration: r.duration ?? null,
+    request_id: r.requestId ?? null,
+    outputs: r.outputs ?? null,
+    error_code: r.errorCode ?? null,
+    error_message: r.errorMessage ?? null,
+    warnings: r.warnings ?? [],
+  });
+}
+
 /** Write the report (JSONL, one line per file) and a summary to S3, mark the batch finished, notify. Idempotent. */
 export async function finalizeBatch(deps: Pick<BatchDeps, 'config' | 'storage' | 'batches' | 'outbox' | 'clock'>, batchId: string): Promise<BatchRecord> {
   const batch = await deps.batches.get(batchId);
@@ -26,25 +41,16 @@ export async function finalizeBatch(deps: Pick<BatchDeps, 'config' | 'storage' |
   const out = reportLocation(deps.config, batch.out, batchId);
   const base = out.base;
   const store = deps.batches;
+  const parts = await store.spillParts(batchId);
+  const storage = deps.storage;
   const lines = Readable.from(
     (async function* () {
-      for await (const page of store.results(batchId)) {
-        yield page
-          .map(([jobId, r]) =>
-            JSON.stringify({
-              job_id: jobId,
-              key: r.key,
-              status: r.state,
-              duration: r.duration ?? null,
-              request_id: r.requestId ?? null,
-              outputs: r.outputs ?? null,
-              error_code: r.errorCode ?? null,
-              error_message: r.errorMessage ?? null,
-              warnings: r.warnings ?? [],
-            }),
-          )
-          .join('\n') + '\n';
+      // Parts first: finished jobs the feeder spilled to S3 (feed-batch.ts), already report lines.
+      for (const key of parts) {
+        const { body } = await storage.get(out.bucket, key);
+        for await (const chunk of body) yield chunk as Buffer;
       }
+      for await (const page of store.results(batchId)) yield page.map(([jobId, r]) => reportLine(jobId, r)).join('\n') + '\n';
     })(),
   );
   await deps.storage.put(out.bucket, `${base}.jsonl`, lines, { contentType: 'application/x-ndjson' });

@@ -110,6 +110,8 @@ export async function cancelBatch(deps: OperationDeps, id: string): Promise<{ ca
   if (!batch) throw new BatchNotFoundError(`batch ${id} not found`);
   if (batch.finishedAt) throw new InvalidStateError(`batch ${id} already ${batch.status}: nothing to cancel`);
   await deps.batches.setFields(id, { status: 'cancelled' });
+  // A drip-fed batch stops feeding: it ends with the jobs it has (files never fed are not in it).
+  if (batch.feeding && (await deps.batches.endFeed(id)) && (await deps.batches.seal(id))) await scheduleFinalize(deps, id);
   let cancelled = 0;
   let cancelling = 0;
   for (const state of ['queued', 'active'] as const) {

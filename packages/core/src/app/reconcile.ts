@@ -28,10 +28,15 @@ export async function reconcile(deps: ReconcileDeps, opts: { queuedPerBatch?: nu
   const ids = await deps.batches.unfinished();
   for (const b of ids) {
     const batch = await deps.batches.get(b);
-    if (!batch || batch.listing) continue; // still being enqueued: its books run ahead of the queue
+    // A batch still being enqueued has books ahead of the queue: a manifest's is left until it is
+    // sealed; a drip-fed one's queued jobs are swept below the positions whose pages are all in the
+    // queue (none while a booked page awaits its enqueue: feed-batch.ts), read in one snapshot.
+    const feed = batch ? await deps.batches.feedState(b) : null;
+    if (!batch || (batch.listing && !feed)) continue;
+    const below = feed ? (feed.redo.length ? 0 : feed.positions) : undefined;
     const from = await deps.batches.reconcileCursor(b);
     const limit = opts.queuedPerBatch ?? 2000;
-    const queued = await deps.batches.jobIds(b, 'queued', from, limit);
+    const queued = below === 0 ? [] : await deps.batches.jobIds(b, 'queued', from, limit, below);
     await deps.batches.setReconcileCursor(b, queued.length < limit ? 0 : from + queued.length);
     const candidates = [...(await deps.batches.jobIds(b, 'active', 0, 100_000)), ...queued];
     for (const jobId of candidates) {

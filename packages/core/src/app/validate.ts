@@ -10,7 +10,8 @@ import { checkCombination, isProviderName, PROVIDERS, CATALOGUE } from '../domai
 import type { Config } from '../domain/config';
 import { isBatchId } from '../domain/batch';
 import { BucketNotAllowedError, InvalidManifestError, ManifestTooLargeError, InvalidRequestError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '../domain/errors';
-import { isJobId, normaliseEtag, parseJobSpec, type JobSpec, type JobSpecInput } from '../domain/job-spec';
+import { z } from 'zod';
+import { isJobId, normaliseEtag, OUTPUT_FORMATS, parseJobSpec, type JobSpec, type JobSpecInput } from '../domain/job-spec';
 import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/manifest';
 import { formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
@@ -84,6 +85,48 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
     ...(req.account ? { account: req.account } : {}),
   });
   return source ? { out, source } : { out };
+}
+
+/** A drip-fed batch's request as its record stores it (the CreateBatchRequest of a prefix, JSON). */
+const StoredFeedRequestSchema = z
+  .object({
+    source: z.string().min(1),
+    out: z.string().min(1),
+    provider: z.string().optional(),
+    model: z.string().optional(),
+    mode: z.string().optional(),
+    options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])).optional(),
+    account: z.string().optional(),
+    formats: z.array(z.enum(OUTPUT_FORMATS)).optional(),
+    priority: z.number().optional(),
+    force: z.boolean().optional(),
+    webhookUrl: z.string().optional(),
+  })
+  .strict();
+
+/** What a drip-fed batch's record keeps of its request: the request without a manifest. */
+export function storedFeedRequest(req: CreateBatchRequest): string {
+  const { manifest: _manifest, ...rest } = req;
+  return JSON.stringify(rest);
+}
+
+/**
+ * A drip-fed batch's stored request read back from Redis: parsed, and validated again as a request
+ * (allow-listed buckets, provider, options) against this process's config, before a page is listed.
+ */
+export function parseFeedRequest(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, stored: string): { req: CreateBatchRequest; out: S3Location; source: S3Location } {
+  let json: unknown;
+  try {
+    json = JSON.parse(stored);
+  } catch {
+    throw new InvalidRequestError('the batch record holds no valid request (not JSON)');
+  }
+  const parsed = StoredFeedRequestSchema.safeParse(json);
+  if (!parsed.success) throw new InvalidRequestError(`the batch record holds no valid request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const req = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)) as unknown as CreateBatchRequest;
+  const { out, source } = validateCreateBatch(config, req);
+  if (!source) throw new InvalidRequestError('the batch record holds no source');
+  return { req, out, source };
 }
 
 /** The job spec of one file of a (validated) request: the request's options, then the file's own. */

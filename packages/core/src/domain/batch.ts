@@ -20,6 +20,8 @@ export interface BatchRecord {
   status: BatchStatus;
   /** True while its source is still being listed and enqueued (the total still grows). */
   listing?: boolean;
+  /** Drip-fed: the rest of its source is listed and enqueued as its jobs drain (a durable cursor). */
+  feeding?: boolean;
   /** Why listing stopped early (storage failed mid-way): the batch holds only the jobs enqueued before. */
   listError?: string;
   /** `s3://bucket/prefix` or `manifest` */

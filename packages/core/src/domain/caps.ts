@@ -108,6 +108,11 @@ export function activeLimit(cap: number, prefetchRatio: number, prefetchMin: num
   return cap + Math.max(prefetchMin, Math.ceil(cap * prefetchRatio));
 }
 
+/** Unfinished jobs a drip feed keeps in a bucket's queue: BACKLOG_PER_BUCKET, or (0) max(1 000, 4 × its active limit). */
+export function backlogWindow(configured: number, bucketActiveLimit: number): number {
+  return configured > 0 ? configured : Math.max(1000, 4 * bucketActiveLimit);
+}
+
 /** Jobs of one bucket a worker process runs at once: CPU-bound local recognition vs I/O-bound sessions. */
 export function perWorkerConcurrency(bucket: CapBucket, activeLimit: number, workerConcurrency: number, localConcurrency: number): number {
   if (bucket.provider === 'local') return localConcurrency;

@@ -95,6 +95,21 @@ export const ConfigSchema = z.object({
    */
   ENQUEUE_PAGE_SIZE: int(1000, 1),
   /**
+   * A prefix batch is drip-fed: its jobs are listed and enqueued while its cap bucket's queue holds
+   * fewer than this many unfinished jobs, and the rest of the listing waits as a durable cursor in
+   * the batch's record. 0 = sized from the bucket: max(1 000, 4 × (cap + prefetch)) (domain/caps.ts
+   * backlogWindow). Redis then holds a bounded number of queued jobs however large the prefix.
+   */
+  BACKLOG_PER_BUCKET: int(0, 0),
+  /** How often the workers' feeder looks for drip-fed batches to top up (one feeder at a time, fleet-wide). */
+  FEED_INTERVAL_MS: int(1000, 100),
+  /**
+   * Once a batch has this many completed (or skipped) jobs in Redis, the feeder moves them, with
+   * their results, to a part of the batch's report in S3 (`<report>.parts/`), keeping only their
+   * count: the books of a batch of any size stay bounded. 0 = never.
+   */
+  BOOKS_SPILL_AT: int(5000, 0),
+  /**
    * Largest manifest accepted, in bytes (CLI file or API inline text; through the API the request
    * body limit API_MAX_BODY_BYTES applies first, to the JSON-escaped text). A million typical JSONL
    * lines are ~60 MB.

@@ -15,15 +15,30 @@ export interface BatchJobEntry {
   result?: BatchJobResult;
 }
 
-export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report'>;
+export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report' | 'feeding'> & {
+  /** A drip-fed batch: its request (JSON, validated again by whoever feeds it), fed from an empty cursor. */
+  feed?: string;
+};
+
+/** A drip-fed batch's durable cursor (app/feed-batch.ts). */
+export interface FeedState {
+  /** The batch's request, JSON, as stored (not yet validated). */
+  request: string;
+  /** The last key fed ('' before the first page; null once the listing has ended or the batch was cancelled). */
+  after: string | null;
+  /** Positions handed out so far (every booked job has one below it). */
+  positions: number;
+  /** Pages booked whose jobs may not be in the queue yet: listed after `after`, up to and including `last`. */
+  redo: Array<{ after: string; last: string }>;
+}
 
 export interface TransitionResult {
   /** The books changed (false: the job was already there, or the rule refused the move). */
   applied: boolean;
   /** This move made every job of a sealed batch terminal: the caller must schedule its finalisation. */
   last: boolean;
-  /** Where the books have the job now, and its result there. */
-  state: BatchJobState;
+  /** Where the books have the job now (null: not in them, e.g. spilled to a report part), and its result there. */
+  state: BatchJobState | null;
   result: BatchJobResult | null;
 }
 
@@ -38,6 +53,8 @@ export interface BatchStore {
   seal(id: string): Promise<boolean>;
   transition(id: string, jobId: string, state: BatchJobState, result?: BatchJobResult, audioSeconds?: number, bytes?: number, rule?: TransitionRule): Promise<TransitionResult>;
   markStarted(id: string, at?: string): Promise<void>;
+  /** Where the books have a job now (null: not in this batch's books). */
+  stateOf(id: string, jobId: string): Promise<BatchJobState | null>;
   isCancelled(id: string): Promise<boolean>;
   /** Open a finished batch again (redrive); returns the new run number. */
   reopen(id: string): Promise<number>;
@@ -48,7 +65,30 @@ export interface BatchStore {
   needsFinalize(id: string): Promise<boolean>;
   doneSeenFor(id: string): Promise<number>;
   claimFinalize(id: string): Promise<void>;
-  jobIds(id: string, state: BatchJobState, offset?: number, limit?: number): Promise<string[]>;
+  /** Job ids in one state in batch order; with `below`, only those at positions under it. */
+  jobIds(id: string, state: BatchJobState, offset?: number, limit?: number, below?: number): Promise<string[]>;
+  /** The feed of a drip-fed batch (null: a batch that was never drip-fed). */
+  feedState(id: string): Promise<FeedState | null>;
+  /**
+   * Book one listed page of a drip-fed batch and move its cursor from `after` to `last`, if the
+   * cursor is still at `after` (else null: another feeder booked it). The page stays in `redo` until
+   * feedSettled. Returns how many jobs were booked.
+   */
+  feedPage(id: string, after: string, last: string, entries: BatchJobEntry[]): Promise<number | null>;
+  /** The page booked after `after` has its jobs in the queue. */
+  feedSettled(id: string, after: string): Promise<void>;
+  /** End the feed: its listing is exhausted at cursor `after`, or (no `after`) the batch was cancelled. True if this call ended it. */
+  endFeed(id: string, after?: string): Promise<boolean>;
+  /** The oldest `limit` entries of a finished state, with their results (what a spill takes). */
+  finishedPage(id: string, state: 'completed' | 'skipped', limit: number): Promise<Array<[string, BatchJobResult | null]>>;
+  finishedCount(id: string, state: 'completed' | 'skipped'): Promise<number>;
+  /**
+   * Take these finished jobs out of Redis, their results being in the report part at `partKey`
+   * (recorded in order): all or none (0) if any moved meanwhile. They still count in `counts`.
+   */
+  spill(id: string, state: 'completed' | 'skipped', partKey: string, jobIds: string[]): Promise<number>;
+  /** The report parts spilled so far, in order. */
+  spillParts(id: string): Promise<string[]>;
   jobsPage(id: string, offset?: number, limit?: number, state?: BatchJobState): Promise<Array<{ jobId: string; state: BatchJobState; position: number }>>;
   result(id: string, jobId: string): Promise<BatchJobResult | null>;
   results(id: string): AsyncIterable<Array<[string, BatchJobResult]>>;

@@ -47,6 +47,11 @@ export interface JobQueue {
   abortRunning(id: string): Promise<void>;
   /** A failed job back to waiting, its attempts and stalls counted from zero again. */
   retry(id: string): Promise<void>;
+  /**
+   * The cap bucket a job with this routing runs in: how many jobs its queue holds that have not
+   * finished (waiting, prioritized, delayed, active), and the most a drip feed lets it hold (BACKLOG_PER_BUCKET).
+   */
+  backlog(routing: Pick<JobSpec, 'provider' | 'account' | 'model' | 'mode'>): Promise<{ bucket: string; pending: number; window: number }>;
 }
 
 /** The small queue of batch finalisations: one per run of a batch (adding it twice adds nothing). */

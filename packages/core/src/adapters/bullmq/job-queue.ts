@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { backlogWindow } from '../../domain/caps';
 import { JobNotFoundError } from '../../domain/errors';
 import type { JobResult } from '../../domain/job-result';
 import type { JobSpec } from '../../domain/job-spec';
@@ -64,6 +65,12 @@ export class BullmqJobQueue implements JobQueue {
 
   async abortRunning(id: string): Promise<void> {
     await this.fleet.redis.publish(this.cancelChannel, id);
+  }
+
+  async backlog(routing: Pick<JobSpec, 'provider' | 'account' | 'model' | 'mode'>): Promise<{ bucket: string; pending: number; window: number }> {
+    const b = this.fleet.bucketOf(routing);
+    const pending = await this.fleet.queue(b.bucket).getJobCountByTypes('waiting', 'prioritized', 'delayed', 'waiting-children', 'active');
+    return { bucket: b.key, pending, window: backlogWindow(this.fleet.config.BACKLOG_PER_BUCKET, b.activeLimit) };
   }
 
   async retry(id: string): Promise<void> {

@@ -34,6 +34,8 @@ export interface RunningWorker {
   discover(): Promise<void>;
   /** One reconciler sweep now (also runs every RECONCILE_INTERVAL_MS). */
   reconcile(): Promise<{ batches: number; recorded: number; finalised: number }>;
+  /** One feeder pass now (also runs every FEED_INTERVAL_MS). */
+  feed(): Promise<{ batches: number; pages: number; repaired: number; spilled: number }>;
   /** Stop. With `handBack` (SIGTERM), streams and jobs not yet in a session return to the queue at once. */
   close(opts?: { handBack?: boolean }): Promise<void>;
 }
@@ -290,6 +292,18 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     config.RECONCILE_INTERVAL_MS,
   );
   reconcileTimer.unref();
+  // The drip feed: drip-fed batches topped up as their jobs drain, finished books spilled to S3.
+  // One pass at a time per process (a pass may take longer than the interval), one fleet-wide (its lock).
+  let feeding = false;
+  const feedTimer = setInterval(() => {
+    if (feeding || closed) return;
+    feeding = true;
+    void service
+      .feed()
+      .catch((e: Error) => console.error(`[worker] feed: ${e.message}`))
+      .finally(() => (feeding = false));
+  }, config.FEED_INTERVAL_MS);
+  feedTimer.unref();
 
   // Cancellation reaches whichever process runs the job: a broadcast every worker listens to.
   const sub = redis.duplicate();
@@ -322,10 +336,12 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     workers,
     discover,
     reconcile: () => service.reconcile(),
+    feed: () => service.feed(),
     async close(o: { handBack?: boolean } = {}) {
       closed = true;
       clearInterval(timer);
       clearInterval(reconcileTimer);
+      clearInterval(feedTimer);
       if (stalledTimer) clearInterval(stalledTimer);
       if (o.handBack) {
         // Streams and jobs not yet in a provider session go back to the queue now (a stream resumes

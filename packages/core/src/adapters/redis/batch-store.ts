@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../../domain/batch';
-import type { BatchCreate, BatchJobEntry, BatchStore, TransitionResult, TransitionRule } from '../../ports/batch-store';
+import type { BatchCreate, BatchJobEntry, BatchStore, FeedState, TransitionResult, TransitionRule } from '../../ports/batch-store';
 import { RedisKeys } from './keys';
 import { defineScript, loadScript } from './scripts';
 
@@ -12,7 +12,14 @@ const MOVE_KEYS = BATCH_JOB_STATES.length + 4;
 type WithScripts = Redis & {
   batchMove(...args: Array<string | number>): Promise<[number, number, string, string]>;
   batchSeal(k1: string, k2: string): Promise<number>;
+  batchFeed(...args: Array<string | number>): Promise<number>;
+  batchFeedSettle(record: string, after: string): Promise<number>;
+  batchFeedEnd(record: string, after: string): Promise<number>;
+  batchSpill(...args: Array<string | number>): Promise<number>;
 };
+
+/** The record fields a drip-fed batch's feed keeps (see feedPage). */
+const REDO = 'redo:';
 
 /**
  * Batches in Redis. Per batch:
@@ -20,6 +27,7 @@ type WithScripts = Redis & {
  *   <p>:batch:<id>:s:<state>  zset   job ids in that state (score = position in the batch), for
  *                                    counts (ZCARD) and paged listing by state
  *   <p>:batch:<id>:r          hash   job id → compact result (for the report), deleted once it is written
+ *   <p>:batch:<id>:parts      list   S3 keys of the report parts its finished jobs were spilled to
  *   <p>:batches               zset   batch ids by creation time
  *   <p>:job-batches:<jobId>   set    further batches a job belongs to (adopted by a later batch)
  *   <p>:reconcile-cursor      hash   batch id → the reconciler's next queued position
@@ -38,13 +46,17 @@ export class RedisBatchStore implements BatchStore {
       // The move takes one key per state set besides the batch's own four: its file must say as many.
       const { numberOfKeys } = loadScript('batchMove');
       if (numberOfKeys !== MOVE_KEYS) throw new Error(`batchMove takes ${MOVE_KEYS} keys, its script file says ${numberOfKeys}`);
-      defineScript(redis, 'batchMove');
-      defineScript(redis, 'batchSeal');
+      for (const name of ['batchMove', 'batchSeal', 'batchFeed', 'batchFeedSettle', 'batchFeedEnd', 'batchSpill'] as const) defineScript(redis, name);
     }
   }
 
   private stateKeys(id: string): string[] {
     return BATCH_JOB_STATES.map((s) => this.keys.batchState(id, s));
+  }
+
+  /** The keys of batchMove and the scripts that share its layout. */
+  private moveKeys(id: string): string[] {
+    return [this.keys.batchStatePrefix(id), this.keys.batch(id), ...this.stateKeys(id), this.keys.batchResults(id), this.keys.batchIndex()];
   }
 
   async create(b: BatchCreate): Promise<void> {
@@ -65,6 +77,10 @@ export class RedisBatchStore implements BatchStore {
     if (b.model) fields.model = b.model;
     if (b.priority !== undefined) fields.priority = String(b.priority);
     if (b.webhookUrl) fields.webhookUrl = b.webhookUrl;
+    if (b.feed !== undefined) {
+      fields.feed = b.feed;
+      fields.feedAfter = '';
+    }
     await this.redis.multi().hset(this.keys.batch(b.id), fields).zadd(this.keys.batchIndex(), Date.parse(b.createdAt), b.id).exec();
   }
 
@@ -110,9 +126,54 @@ export class RedisBatchStore implements BatchStore {
     bytes = 0,
     rule: TransitionRule = TERMINAL_STATES.includes(state) ? 'end' : state === 'active' ? 'start' : 'force',
   ): Promise<TransitionResult> {
-    const keys = [this.keys.batchStatePrefix(id), this.keys.batch(id), ...this.stateKeys(id), this.keys.batchResults(id), this.keys.batchIndex()];
-    const [applied, last, current, stored] = await this.redis.batchMove(...keys, jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes), rule);
-    return { applied: applied === 1, last: last === 1, state: current as BatchJobState, result: stored ? (JSON.parse(stored) as BatchJobResult) : null };
+    const [applied, last, current, stored] = await this.redis.batchMove(...this.moveKeys(id), jobId, state, 0, result ? JSON.stringify(result) : '', String(audioSeconds), String(bytes), rule);
+    return { applied: applied === 1, last: last === 1, state: current ? (current as BatchJobState) : null, result: stored ? (JSON.parse(stored) as BatchJobResult) : null };
+  }
+
+  /** A drip-fed batch's feed (`after` null once its listing has ended), or null for a batch that has none. */
+  async feedState(id: string): Promise<FeedState | null> {
+    const h = await this.redis.hgetall(this.keys.batch(id));
+    if (h.feed === undefined) return null;
+    const redo = Object.entries(h)
+      .filter(([k]) => k.startsWith(REDO))
+      .map(([k, last]) => ({ after: k.slice(REDO.length), last }));
+    return { request: h.feed, after: h.feedAfter ?? null, positions: Number(h.positions ?? 0), redo };
+  }
+
+  async feedPage(id: string, after: string, last: string, entries: BatchJobEntry[]): Promise<number | null> {
+    const args: Array<string | number> = [after, last, entries.length];
+    for (const e of entries) args.push(e.jobId, e.state ?? 'queued', e.bytes, e.result ? JSON.stringify(e.result) : '');
+    const n = await this.redis.batchFeed(...this.moveKeys(id), ...args);
+    return n < 0 ? null : n;
+  }
+
+  async feedSettled(id: string, after: string): Promise<void> {
+    await this.redis.batchFeedSettle(this.keys.batch(id), after);
+  }
+
+  async endFeed(id: string, after?: string): Promise<boolean> {
+    return (await this.redis.batchFeedEnd(this.keys.batch(id), after ?? '*')) === 1;
+  }
+
+  /** The oldest `limit` jobs in a terminal state, with their results (what a spill takes). */
+  async finishedPage(id: string, state: 'completed' | 'skipped', limit: number): Promise<Array<[string, BatchJobResult | null]>> {
+    const ids = await this.redis.zrange(this.keys.batchState(id, state), 0, limit - 1);
+    if (!ids.length) return [];
+    const rs = await this.redis.hmget(this.keys.batchResults(id), ...ids);
+    return ids.map((j, i) => [j, rs[i] ? (JSON.parse(rs[i]!) as BatchJobResult) : null]);
+  }
+
+  async finishedCount(id: string, state: 'completed' | 'skipped'): Promise<number> {
+    return this.redis.zcard(this.keys.batchState(id, state));
+  }
+
+  async spill(id: string, state: 'completed' | 'skipped', partKey: string, jobIds: string[]): Promise<number> {
+    if (!jobIds.length) return 0;
+    return this.redis.batchSpill(...this.moveKeys(id), this.keys.batchParts(id), state, partKey, ...jobIds);
+  }
+
+  async spillParts(id: string): Promise<string[]> {
+    return this.redis.lrange(this.keys.batchParts(id), 0, -1);
   }
 
   /** Where the books have a job now (null: not in this batch). */
@@ -179,7 +240,8 @@ export class RedisBatchStore implements BatchStore {
     const h = await this.redis.hgetall(this.keys.batch(id));
     if (!h.id) return null;
     const cards = await Promise.all(this.stateKeys(id).map((k) => this.redis.zcard(k)));
-    const counts = Object.fromEntries(BATCH_JOB_STATES.map((s, i) => [s, cards[i]!])) as Record<BatchJobState, number>;
+    // Jobs whose entries went to an S3 part of the report still count (record `spilled:<state>`).
+    const counts = Object.fromEntries(BATCH_JOB_STATES.map((s, i) => [s, cards[i]! + Number(h[`spilled:${s}`] ?? 0)])) as Record<BatchJobState, number>;
     const rec: BatchRecord = {
       id: h.id,
       createdAt: h.createdAt!,
@@ -202,6 +264,7 @@ export class RedisBatchStore implements BatchStore {
     if (h.finishedAt) rec.finishedAt = h.finishedAt;
     if (h.report) rec.report = h.report;
     if (h.webhookUrl) rec.webhookUrl = h.webhookUrl;
+    if (h.feedAfter !== undefined) rec.feeding = true;
     return rec;
   }
 
@@ -219,7 +282,8 @@ export class RedisBatchStore implements BatchStore {
   }
 
   /** Job ids of a batch in one state, paged in batch order. */
-  async jobIds(id: string, state: BatchJobState, offset = 0, limit = 100): Promise<string[]> {
+  async jobIds(id: string, state: BatchJobState, offset = 0, limit = 100, below?: number): Promise<string[]> {
+    if (below !== undefined) return this.redis.zrangebyscore(this.keys.batchState(id, state), '-inf', `(${below}`, 'LIMIT', offset, limit);
     return this.redis.zrange(this.keys.batchState(id, state), offset, offset + limit - 1);
   }
 
@@ -258,7 +322,7 @@ export class RedisBatchStore implements BatchStore {
 
   /** After the report is in S3, drop the per-job results (the record and state sets stay for counts). */
   async compact(id: string): Promise<void> {
-    await this.redis.del(this.keys.batchResults(id));
+    await this.redis.del(this.keys.batchResults(id), this.keys.batchParts(id));
   }
 
   /** Newest batches first. */

@@ -38,7 +38,9 @@ export class JobEnds implements JobEndStore {
 
   /** Record the end of the job's current life, unless one is recorded already. */
   async claim(jobId: string, createdAt: number, outcome: BatchJobResult): Promise<JobEndClaim> {
-    const ttl = this.ttlSeconds > 0 ? this.ttlSeconds + 24 * 3600 : 0;
+    // Remembered a little longer than the job itself (late reports of the same life): the retention
+    // again, at most a day more.
+    const ttl = this.ttlSeconds > 0 ? this.ttlSeconds + Math.min(this.ttlSeconds, 24 * 3600) : 0;
     const [first, stored, gen] = await this.redis.jobEndClaim(this.key(jobId), String(createdAt), JSON.stringify(outcome), ttl);
     return { first: first === 1, outcome: JSON.parse(stored) as BatchJobResult, gen: Number(gen) };
   }

@@ -10,6 +10,7 @@ import type { Config } from '../../domain/config';
  *   p:q:batch:<id>              hash     a batch's record                         (BatchStore)
  *   p:q:batch:<id>:s:<state>    zset     its job ids in one state                 (BatchStore)
  *   p:q:batch:<id>:r            hash     job id → compact result                  (BatchStore)
+ *   p:q:batch:<id>:parts        list     S3 keys of its spilled report parts      (BatchStore)
  *   p:q:batch:<id>:webhooks     zset     its webhook deliveries                   (ControlQueues)
  *   p:q:batches                 zset     batch ids by creation time               (BatchStore)
  *   p:q:job-end:<jobId>         hash     the first terminal outcome of a job      (JobEnds)
@@ -59,6 +60,10 @@ export class RedisKeys {
   /** A batch's job id → compact result (hash), until the report is written. */
   batchResults(id: string): string {
     return `${this.batch(id)}:r`;
+  }
+  /** S3 keys of the report parts a batch's finished jobs were spilled to (list, in order). */
+  batchParts(id: string): string {
+    return `${this.batch(id)}:parts`;
   }
   /** A batch's webhook deliveries (zset of delivery ids by time queued). */
   batchWebhooks(id: string): string {

@@ -6,7 +6,7 @@
 -- Rules: 'end' — a terminal state; the first terminal outcome wins (a job already terminal is left
 -- as it is, and its audio seconds are counted once); 'start' — 'active', unless already terminal;
 -- 'force' — any move (redrive back to 'queued', cancel of a vanished job).
--- Returns {applied, finished, current state, stored result JSON}.
+-- Returns {applied, finished, current state ('' if not in the books), stored result JSON}.
 local id = ARGV[1]
 local state = ARGV[2]
 local rule = ARGV[7]
@@ -17,6 +17,9 @@ for i = 3, #KEYS - 2 do
   local s = redis.call('ZSCORE', KEYS[i], id)
   if s then score = s; current = string.sub(KEYS[i], #KEYS[1] + 1) end
 end
+-- A job that is not (or no longer) in the books is left out: every job is booked before it can run,
+-- so it is a job whose finished entry went to an S3 part of the report (batchSpill).
+if rule ~= 'force' and not current then return {0, 0, '', ''} end
 if rule ~= 'force' and current and terminal[current] then
   return {0, 0, current, redis.call('HGET', KEYS[#KEYS - 1], id) or ''}
 end
