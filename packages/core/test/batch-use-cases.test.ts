@@ -38,11 +38,19 @@ function job(over: Partial<QueuedJob> = {}): QueuedJob {
 function world(opts: { config?: Record<string, string>; queue?: Record<string, (...a: any[]) => unknown>; batches?: Record<string, (...a: any[]) => unknown>; lock?: boolean } = {}) {
   const log: Call[] = [];
   const config: Config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', QUEUE_NAME: 'q', ...(opts.config ?? {}) });
+  // A drip feed's cursor, as the books keep it (compare-and-set on `after`).
+  let feed: { request: string; after: string | null; positions: number; redo: [] } | null = null;
   const deps: BatchDeps = {
     config,
     storage: fake('storage', log),
-    queue: fake('queue', log, opts.queue),
+    queue: fake('queue', log, { backlog: () => ({ bucket: 'b', pending: 0, window: 1000 }), ...(opts.queue ?? {}) }),
     batches: fake('batches', log, {
+      create: (b: { feed?: string }) => void (feed = b.feed ? { request: b.feed, after: '', positions: 0, redo: [] } : null),
+      feedState: () => feed,
+      feedPage: (_id: string, after: string, last: string, entries: unknown[]) => (feed && feed.after === after ? ((feed.after = last), entries.length) : null),
+      endFeed: (_id: string, after?: string) => (feed && feed.after !== null && (after === undefined || feed.after === after) ? ((feed.after = null), true) : false),
+      seal: () => false,
+      isCancelled: () => false,
       jobBatches: () => [],
       transition: (_b: string, _j: string, state: string) => ({ applied: true, last: false, state, result: null }),
       runs: () => 0,
@@ -213,7 +221,7 @@ describe('creating a batch (app/create-batch.ts)', () => {
     const res = await w.service.create({ source: 's3://audio-in/in/', out: 's3://audio-out/out/', provider: 'local' });
     expect(res).toMatchObject({ listed: 3, added: 2, ignored: 0, skipped: 0 });
     expect((added[0] as Array<{ source: { key: string } }>).map((s) => s.source.key)).toEqual(['in/good.wav', 'in/after.wav']);
-    const addJobs = w.log.find(([n]) => n === 'batches.addJobs')![1][1] as Array<{ key: string; state?: string; result?: { errorCode?: string } }>;
+    const addJobs = w.log.find(([n]) => n === 'batches.feedPage')![1][3] as Array<{ key: string; state?: string; result?: { errorCode?: string } }>;
     expect(addJobs.map((e) => [e.key, e.state ?? 'queued', e.result?.errorCode])).toEqual([
       ['in/../escape.wav', 'failed', 'INVALID_S3_URL'],
       ['in/good.wav', 'queued', undefined],
@@ -221,9 +229,10 @@ describe('creating a batch (app/create-batch.ts)', () => {
     ]);
   });
 
-  it('lists the next page while this one is enqueued; a listing error surfaces after the pages before it are enqueued', async () => {
+  it('feeds a prefix page by page from its cursor (StartAfter the last key booked); a listing error surfaces after the pages before it are enqueued', async () => {
     const events: string[] = [];
     const w = world({
+      config: { ENQUEUE_PAGE_SIZE: '1' },
       queue: {
         add: async (specs: Array<{ source: { key: string } }>) => {
           events.push(`add ${specs[0]!.source.key}`);
@@ -232,22 +241,26 @@ describe('creating a batch (app/create-batch.ts)', () => {
       },
     });
     const deps = (w.service as any).deps as BatchDeps;
+    const keys = ['in/p1.wav', 'in/p2.wav', 'in/p3.wav'];
     (deps as any).storage = {
-      async *listPages() {
-        for (const n of [1, 2, 3]) {
-          events.push(`list ${n}`);
-          if (n === 3) throw new Error('S3 went away');
-          yield [{ bucket: 'audio-in', key: `in/p${n}.wav`, etag: `"e${n}"`, size: n }];
-        }
+      async *listPages(_b: string, _p: string, o: { startAfter?: string } = {}) {
+        const n = keys.findIndex((k) => !o.startAfter || k > o.startAfter) + 1;
+        events.push(`list ${n}`);
+        if (n === 3) throw new Error('S3 went away');
+        yield [{ bucket: 'audio-in', key: keys[n - 1]!, etag: `"e${n}"`, size: n }];
       },
       head: async () => null,
     };
     await expect(w.service.create({ source: 's3://audio-in/in/', out: 's3://audio-out/out/', provider: 'local' })).rejects.toThrow('S3 went away');
-    // Page n + 1 is listed before page n is added (one after the other: list 1, add 1, list 2, …).
-    expect(events).toEqual(['list 1', 'list 2', 'add in/p1.wav', 'list 3', 'add in/p2.wav']);
+    // The refusal check lists the first key; then one page at a time from the cursor.
+    expect(events).toEqual(['list 1', 'list 1', 'add in/p1.wav', 'list 2', 'add in/p2.wav', 'list 3']);
     const listError = w.log.find(([n, a]) => n === 'batches.setFields' && (a[1] as { listError?: string }).listError);
     expect(listError?.[1][1]).toEqual({ listError: 'S3 went away' });
-    expect(w.names().filter((n) => n === 'batches.addJobs')).toHaveLength(2);
+    expect(w.log.filter(([n]) => n === 'batches.feedPage').map(([, a]) => [a[1], a[2]])).toEqual([
+      ['', 'in/p1.wav'],
+      ['in/p1.wav', 'in/p2.wav'],
+    ]);
+    expect(w.names()).toContain('batches.endFeed');
     expect(w.names()).toContain('batches.seal');
   });
 });

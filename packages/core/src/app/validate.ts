@@ -10,8 +10,7 @@ import { checkCombination, isProviderName, PROVIDERS, CATALOGUE } from '../domai
 import type { Config } from '../domain/config';
 import { isBatchId } from '../domain/batch';
 import { BucketNotAllowedError, InvalidManifestError, ManifestTooLargeError, InvalidRequestError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '../domain/errors';
-import { z } from 'zod';
-import { isJobId, normaliseEtag, OUTPUT_FORMATS, parseJobSpec, type JobSpec, type JobSpecInput } from '../domain/job-spec';
+import { isJobId, normaliseEtag, parseJobSpec, StoredFeedRequestSchema, type JobSpec, type JobSpecInput } from '../domain/job-spec';
 import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/manifest';
 import { formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
@@ -86,23 +85,6 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   });
   return source ? { out, source } : { out };
 }
-
-/** A drip-fed batch's request as its record stores it (the CreateBatchRequest of a prefix, JSON). */
-const StoredFeedRequestSchema = z
-  .object({
-    source: z.string().min(1),
-    out: z.string().min(1),
-    provider: z.string().optional(),
-    model: z.string().optional(),
-    mode: z.string().optional(),
-    options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])).optional(),
-    account: z.string().optional(),
-    formats: z.array(z.enum(OUTPUT_FORMATS)).optional(),
-    priority: z.number().optional(),
-    force: z.boolean().optional(),
-    webhookUrl: z.string().optional(),
-  })
-  .strict();
 
 /** What a drip-fed batch's record keeps of its request: the request without a manifest. */
 export function storedFeedRequest(req: CreateBatchRequest): string {

@@ -25,6 +25,23 @@ export const OutputSchema = z.object({
   formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).default([...OUTPUT_FORMATS]),
 });
 
+/** A drip-fed batch's request as its record stores it (the CreateBatchRequest of a prefix, JSON). */
+export const StoredFeedRequestSchema = z
+  .object({
+    source: z.string().min(1),
+    out: z.string().min(1),
+    provider: z.string().optional(),
+    model: z.string().optional(),
+    mode: z.string().optional(),
+    options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])).optional(),
+    account: z.string().optional(),
+    formats: z.array(z.enum(OUTPUT_FORMATS)).optional(),
+    priority: z.number().optional(),
+    force: z.boolean().optional(),
+    webhookUrl: z.string().optional(),
+  })
+  .strict();
+
 /** The defaults of a job's routing fields (the schema's, and whoever must know them before a spec exists). */
 export const SPEC_DEFAULTS = { provider: 'local', mode: 'batch', account: 'default' } as const;
 
