@@ -35,7 +35,9 @@ async function run(opts = {}) {
     const existing = keys.filter((_, i) => i % SKIP_EVERY === 0).map((k) => `${outputKeyBase(k, archive.prefix, OUT)}.json`);
     const existSeconds = await archive.putObjects(existing, () => '{}');
     console.log(`[bench] ${existing.length} outputs made to exist (${existSeconds.toFixed(1)} s)`);
-    const env = { ...stack.serviceEnv, QUEUE_NAME: 'bench-enqueue' };
+    // The whole prefix in one call (what this scenario measures): a backlog window above its size.
+    // A drip-fed batch enqueues one window and lets the workers feed the rest (test/fleet/drip-feed.test.ts).
+    const env = { ...stack.serviceEnv, QUEUE_NAME: 'bench-enqueue', BACKLOG_PER_BUCKET: String(10 * keys.length) };
     loadConfig(env); // fails here, not in the child, on a bad env
     const redis = new IORedis(stack.redisUrl);
 
