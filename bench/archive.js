@@ -72,17 +72,17 @@ function objectWriter(s) {
 }
 
 /**
- * Start a private stack (or use `opts.stack`) and fill `bucket` with `objects` small objects under
+ * Start a private stack (or use `opts.stack`) and fill `bucket` with `objects` small objects (`body(key)`) under
  * `prefixes` folders of `calls/`. Returns the stack, an S3Storage over it, the keys (sorted as S3
  * lists them), and `putObjects` to add more (e.g. outputs that already exist).
  */
-async function createArchive({ objects = 100_000, prefixes = 10, bucket = 'bench-archive', stack: given } = {}) {
+async function createArchive({ objects = 100_000, prefixes = 10, bucket = 'bench-archive', stack: given, body: bodyOf = (k) => `audio ${k}` } = {}) {
   const { S3Storage } = require(join(ROOT, 'packages/core/dist/adapters/s3/s3-storage.js'));
   const s = given ?? (await stack());
   const storage = new S3Storage({ endpoint: s.s3.endpoint, region: s.s3.region, accessKeyId: s.s3.accessKeyId, secretAccessKey: s.s3.secretAccessKey, forcePathStyle: true });
   await storage.ensureBucket(bucket);
   const writer = objectWriter(s);
-  const putObjects = async (list, body = (k) => `audio ${k}`) => {
+  const putObjects = async (list, body = bodyOf) => {
     const t0 = performance.now();
     await pool(list.length, writer.concurrency, (i) => writer.put(bucket, list[i], body(list[i])));
     return (performance.now() - t0) / 1000;
@@ -94,7 +94,7 @@ async function createArchive({ objects = 100_000, prefixes = 10, bucket = 'bench
   // Seen through the S3 API: the last key by HEAD, the first page by listing.
   const last = await storage.head(bucket, keys[keys.length - 1]);
   const first = await storage.listPages(bucket, 'calls/', { pageSize: 1000 })[Symbol.asyncIterator]().next();
-  if (!last || last.size !== Buffer.byteLength(`audio ${keys[keys.length - 1]}`) || first.done || first.value.length !== Math.min(1000, keys.length) || first.value[0].key !== keys[0]) {
+  if (!last || last.size !== Buffer.byteLength(bodyOf(keys[keys.length - 1])) || first.done || first.value.length !== Math.min(1000, keys.length) || first.value[0].key !== keys[0]) {
     throw new Error('the archive is not visible through the S3 API as written');
   }
   return {

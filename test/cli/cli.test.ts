@@ -111,12 +111,16 @@ it('enqueue, then watch --json to completion: JSON lines per tick, a final line,
 });
 
 it('a batch with a failed job: watch exits 4; redrive <batchId> puts it back', async () => {
-  const enq = await scribe(['enqueue', `s3://${bucket}/broken/`, '--out', `s3://${bucket}/out-broken/`, '--json']);
+  const enq = await scribe(['enqueue', `s3://${bucket}/broken/`, '--out', `s3://${bucket}/out-broken/`, '--format', 'json', '--format', 'txt', '--json']);
   const { batchId } = jsonLines(enq.stdout)[0]!;
   const watch = await scribe(['watch', batchId, '--json', '--interval', '100']);
   expect(watch.code).toBe(EXIT.JOBS_FAILED);
   const final = jsonLines(watch.stdout).pop()!;
   expect(final).toMatchObject({ type: 'final', outcome: 'failed', counts: { completed: 1, failed: 1 } });
+  // --format: the completed file has exactly the formats asked for.
+  const outs: string[] = [];
+  for await (const page of storage.listPages(bucket, 'out-broken/')) outs.push(...page.filter((o) => !o.key.includes('_reports/')).map((o) => o.key.slice(o.key.lastIndexOf('.'))));
+  expect(outs.filter((x) => ['.json', '.txt', '.srt', '.vtt'].includes(x)).sort()).toEqual(['.json', '.txt']);
 
   // Plain (not --json, not a TTY): a summary line on stdout, no progress escapes on stderr.
   const plain = await scribe(['watch', batchId]);
@@ -166,6 +170,7 @@ it('refusals map to the documented exit codes, with a JSON error under --json', 
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--model', 'gpt-9', '--json'], {}, EXIT.BAD_INPUT, 'UNSUPPORTED_COMBINATION'],
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--json'], { S3_ALLOWED_BUCKETS: 'some-other-bucket' }, EXIT.BAD_INPUT, 'BUCKET_NOT_ALLOWED'],
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--option', 'novalue', '--json'], {}, EXIT.BAD_INPUT, 'INVALID_REQUEST'],
+    [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--format', 'json', '--format', 'pdf', '--json'], {}, EXIT.BAD_INPUT, 'INVALID_JOB_SPEC'],
     [['watch', 'b_20990101-000000_deadbeef', '--json'], {}, EXIT.NOT_FOUND, 'BATCH_NOT_FOUND'],
     [['job', `tx_${'0'.repeat(40)}`, '--json'], {}, EXIT.NOT_FOUND, 'JOB_NOT_FOUND'],
     [['cancel', `tx_${'0'.repeat(40)}`, '--json'], {}, EXIT.NOT_FOUND, 'JOB_NOT_FOUND'],

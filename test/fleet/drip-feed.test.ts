@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { jobIdFor } from '@scribe-fleet/core';
+import { jobIdFor, outputKey } from '@scribe-fleet/core';
 import { openBatchService, type BatchServices } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { specFor } from '@scribe-fleet/core/app/validate';
 import { parseS3Url } from '@scribe-fleet/core/domain/s3-url';
@@ -135,6 +135,42 @@ it('a page booked but never enqueued (its feeder killed in between) is enqueued 
   expect(lines).toHaveLength(250);
   expect(new Set(lines.map((l) => l.key))).toEqual(new Set(keys));
   expect(lines.every((l) => l.status === 'completed')).toBe(true);
+});
+
+it('skip-if-done and cancel work on a drip-fed batch: skipped files are booked and not queued, a cancel stops the feed and the batch ends with what was fed', async () => {
+  const env = { BACKLOG_PER_BUCKET: '100', ENQUEUE_PAGE_SIZE: '40', FEED_INTERVAL_MS: '200', RECONCILE_INTERVAL_MS: '1000' };
+  const config = testConfig({ DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url, ...env });
+  const producer = openBatchService(config, storage, 'producer');
+  cleanups.push(() => producer.close());
+  const keys = await upload('cancel/in/', 400);
+  const req = { source: `s3://${bucket}/cancel/in/`, out: `s3://${bucket}/cancel/out/`, provider: 'deepgram', model: 'nova-3', formats: ['json' as const] };
+  // Every 4th file is done already (its JSON output exists).
+  const out = parseS3Url(req.out);
+  for (const [i, k] of keys.entries()) {
+    if (i % 4 !== 0) continue;
+    const o = (await storage.head(bucket, k))!;
+    await storage.put(bucket, outputKey(specFor(req, o, 'cancel/in/', out, 'b_20240101-000000_00000001'), 'json'), '{}');
+  }
+  // No worker runs yet, so the queue stays full: pages of 40 (30 queued + 10 skipped) until the
+  // bucket holds 100 unfinished jobs.
+  const created = await producer.service.create(req);
+  expect(created).toMatchObject({ listed: 160, skipped: 40, added: 120, feeding: true });
+  const pass = await producer.service.feed();
+  expect(pass).toMatchObject({ pages: 0, repaired: 0 });
+  await producer.service.cancelBatch(created.batchId);
+  expect(await producer.service.batches.feedState(created.batchId)).toMatchObject({ after: null, redo: [] });
+  // A worker finalises it (its control queue): the cancel removed every queued job, and the feed does not go on.
+  const w = await startWorkerProcess(workerEnv(config, env));
+  cleanups.push(() => w.kill9());
+  const b = async () => (await producer.service.getBatch(created.batchId)).batch;
+  await until(() => 'the cancelled batch to finish', async () => Boolean((await b()).finishedAt), 30_000, async () => (await b()).counts.cancelled);
+  const finished = await b();
+  expect(finished).toMatchObject({ status: 'cancelled', total: 160 });
+  expect(finished.counts).toMatchObject({ skipped: 40, cancelled: 120, queued: 0, active: 0 });
+  expect(finished.feeding).toBeUndefined();
+  const lines = await reportLines(producer, created.batchId);
+  expect(lines).toHaveLength(160);
+  expect(lines.filter((l) => l.status === 'skipped')).toHaveLength(40);
 });
 
 it('a prefix runs through with a bounded queue and flat Redis memory; a worker killed mid-way (feeder or not) loses and repeats nothing', async () => {

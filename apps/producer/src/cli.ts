@@ -46,6 +46,11 @@ function parseOption(kv: string, acc: Record<string, string | boolean | number> 
   return acc;
 }
 
+/** `--format f` (repeatable): the output formats; validated with the request (domain/job-spec.ts OUTPUT_FORMATS). */
+function collectFormat(f: string, acc: string[] = []) {
+  return [...acc, f];
+}
+
 function parseInteger(name: string) {
   return (v: string) => {
     if (!/^-?\d+$/.test(v)) throw new InvalidRequestError(`${name} expects an integer, got ${JSON.stringify(v)}`);
@@ -155,6 +160,7 @@ export function buildCli(): Command {
     .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
     .option('--option <key=value>', 'provider option (repeatable)', parseOption, {})
     .option('--account <id>', 'provider account/project the jobs bill to')
+    .option('--format <f>', 'output format, repeatable: json, txt, srt, vtt (default: all four)', collectFormat)
     .option('--priority <n>', 'BullMQ priority of every job, 1 (highest) … 2097152', parseInteger('--priority'))
     .option('--force', 'transcribe again even where outputs exist')
     .option('--webhook <url>', 'http(s) URL for signed job and batch events of this batch')
@@ -162,7 +168,7 @@ export function buildCli(): Command {
     .action(
       async (
         source: string | undefined,
-        o: { out: string; manifest?: string; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; priority?: number; force?: boolean; webhook?: string; json?: boolean },
+        o: { out: string; manifest?: string; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; format?: string[]; priority?: number; force?: boolean; webhook?: string; json?: boolean },
       ) => {
         const json = Boolean(o.json);
         await withService(json, async ({ producer, service }) => {
@@ -173,6 +179,7 @@ export function buildCli(): Command {
             options: o.option,
             ...(o.model ? { model: o.model } : {}),
             ...(o.account ? { account: o.account } : {}),
+            ...(o.format?.length ? { formats: o.format as CreateBatchRequest['formats'] } : {}),
             ...(o.priority !== undefined ? { priority: o.priority } : {}),
             ...(o.force ? { force: true } : {}),
             ...(o.webhook ? { webhookUrl: o.webhook } : {}),

@@ -229,7 +229,7 @@ describe('creating a batch (app/create-batch.ts)', () => {
     ]);
   });
 
-  it('feeds a prefix page by page from its cursor (StartAfter the last key booked); a listing error surfaces after the pages before it are enqueued', async () => {
+  it('feeds a prefix page by page from its cursor (StartAfter the last key booked), listing one page ahead; a listing error surfaces after the pages before it are enqueued', async () => {
     const events: string[] = [];
     const w = world({
       config: { ENQUEUE_PAGE_SIZE: '1' },
@@ -252,8 +252,9 @@ describe('creating a batch (app/create-batch.ts)', () => {
       head: async () => null,
     };
     await expect(w.service.create({ source: 's3://audio-in/in/', out: 's3://audio-out/out/', provider: 'local' })).rejects.toThrow('S3 went away');
-    // The refusal check lists the first key; then one page at a time from the cursor.
-    expect(events).toEqual(['list 1', 'list 1', 'add in/p1.wav', 'list 2', 'add in/p2.wav', 'list 3']);
+    // The refusal check lists the first key; then from the cursor, page n + 1 listed (StartAfter page
+    // n's last key) while page n is booked and enqueued.
+    expect(events).toEqual(['list 1', 'list 1', 'list 2', 'add in/p1.wav', 'list 3', 'add in/p2.wav']);
     const listError = w.log.find(([n, a]) => n === 'batches.setFields' && (a[1] as { listError?: string }).listError);
     expect(listError?.[1][1]).toEqual({ listError: 'S3 went away' });
     expect(w.log.filter(([n]) => n === 'batches.feedPage').map(([, a]) => [a[1], a[2]])).toEqual([

@@ -54,6 +54,9 @@ export async function feedBatch(deps: CreateBatchDeps, batchId: string, opts: Fe
   const maxPages = opts.maxPages ?? Infinity;
   let pages = 0;
   let tries = 0;
+  // The next page, listed while this one is booked and enqueued (StartAfter its last key): at most
+  // one listing ahead, dropped if the cursor went elsewhere.
+  let ahead: Ahead | undefined;
   while (pages < maxPages && tries++ < maxPages + 10) {
     const state = await deps.batches.feedState(batchId);
     if (!state || state.after === null) return { pages, ended: true };
@@ -66,7 +69,9 @@ export async function feedBatch(deps: CreateBatchDeps, batchId: string, opts: Fe
       const b = await deps.queue.backlog(specFor(feed.req, { bucket: feed.out.bucket, key: 'backlog', etag: 'backlog', size: 0 }, '', feed.out, batchId));
       if (b.pending >= b.window) return { pages, ended: false };
     }
-    const r = await feedPage(deps, batchId, feed, state.after, progress, opts.jobIds ?? [], opts.page ?? {});
+    const listed = ahead?.after === state.after ? ahead.objects : listPage(deps, feed.source, state.after);
+    ahead = undefined;
+    const r = await feedPage(deps, batchId, feed, state.after, listed, pages + 1 < maxPages ? (a) => (ahead = a) : undefined, progress, opts.jobIds ?? [], opts.page ?? {});
     if (r === 'ended') return { pages: pages + 1, ended: true };
     if (r === 'fed') pages += 1;
     // 'moved': another feeder booked that page; read the cursor again.
@@ -84,6 +89,12 @@ function pageSize(deps: Pick<CreateBatchDeps, 'config'>): number {
   return Math.min(MAX_LIST_PAGE, deps.config.ENQUEUE_PAGE_SIZE);
 }
 
+/** A listing started ahead: the page after `after`. */
+interface Ahead {
+  after: string;
+  objects: Promise<ObjectInfo[]>;
+}
+
 async function listPage(deps: Pick<CreateBatchDeps, 'storage' | 'config'>, source: S3Location, after: string): Promise<ObjectInfo[]> {
   const it = deps.storage.listPages(source.bucket, source.key, { pageSize: pageSize(deps), ...(after ? { startAfter: after } : {}) })[Symbol.asyncIterator]();
   const first = await it.next();
@@ -97,12 +108,20 @@ async function feedPage(
   batchId: string,
   feed: Feed,
   after: string,
+  listed: Promise<ObjectInfo[]>,
+  listAhead: ((a: Ahead) => void) | undefined,
   progress: CreateBatchProgress,
   jobIds: string[],
   opts: Pick<CreateBatchOptions, 'onProgress' | 'returnIdsUpTo' | 'decorate'>,
 ): Promise<'fed' | 'moved' | 'ended'> {
   const { req, out, source } = feed;
-  const objects = await listPage(deps, source, after);
+  const objects = await listed;
+  if (listAhead && objects.length >= pageSize(deps)) {
+    const next = objects[objects.length - 1]!.key;
+    const p = listPage(deps, source, next);
+    p.catch(() => undefined); // awaited by the next step, or dropped
+    listAhead({ after: next, objects: p });
+  }
   if (!objects.length) {
     await endFeed(deps, batchId, after);
     return 'ended';
