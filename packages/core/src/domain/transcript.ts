@@ -19,7 +19,10 @@ export interface Segment {
   text: string;
   words: Word[];
   confidence: number;
+  /** The audio channel it was heard on (0-based), when the transcript has one result per channel. */
   channel?: number;
+  /** The speaker (a provider's diarization label, 0-based) when the whole segment is one speaker's. */
+  speaker?: number;
 }
 
 export interface Transcript {
@@ -82,7 +85,7 @@ export interface DeepgramStyleJson {
   };
   results: {
     channels: Array<{ alternatives: Array<{ transcript: string; confidence: number; words: Word[] }> }>;
-    utterances: Array<{ id: string; channel: number; start: number; end: number; confidence: number; transcript: string; words: Word[] }>;
+    utterances: Array<{ id: string; channel: number; speaker?: number; start: number; end: number; confidence: number; transcript: string; words: Word[] }>;
   };
 }
 
@@ -110,9 +113,41 @@ export function segmentFromWords(words: Word[], channel?: number): Segment {
   return seg;
 }
 
+/** Channels the transcript's segments were heard on, when it has per-channel results (else 0). */
+export function channelCount(t: Pick<Transcript, 'channels' | 'segments'>): number {
+  let max = -1;
+  for (const s of t.segments) if (s.channel !== undefined && s.channel > max) max = s.channel;
+  return max < 0 ? 0 : Math.max(t.channels, max + 1);
+}
+
+const roundWord = (w: Word): Word => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence, 4) });
+
+/**
+ * The Deepgram pre-recorded shape: `results.channels` has one entry per audio channel when the
+ * segments carry channels (multichannel), each with only its own words in time order, else one
+ * entry with every word; `utterances` are the segments in time order with their channel and speaker.
+ */
 export function toDeepgramJson(t: Transcript, meta: TranscriptJsonMeta): DeepgramStyleJson {
-  const words = t.segments.flatMap((s) => s.words).map((w) => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence, 4) }));
   const modelId = `${t.provider}:${t.model}`;
+  const perChannel = channelCount(t);
+  const channelWords = (c: number | undefined) =>
+    t.segments
+      .filter((s) => c === undefined || (s.channel ?? 0) === c)
+      .flatMap((s) => s.words)
+      .sort((a, b) => a.start - b.start)
+      .map(roundWord);
+  const channelText = (c: number | undefined) =>
+    [...t.segments]
+      .filter((s) => c === undefined || (s.channel ?? 0) === c)
+      .sort((a, b) => a.start - b.start)
+      .map((s) => s.text.trim())
+      .filter(Boolean)
+      .join(' ');
+  const channels = (perChannel > 0 ? Array.from({ length: perChannel }, (_, c) => c) : [undefined]).map((c) => {
+    const words = channelWords(c);
+    return { alternatives: [{ transcript: c === undefined ? transcriptText(t) : channelText(c), confidence: round(meanConfidence(words), 4), words }] };
+  });
+  const ordered = t.segments.map((s, i) => ({ s, i })).sort((a, b) => a.s.start - b.s.start || (a.s.channel ?? 0) - (b.s.channel ?? 0) || a.i - b.i);
   const json: DeepgramStyleJson = {
     metadata: {
       transaction_key: 'deprecated',
@@ -126,15 +161,16 @@ export function toDeepgramJson(t: Transcript, meta: TranscriptJsonMeta): Deepgra
       provider: t.provider,
     },
     results: {
-      channels: [{ alternatives: [{ transcript: transcriptText(t), confidence: round(meanConfidence(words), 4), words }] }],
-      utterances: t.segments.map((s, i) => ({
+      channels,
+      utterances: ordered.map(({ s }, i) => ({
         id: `${t.requestId}-${i}`,
         channel: s.channel ?? 0,
+        ...(s.speaker !== undefined ? { speaker: s.speaker } : {}),
         start: round(s.start),
         end: round(s.end),
         confidence: round(s.confidence, 4),
         transcript: s.text,
-        words: s.words.map((w) => ({ ...w, start: round(w.start), end: round(w.end), confidence: round(w.confidence, 4) })),
+        words: s.words.map(roundWord),
       })),
     },
   };
@@ -152,6 +188,7 @@ export function fromDeepgramJson(json: DeepgramStyleJson): Transcript {
     words: u.words,
     confidence: u.confidence,
     channel: u.channel,
+    ...(typeof u.speaker === 'number' ? { speaker: u.speaker } : {}),
   }));
   const t: Transcript = {
     provider: json.metadata.provider,

@@ -89,7 +89,7 @@ interface DgPrerecordedResponse {
   metadata: { request_id: string; duration: number; channels: number };
   results: {
     channels: Array<{ alternatives: DgAlternative[] }>;
-    utterances?: Array<{ start: number; end: number; confidence: number; transcript: string; channel: number; words: DgWord[] }>;
+    utterances?: Array<{ start: number; end: number; confidence: number; transcript: string; channel: number; speaker?: number; words: DgWord[] }>;
   };
 }
 
@@ -189,19 +189,26 @@ function toWord(w: DgWord): Word {
   return out;
 }
 
-/** Split words into segments where the pause between two words is at least `gap` seconds. */
+/** A segment of one speaker's words carries that speaker (diarized responses). */
+function withSpeaker(seg: Segment, speaker?: number): Segment {
+  const only = speaker ?? seg.words[0]?.speaker;
+  if (only !== undefined && seg.words.every((w) => w.speaker === undefined || w.speaker === only)) seg.speaker = only;
+  return seg;
+}
+
+/** Split words into segments where the pause between two words is at least `gap` seconds, or the speaker changes. */
 function splitAtPauses(words: Word[], gap: number, channel?: number): Segment[] {
   const segments: Segment[] = [];
   let current: Word[] = [];
   for (const w of words) {
     const prev = current[current.length - 1];
-    if (prev && w.start - prev.end >= gap) {
-      segments.push(segmentFromWords(current, channel));
+    if (prev && (w.start - prev.end >= gap || w.speaker !== prev.speaker)) {
+      segments.push(withSpeaker(segmentFromWords(current, channel)));
       current = [];
     }
     current.push(w);
   }
-  if (current.length) segments.push(segmentFromWords(current, channel));
+  if (current.length) segments.push(withSpeaker(segmentFromWords(current, channel)));
   return segments;
 }
 
@@ -217,7 +224,7 @@ export function prerecordedToTranscript(json: DgPrerecordedResponse, model: stri
         const seg = segmentFromWords(u.words.map(toWord), channels.length > 1 ? u.channel : undefined);
         if (u.transcript) seg.text = u.transcript;
         seg.confidence = u.confidence;
-        return seg;
+        return withSpeaker(seg, u.speaker);
       });
   } else {
     // Channel 0 only, unless the request asked for one result per channel (multichannel).
