@@ -24,7 +24,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { capBucketKey, type AttemptCounter } from '@scribe-fleet/core';
+import { capBucketKey, type AttemptCounter, type CapBucket } from '@scribe-fleet/core';
 import { RedisAttemptCounter } from '@scribe-fleet/core/adapters/redis/session-store';
 import { apiAuth, LEGACY_TOKEN_COOKIE, SESSION_COOKIE, type ApiAuth } from './auth';
 import { closeFleetReader, fleetReader, type FleetContext } from './dashboard/fleet-view';
@@ -34,6 +34,11 @@ import type { ApiContext, ApiExtension } from './server';
 
 /** The queue Bull Board shows (a BullMQ Queue: core's adapters hand them over, so this file imports no BullMQ). */
 type BoardQueue = ConstructorParameters<typeof BullMQAdapter>[0];
+
+/** A bucket queue's name on the board: mode first, then provider, model class and account (`stream · deepgram nova · default`). */
+export function bucketDisplayName(b: CapBucket): string {
+  return `${b.mode} · ${b.provider} ${b.modelClass} · ${b.account}`;
+}
 
 export const BULL_BOARD_PATH = '/dashboard/queues';
 
@@ -186,7 +191,8 @@ async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Pro
   const { fleet, controlQueues } = ctx;
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
-  const adapter = (q: BoardQueue, description: string) => new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false, description });
+  const adapter = (q: BoardQueue, description: string, displayName?: string) =>
+    new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false, description, ...(displayName ? { displayName } : {}) });
   const board = createBullBoard({
     queues: [adapter(controlQueues.control, 'batch finalisation (reports)'), adapter(controlQueues.webhooks, 'webhook deliveries')],
     serverAdapter,
@@ -211,7 +217,9 @@ async function registerBullBoard(scope: FastifyInstance, ctx: FleetContext): Pro
       const { queueName: name } = fleet.resolve(b);
       if (shown.has(name)) continue;
       shown.add(name);
-      board.addQueue(adapter(fleet.queue(b) as unknown as BoardQueue, `cap bucket ${capBucketKey(b)}`));
+      // Queue names share the fleet's prefix and differ at their end (`….batch` / `….stream`), which the
+      // board's list cuts off: the display name starts with what differs.
+      board.addQueue(adapter(fleet.queue(b) as unknown as BoardQueue, `cap bucket ${capBucketKey(b)} (queue ${name})`, bucketDisplayName(b)));
     }
   };
 

@@ -60,6 +60,13 @@ export interface QueueView {
 export interface BatchView {
   id: string;
   status: string;
+  /**
+   * What the page shows for the status: `failed` for a finished batch none of whose files
+   * completed, `finished with failures` when some failed, else the status itself.
+   */
+  outcome: string;
+  /** The output prefix (`s3://bucket/prefix/`). */
+  out: string;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
@@ -223,10 +230,18 @@ export class FleetReader {
   }
 }
 
+/** A finished batch's outcome as the page names it (see BatchView.outcome). */
+export function batchOutcome(batch: Pick<BatchRecord, 'status' | 'counts'>): string {
+  if (batch.status !== 'finished' || batch.counts.failed === 0) return batch.status;
+  return batch.counts.completed + batch.counts.skipped === 0 ? 'failed' : 'finished with failures';
+}
+
 function batchView(batch: BatchRecord, progress: { done: number; fraction: number; audioSecondsDone: number; audioSecondsTotalEstimate: number | null; filesPerSecond: number; etaSeconds: number | null }): BatchView {
   return {
     id: batch.id,
     status: batch.status,
+    outcome: batchOutcome(batch),
+    out: batch.out,
     createdAt: batch.createdAt,
     ...(batch.startedAt ? { startedAt: batch.startedAt } : {}),
     ...(batch.finishedAt ? { finishedAt: batch.finishedAt } : {}),

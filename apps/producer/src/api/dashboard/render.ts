@@ -144,8 +144,8 @@ export function fleetRenderer(): FleetRenderer {
           const eta = b.status === 'running' ? (b.listing ? 'listing…' : duration(b.etaSeconds)) : '—';
           return (
             `<tr data-testid="batch-row" data-batch-id="${esc(b.id)}">` +
-            `<td><code>${esc(b.id)}</code><div class="sub">${esc(b.provider)} · ${esc(b.mode)} · ${esc(b.source)}</div><div class="sub">created ${esc(b.createdAt.replace('T', ' ').slice(0, 19))} UTC</div></td>` +
-            `<td data-testid="batch-status" class="status status-${esc(b.status)}">${esc(b.status)}</td>` +
+            `<td><code>${esc(b.id)}</code><div class="sub">${esc(b.provider)} · ${esc(b.mode)} · ${esc(b.source)}</div><div class="sub" data-testid="batch-out">→ ${esc(b.out)}</div><div class="sub">created ${esc(b.createdAt.replace('T', ' ').slice(0, 19))} UTC</div></td>` +
+            `<td data-testid="batch-status" data-status="${esc(b.status)}" class="status status-${esc(b.outcome.replace(/ /g, '-'))}">${esc(b.outcome)}</td>` +
             `<td class="progress-cell"><div class="bar" data-testid="batch-progress" data-value="${b.fraction}">${segs}</div>` +
             `<div class="sub"><span data-testid="batch-done" data-value="${b.done}">${int(b.done)}</span> / <span data-testid="batch-total" data-value="${b.total}">${int(b.total)}</span> done (${fixed(b.fraction * 100, 0)} %) · ${counts}</div></td>` +
             `<td data-testid="batch-audio-seconds" data-value="${b.audioSecondsDone}">${audio}</td>` +

@@ -1,0 +1,104 @@
+/**
+ * Channels end to end (issue 16): a stereo file with a different synthesised sentence on each channel,
+ * through the worker and the strict Deepgram emulator (real recognition, each channel on its own with
+ * `multichannel=true`), into S3. The JSON keeps one channel entry per channel with its own words and
+ * times; SRT/VTT cues are labelled by channel and timed as their words.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
+import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { enqueuePrefix } from '@scribe-fleet/producer';
+import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
+import { startEmulator, type EmulatorHandle } from '@scribe-fleet/emulators';
+import { testStorage, uniqueBucket } from '../helpers/env';
+import { readObject, testConfig, waitForJobs } from '../helpers/fleet';
+
+jest.setTimeout(600_000);
+
+const KEY = 'e2e-channels-key';
+const LEFT = 'the weather is cold and the wind is strong today';
+const RIGHT = 'please send the report to the office before noon';
+const storage = testStorage();
+const bucket = uniqueBucket('e2e-chan');
+let emu: EmulatorHandle;
+let fleet: FleetQueues;
+let redis: Redis;
+let worker: RunningWorker;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scribe-chan-'));
+  // Each sentence synthesised alone, then one per channel of a stereo WAV (the right one starts 1 s in).
+  execFileSync('flite', ['-voice', 'kal16', '-t', LEFT, '-o', join(dir, 'l.wav')]);
+  execFileSync('flite', ['-voice', 'kal16', '-t', RIGHT, '-o', join(dir, 'r.wav')]);
+  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'l.wav'), '-i', join(dir, 'r.wav'), '-filter_complex', '[1:a]adelay=1000[r];[0:a][r]join=inputs=2:channel_layout=stereo[a]', '-map', '[a]', '-ar', '16000', join(dir, 'stereo.wav')]);
+  await storage.ensureBucket(bucket);
+  await storage.put(bucket, 'in/call.wav', readFileSync(join(dir, 'stereo.wav')));
+  emu = await startEmulator('deepgram', { port: 0, keys: [KEY], lenient: false });
+  const config = testConfig({ DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url });
+  redis = new Redis(config.REDIS_URL);
+  fleet = new FleetQueues(config, redis);
+  worker = startWorker(config, createDeps(config));
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await fleet?.close();
+  redis?.disconnect();
+  await emu?.close();
+});
+
+it('Deepgram batch, multichannel=true: one channel entry per channel, each WER ≤ 20 % against its own sentence, labelled cues timed as their words', async () => {
+  const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, provider: 'deepgram', model: 'nova-3', options: { multichannel: true } }, { storage, fleet });
+  await worker.discover();
+  const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
+  expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
+  const json = JSON.parse((await readObject(storage, bucket, 'out/call.json')).toString()) as DeepgramStyleJson;
+  expect(json.metadata.channels).toBe(2);
+  expect(json.results.channels).toHaveLength(2);
+  json.results.channels.forEach((ch, i) => {
+    const words = ch.alternatives[0]!.words;
+    const starts = words.map((w) => w.start);
+    expect(starts).toEqual([...starts].sort((a, b) => a - b));
+    const wer = wordErrorRate(i === 0 ? LEFT : RIGHT, words.map((w) => w.word).join(' '));
+    console.log(`[channels] channel ${i}: WER ${(wer * 100).toFixed(1)} % — ${words.map((w) => w.word).join(' ')}`);
+    expect(wer).toBeLessThanOrEqual(0.2);
+  });
+  // The right channel starts 1 s in: its first word is not before 0.9 s.
+  expect(json.results.channels[1]!.alternatives[0]!.words[0]!.start).toBeGreaterThan(0.9);
+  expect(new Set(json.results.utterances.map((u) => u.channel))).toEqual(new Set([0, 1]));
+
+  // SRT/VTT: every cue labelled with its channel and timed within 0.3 s of its words.
+  const srt = (await readObject(storage, bucket, 'out/call.srt')).toString();
+  const vtt = (await readObject(storage, bucket, 'out/call.vtt')).toString();
+  const blocks = srt.trim().split(/\n\n/);
+  expect(blocks.length).toBeGreaterThan(1);
+  const secs = (ts: string) => {
+    const [h, m, s] = ts.replace(',', '.').split(':').map(Number);
+    return h! * 3600 + m! * 60 + s!;
+  };
+  // Each cue is the next run of its channel's words (cues of one channel are in order).
+  const next = [0, 0];
+  blocks.forEach((b) => {
+    const [, times, text] = b.split('\n');
+    const m = /^\[channel (\d)\] (.*)$/.exec(text!);
+    expect(m).not.toBeNull();
+    const channel = Number(m![1]);
+    const [from, to] = times!.split(' --> ').map(secs);
+    const said = m![2]!.split(' ');
+    const all = json.results.channels[channel]!.alternatives[0]!.words;
+    const words = all.slice(next[channel]!, next[channel]! + said.length);
+    next[channel]! += said.length;
+    expect(words.map((w) => w.punctuated_word ?? w.word)).toEqual(said);
+    expect(Math.abs(from! - words[0]!.start)).toBeLessThanOrEqual(0.3);
+    expect(Math.abs(to! - words[words.length - 1]!.end)).toBeLessThanOrEqual(0.3);
+  });
+  expect(next).toEqual(json.results.channels.map((ch) => ch.alternatives[0]!.words.length));
+  expect(vtt).toMatch(/<v Channel 0>/);
+  expect(vtt).toMatch(/<v Channel 1>/);
+  const txt = (await readObject(storage, bucket, 'out/call.txt')).toString();
+  expect(txt.split('\n').filter(Boolean).every((l) => /^\[channel [01]\] /.test(l))).toBe(true);
+});
