@@ -35,8 +35,12 @@ beforeAll(async () => {
   execFileSync('flite', ['-voice', 'kal16', '-t', LEFT, '-o', join(dir, 'l.wav')]);
   execFileSync('flite', ['-voice', 'kal16', '-t', RIGHT, '-o', join(dir, 'r.wav')]);
   execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'l.wav'), '-i', join(dir, 'r.wav'), '-filter_complex', '[1:a]adelay=1000[r];[0:a][r]join=inputs=2:channel_layout=stereo[a]', '-map', '[a]', '-ar', '16000', join(dir, 'stereo.wav')]);
+  // A mono interview: a low voice, a high one, the low one again, with pauses between turns.
+  execFileSync('flite', ['-voice', 'slt', '-t', 'yes I can hear you very well', '-o', join(dir, 'q.wav')]);
+  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'l.wav'), '-i', join(dir, 'q.wav'), '-i', join(dir, 'r.wav'), '-filter_complex', '[0:a]apad=pad_dur=1[a];[1:a]apad=pad_dur=1[b];[a][b][2:a]concat=n=3:v=0:a=1[o]', '-map', '[o]', '-ar', '16000', '-ac', '1', join(dir, 'turns.wav')]);
   await storage.ensureBucket(bucket);
   await storage.put(bucket, 'in/call.wav', readFileSync(join(dir, 'stereo.wav')));
+  await storage.put(bucket, 'turns/interview.wav', readFileSync(join(dir, 'turns.wav')));
   emu = await startEmulator('deepgram', { port: 0, keys: [KEY], lenient: false });
   const config = testConfig({ DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: emu.url });
   redis = new Redis(config.REDIS_URL);
@@ -101,4 +105,26 @@ it('Deepgram batch, multichannel=true: one channel entry per channel, each WER â
   expect(vtt).toMatch(/<v Channel 1>/);
   const txt = (await readObject(storage, bucket, 'out/call.txt')).toString();
   expect(txt.split('\n').filter(Boolean).every((l) => /^\[channel [01]\] /.test(l))).toBe(true);
+});
+
+it('Deepgram batch, diarize=true: the speakers the emulator tells apart are kept on JSON utterances and label every text format', async () => {
+  const res = await enqueuePrefix({ source: `s3://${bucket}/turns/`, out: `s3://${bucket}/out-turns/`, provider: 'deepgram', model: 'nova-3', options: { diarize: true, utterances: true } }, { storage, fleet });
+  await worker.discover();
+  const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
+  expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
+  const json = JSON.parse((await readObject(storage, bucket, 'out-turns/interview.json')).toString()) as DeepgramStyleJson;
+  const speakers = json.results.utterances.map((u) => u.speaker);
+  console.log(`[channels] diarized utterances: ${json.results.utterances.map((u) => `${u.speaker}: ${u.transcript}`).join(' | ')}`);
+  // Turns: low voice, high voice, low voice again.
+  expect(speakers[0]).toBe(0);
+  expect(new Set(speakers)).toEqual(new Set([0, 1]));
+  expect(speakers[speakers.length - 1]).toBe(0);
+  for (const u of json.results.utterances) expect(u.words.every((w) => w.speaker === u.speaker)).toBe(true);
+  const txt = (await readObject(storage, bucket, 'out-turns/interview.txt')).toString();
+  expect(txt.trim().split('\n').every((l) => /^Speaker [01]: /.test(l))).toBe(true);
+  const srt = (await readObject(storage, bucket, 'out-turns/interview.srt')).toString();
+  for (const b of srt.trim().split(/\n\n/)) expect(b.split('\n')[2]).toMatch(/^Speaker [01]: /);
+  const vtt = (await readObject(storage, bucket, 'out-turns/interview.vtt')).toString();
+  expect(vtt).toMatch(/<v Speaker 0>/);
+  expect(vtt).toMatch(/<v Speaker 1>/);
 });

@@ -19,7 +19,8 @@
  *   emulator's own recognisers (`recognisers`, default cores × 3): a slower answer, as a loaded
  *   service gives. Benchmark mode (`serviceTimeMs`) takes no recogniser.
  * - 200 body per §1.3; `punctuated_word` only with punctuate/smart_format, `speaker` only with
- *   diarize/diarize_model, `utterances`/`paragraphs` only when asked, one channel per input channel
+ *   diarize/diarize_model (pre-recorded: speakers told apart by each utterance's voice pitch,
+ *   kit/pitch.ts; live: always 0), `utterances`/`paragraphs` only when asked, one channel per input channel
  *   only with `multichannel=true`. Every response carries `dg-request-id`; errors also `dg-error`.
  * - Error bodies use the documented shape per error; `errorShape` forces one shape or rotates
  *   legacy → modern → text so client parsers get exercised.

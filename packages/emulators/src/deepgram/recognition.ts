@@ -12,22 +12,33 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { openRecogniser } from '../kit';
-import { PcmConverter } from '../kit';
+import { PcmConverter, PitchTrack, speakersByPitch } from '../kit';
 import { corrupt } from './errors';
 import { PCM_BPS } from './options';
+import { wantsDiarization } from './query';
 import type { ChannelResult } from './results';
 
 const run = promisify(execFile);
 
-/** Feed PCM chunks to one recogniser session; resolves with its finals and the audio duration. */
-export async function recognise(pcm: AsyncIterable<Buffer>, signal: AbortSignal): Promise<ChannelResult> {
+/**
+ * Feed PCM chunks to one recogniser session; resolves with its finals and the audio duration. With
+ * `diarize`, the pitch of the audio is tracked on the way and each final gets a speaker (kit/pitch.ts).
+ */
+export async function recognise(pcm: AsyncIterable<Buffer>, signal: AbortSignal, opts: { diarize?: boolean } = {}): Promise<ChannelResult> {
   const session = openRecogniser({ partialMs: 0 });
   const kill = () => session.kill();
   signal.addEventListener('abort', kill, { once: true });
+  const pitch = opts.diarize ? new PitchTrack() : undefined;
   try {
-    for await (const chunk of pcm) await session.write(chunk);
+    for await (const chunk of pcm) {
+      pitch?.push(chunk);
+      await session.write(chunk);
+    }
     const res = await session.end();
-    return { finals: res.finals.map((f) => ({ start: f.start, end: f.end, words: f.words })), duration: res.duration };
+    const finals = res.finals.map((f) => ({ start: f.start, end: f.end, words: f.words }));
+    const out: ChannelResult = { finals, duration: res.duration };
+    if (pitch) out.speakers = speakersByPitch(finals.map((f) => pitch.median(f.start, f.end)));
+    return out;
   } finally {
     signal.removeEventListener('abort', kill);
     session.kill();
@@ -55,7 +66,7 @@ export async function* convertRaw(input: AsyncIterable<Buffer>, encoding: 'linea
 }
 
 /** `multichannel=true`: spool the body, count its channels, transcribe each channel on its own. */
-export async function recogniseMultichannel(input: Readable, signal: AbortSignal): Promise<ChannelResult[]> {
+export async function recogniseMultichannel(input: Readable, signal: AbortSignal, opts: { diarize?: boolean } = {}): Promise<ChannelResult[]> {
   const dir = await mkdtemp(join(tmpdir(), 'dg-emu-'));
   try {
     const file = join(dir, 'input');
@@ -71,7 +82,7 @@ export async function recogniseMultichannel(input: Readable, signal: AbortSignal
     for (let c = 0; c < channels; c++) {
       const wav = join(dir, `ch${c}.wav`);
       await run('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', file, '-af', `pan=mono|c0=c${c}`, '-ar', '16000', '-c:a', 'pcm_s16le', wav]);
-      results.push(await recognise(decodeToPcm(createReadStream(wav), { signal }), signal));
+      results.push(await recognise(decodeToPcm(createReadStream(wav), { signal }), signal, opts));
     }
     return results;
   } finally {
@@ -87,9 +98,10 @@ export async function recogniseBody(source: Readable, q: URLSearchParams, servic
   const enc = q.get('encoding');
   try {
     if (serviceMs !== undefined) return [await fixedService(source, serviceMs, signal)];
-    if (q.get('multichannel') === 'true') return await recogniseMultichannel(source, signal);
-    if (enc === 'linear16' || enc === 'mulaw') return [await recognise(convertRaw(source, enc, Number(q.get('sample_rate') ?? 16000)), signal)];
-    return [await recognise(decodeToPcm(source, { signal }), signal)];
+    const opts = { diarize: wantsDiarization(q) };
+    if (q.get('multichannel') === 'true') return await recogniseMultichannel(source, signal, opts);
+    if (enc === 'linear16' || enc === 'mulaw') return [await recognise(convertRaw(source, enc, Number(q.get('sample_rate') ?? 16000)), signal, opts)];
+    return [await recognise(decodeToPcm(source, { signal }), signal, opts)];
   } catch (e) {
     if (signal.aborted) throw signal.reason;
     const name = (e as Error)?.name ?? '';

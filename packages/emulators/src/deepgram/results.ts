@@ -10,6 +10,8 @@ import { isTrue, wantsDiarization, wantsPunctuation } from './query';
 export interface ChannelResult {
   finals: RecognisedUtterance[];
   duration: number;
+  /** With diarization: the speaker of each final (kit/pitch.ts), in order. */
+  speakers?: number[];
 }
 
 export interface OutWord {
@@ -37,13 +39,13 @@ export function modelInfo(model: string): { name: string; version: string; arch:
   return { name: model, version: '2025-01-01.0', arch };
 }
 
-export function outWords(u: RecognisedUtterance, punct: boolean, diarize: boolean): OutWord[] {
+export function outWords(u: RecognisedUtterance, punct: boolean, diarize: boolean, speaker = 0): OutWord[] {
   const punctuated = punct ? punctuate(u.words.map((w) => w.word)) : [];
   return u.words.map((w, i) => {
     const o: OutWord = { word: w.word, start: round(w.start), end: round(w.end), confidence: round(w.confidence, 4) };
     if (punct) o.punctuated_word = punctuated[i]!;
     if (diarize) {
-      o.speaker = 0;
+      o.speaker = speaker;
       o.speaker_confidence = 0.9;
     }
     return o;
@@ -68,11 +70,11 @@ function paragraphsOf(perUtt: OutWord[][], diarize: boolean): Record<string, unk
       start: ws[0]!.start,
       end: ws[ws.length - 1]!.end,
     };
-    if (diarize) p.speaker = 0;
+    if (diarize) p.speaker = ws[0]!.speaker ?? 0;
     return p;
   });
-  const body = paras.map((p) => (p.sentences as Array<{ text: string }>)[0]!.text);
-  return { transcript: `\n${body.map((b) => (diarize ? `Speaker 0: ${b}` : b)).join('\n\n')}`, paragraphs: paras };
+  const body = paras.map((p) => ({ text: (p.sentences as Array<{ text: string }>)[0]!.text, speaker: p.speaker as number | undefined }));
+  return { transcript: `\n${body.map((b) => (diarize ? `Speaker ${b.speaker ?? 0}: ${b.text}` : b.text)).join('\n\n')}`, paragraphs: paras };
 }
 
 function utterancesOf(perUtt: OutWord[][], channel: number, diarize: boolean): Array<Record<string, unknown>> {
@@ -88,13 +90,13 @@ function utterancesOf(perUtt: OutWord[][], channel: number, diarize: boolean): A
         transcript: transcriptOf(ws),
         words: ws,
       };
-      if (diarize) u.speaker = 0;
+      if (diarize) u.speaker = ws[0]!.speaker ?? 0;
       return u;
     });
 }
 
 function channelOf(q: URLSearchParams, ch: ChannelResult, c: number, shaping: Shaping, utterances: unknown[]): Record<string, unknown> {
-  const perUtt = ch.finals.map((u) => outWords(u, shaping.punct, shaping.diarize));
+  const perUtt = ch.finals.map((u, i) => outWords(u, shaping.punct, shaping.diarize, ch.speakers?.[i] ?? 0));
   const words = perUtt.flat();
   const alt: Record<string, unknown> = { transcript: transcriptOf(words), confidence: meanConfidence(words), words };
   if (isTrue(q, 'paragraphs')) alt.paragraphs = paragraphsOf(perUtt, shaping.diarize);

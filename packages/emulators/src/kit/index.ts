@@ -7,6 +7,7 @@ export * from './endpointer';
 export * from './faults';
 export * from './frame-log';
 export * from './handle';
+export * from './pitch';
 export * from './recogniser';
 export * from './recogniser-pool';
 export * from './server';
