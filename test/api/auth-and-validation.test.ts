@@ -183,11 +183,39 @@ describe('bad input is refused before anything is enqueued', () => {
     expect(acct).toMatchObject({ status: 400, body: { error: { code: 'INVALID_JOB_SPEC', message: expect.stringMatching(/account/) } } });
   });
 
+  it('an option the provider, model and mode do not take → 400 UNSUPPORTED_OPTION naming it, in the request or a manifest line; nothing enqueued', async () => {
+    const src = `s3://${bucket}/in/`;
+    const r = await api.call('POST', '/v1/batches', { body: { source: src, out: out(), provider: 'openai', options: { diarize: true } } });
+    expect(r).toMatchObject({ status: 400 });
+    expect(r.body).toEqual({
+      error: {
+        code: 'UNSUPPORTED_OPTION',
+        message: 'option "diarize" is not supported by openai whisper-1 (batch); supported: language, prompt, temperature',
+        details: { option: 'diarize', provider: 'openai', model: 'whisper-1', mode: 'batch' },
+      },
+    });
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ options: { diarize: true } }, 'diarize'], // the local provider: multichannel only
+      [{ provider: 'deepgram', model: 'nova-2', options: { punctuate: true, keyterm: ['fox'] } }, 'keyterm'], // Nova-3 only
+      [{ provider: 'deepgram', mode: 'stream', options: { interim_results: true } }, 'interim_results'],
+      [{ provider: 'deepgram', options: { punctuate: 'yes' } }, 'punctuate'], // a boolean
+    ];
+    for (const [extra, option] of cases) {
+      const c = await api.call('POST', '/v1/batches', { body: { source: src, out: out(), ...extra } });
+      expect({ extra, status: c.status, code: c.body.error?.code, option: c.body.error?.details?.option }).toEqual({ extra, status: 400, code: 'UNSUPPORTED_OPTION', option });
+    }
+    // A manifest line's own options, for the batch's provider: the line is named.
+    const text = [JSON.stringify({ source: `s3://${bucket}/in/a.wav`, options: { language: 'en' } }), JSON.stringify({ source: `s3://${bucket}/in/b.wav`, options: { multichannel: true } })].join('\n');
+    const m = await api.call('POST', '/v1/batches', { body: { manifest: { text, format: 'jsonl' }, out: out(), provider: 'openai' } });
+    expect(m).toMatchObject({ status: 400, body: { error: { code: 'UNSUPPORTED_OPTION', message: expect.stringMatching(/^manifest line 2: option "multichannel" is not supported by openai whisper-1 \(batch\)/), details: { line: 2, option: 'multichannel' } } } });
+    await expectNothingEnqueued();
+  });
+
   it('a manifest with malformed lines → 400 INVALID_MANIFEST naming each line; nothing enqueued', async () => {
     const text = [
       JSON.stringify({ source: `s3://${bucket}/in/a.wav` }),
       '{not json',
-      JSON.stringify({ source: `s3://${bucket}/in/b.wav`, options: { language: 'en' } }),
+      JSON.stringify({ source: `s3://${bucket}/in/b.wav`, options: { multichannel: false } }),
       JSON.stringify({ nothing: true }),
       JSON.stringify({ source: `s3://${bucket}/in/missing.wav` }),
       JSON.stringify({ source: `s3://${bucket}/in/a.wav` }),

@@ -42,7 +42,7 @@ describe('a prefix batch', () => {
   let batchId: string;
 
   it('POST /v1/batches lists and enqueues synchronously within the wait: 201 with the counts', async () => {
-    const r = await api.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, options: { note: 'api' } } });
+    const r = await api.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, options: { multichannel: false } } });
     expect(r.status).toBe(201);
     expect(r.body).toEqual({ batchId: expect.stringMatching(/^b_/), listing: false, listed: 3, ignored: 0, added: 3, duplicates: 0, skipped: 0 });
     batchId = r.body.batchId;
@@ -110,7 +110,7 @@ describe('a prefix batch', () => {
   });
 
   it('enqueuing the same prefix again skips every file (outputs exist); the batch finishes at once', async () => {
-    const r = await api.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, options: { note: 'api' } } });
+    const r = await api.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, options: { multichannel: false } } });
     expect(r).toMatchObject({ status: 201, body: { listed: 3, added: 0, skipped: 3 } });
     const b = await waitBatch(api, r.body.batchId, 20_000);
     expect(b.counts).toMatchObject({ skipped: 3, completed: 0 });
@@ -121,7 +121,7 @@ describe('a prefix batch', () => {
 it('a manifest batch (JSONL, per-line options) runs exactly the listed files', async () => {
   const text = [
     `# two of the three`,
-    JSON.stringify({ source: `s3://${bucket}/in/${samples[0]!.name}`, options: { speaker: 'a' } }),
+    JSON.stringify({ source: `s3://${bucket}/in/${samples[0]!.name}`, options: { multichannel: false } }),
     JSON.stringify({ key: `in/${samples[2]!.name}` }),
   ].join('\n');
   const r = await api.call('POST', '/v1/batches', { body: { manifest: { text, format: 'jsonl', defaultBucket: bucket }, out: `s3://${bucket}/manifest-out/` } });

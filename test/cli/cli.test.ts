@@ -137,7 +137,7 @@ it('a batch with a failed job: watch exits 4; redrive <batchId> puts it back', a
 
 it('enqueue --manifest (CSV, bare keys in the <source> bucket) and a plain summary without --json', async () => {
   const file = join(dir, 'files.csv');
-  writeFileSync(file, `source,options\nin/cli-one.wav,"{""speaker"":""a""}"\ns3://${bucket}/in/cli-two.wav\n`);
+  writeFileSync(file, `source,options\nin/cli-one.wav,"{""multichannel"":false}"\ns3://${bucket}/in/cli-two.wav\n`);
   const enq = await scribe(['enqueue', `s3://${bucket}`, '--manifest', file, '--out', `s3://${bucket}/out-manifest/`, '--priority', '5']);
   expect(enq.code).toBe(EXIT.OK);
   expect(enq.stdout).toMatch(/^batch (b_\S+): listed 2, added 2, already queued 0, skipped \(outputs exist\) 0, ignored 0\nfollow it with: scribe watch b_/);
@@ -170,6 +170,7 @@ it('refusals map to the documented exit codes, with a JSON error under --json', 
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--model', 'gpt-9', '--json'], {}, EXIT.BAD_INPUT, 'UNSUPPORTED_COMBINATION'],
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--json'], { S3_ALLOWED_BUCKETS: 'some-other-bucket' }, EXIT.BAD_INPUT, 'BUCKET_NOT_ALLOWED'],
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--option', 'novalue', '--json'], {}, EXIT.BAD_INPUT, 'INVALID_REQUEST'],
+    [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--provider', 'openai', '--option', 'diarize=true', '--json'], {}, EXIT.BAD_INPUT, 'UNSUPPORTED_OPTION'],
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--format', 'json', '--format', 'pdf', '--json'], {}, EXIT.BAD_INPUT, 'INVALID_JOB_SPEC'],
     [['watch', 'b_20990101-000000_deadbeef', '--json'], {}, EXIT.NOT_FOUND, 'BATCH_NOT_FOUND'],
     [['job', `tx_${'0'.repeat(40)}`, '--json'], {}, EXIT.NOT_FOUND, 'JOB_NOT_FOUND'],
@@ -178,7 +179,10 @@ it('refusals map to the documented exit codes, with a JSON error under --json', 
     [['batches', '--json'], { REDIS_URL: 'redis://127.0.0.1:1' }, EXIT.UNAVAILABLE, 'REDIS_UNAVAILABLE'],
     [['enqueue', `s3://${bucket}/in/`, '--out', `s3://${bucket}/o/`, '--json'], { S3_ENDPOINT: 'http://127.0.0.1:1' }, EXIT.UNAVAILABLE, 'STORAGE_UNAVAILABLE'],
   ];
+  // No refusal creates a batch (nor enqueues a job: every job belongs to a batch).
+  const before = await service.batches.count();
   const results = await Promise.all(cases.map(([args, e]) => scribe(args, e)));
+  expect(await service.batches.count()).toBe(before);
   cases.forEach(([args, , exit, code], i) => {
     const r = results[i]!;
     expect({ args, exit: r.code, code: jsonLines(r.stdout)[0]?.error?.code }).toEqual({ args, exit, code });
@@ -187,7 +191,6 @@ it('refusals map to the documented exit codes, with a JSON error under --json', 
   // A manifest with bad lines names them, and nothing is enqueued.
   const file = join(dir, 'bad.jsonl');
   writeFileSync(file, `${JSON.stringify({ source: `s3://${bucket}/in/cli-one.wav` })}\n{oops\n${JSON.stringify({ source: `s3://${bucket}/in/gone.wav` })}\n`);
-  const before = await service.batches.count();
   const bad = await scribe(['enqueue', '--manifest', file, '--out', `s3://${bucket}/o/`, '--json']);
   expect(bad.code).toBe(EXIT.BAD_INPUT);
   const err = jsonLines(bad.stdout)[0]!.error;

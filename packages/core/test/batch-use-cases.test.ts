@@ -229,6 +229,27 @@ describe('creating a batch (app/create-batch.ts)', () => {
     ]);
   });
 
+  it('a manifest line with an option the batch provider does not take refuses the manifest (UNSUPPORTED_OPTION naming the line) before any lookup or batch', async () => {
+    const w = world();
+    const text = [
+      JSON.stringify({ source: 's3://audio-in/a.wav', options: { language: 'en' } }),
+      JSON.stringify({ source: 's3://audio-in/b.wav' }),
+      JSON.stringify({ source: 's3://audio-in/c.wav', options: { diarize: true } }),
+    ].join('\n');
+    const err = await w.service.create({ manifest: { text, format: 'jsonl' }, out: 's3://audio-out/o/', provider: 'openai' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'UNSUPPORTED_OPTION',
+      message: 'manifest line 3: option "diarize" is not supported by openai whisper-1 (batch); supported: language, prompt, temperature',
+      details: { line: 3, option: 'diarize', provider: 'openai', model: 'whisper-1', mode: 'batch' },
+    });
+    // Refused while reading: no object looked up, no batch, nothing queued.
+    expect(w.names()).toEqual([]);
+    // The same lines for Deepgram are taken (the lookup then runs: the fake storage answers nothing).
+    const dg = await w.service.create({ manifest: { text, format: 'jsonl' }, out: 's3://audio-out/o/', provider: 'deepgram' }).catch((e: unknown) => e);
+    expect(dg).not.toMatchObject({ code: 'UNSUPPORTED_OPTION' });
+    expect(w.names()[0]).toMatch(/^storage\./);
+  });
+
   it('feeds a prefix page by page from its cursor (StartAfter the last key booked), listing one page ahead; a listing error surfaces after the pages before it are enqueued', async () => {
     const events: string[] = [];
     const w = world({

@@ -11,6 +11,7 @@ import {
   LeaseLostError,
   StorageUnavailableError,
   UnknownProviderError,
+  UnsupportedOptionError,
   VirtualClock,
   VirtualTimers,
   DeadlineScheduler,
@@ -542,6 +543,24 @@ it('a provider this worker has no credentials for is UNKNOWN_PROVIDER, before an
   expect(err).toMatchObject({ kind: 'unrecoverable', message: 'provider openai is not configured on this worker (missing API key?)' });
   expect(w.audio.made).toHaveLength(0);
   expect(w.limiter.events).toEqual([]);
+});
+
+it('a spec from Redis with an option its provider does not take fails UNSUPPORTED_OPTION before any read, slot or session', async () => {
+  const { provider, calls } = scriptedProvider([async () => providerResult(TWO_SEGMENTS, 3)], () => 'original');
+  const w = world(provider);
+  const reads = [jest.spyOn(w.storage, 'head'), jest.spyOn(w.storage, 'get')];
+
+  // Written past the producer's check (another producer, an older version, by hand): refused here too.
+  const err = await w.run(job({ options: { punctuate: true, callback: 'https://example.com/hook' } }), ctx()).catch((e: unknown) => e);
+
+  expect(err).toBeInstanceOf(UnsupportedOptionError);
+  expect(err).toMatchObject({ code: 'UNSUPPORTED_OPTION', kind: 'unrecoverable', details: { option: 'callback', provider: 'deepgram', model: 'nova-3', mode: 'batch' } });
+  expect((err as Error).message).toMatch(/^option "callback" is not supported by deepgram nova-3 \(batch\); supported: /);
+  expect(calls).toEqual([]);
+  expect(w.audio.made).toHaveLength(0);
+  expect(w.limiter.events).toEqual([]);
+  expect(w.storage.log).toEqual([]);
+  for (const r of reads) expect(r).not.toHaveBeenCalled();
 });
 
 it('an output write that fails removes what the attempt wrote: no partial set is left', async () => {

@@ -34,7 +34,7 @@ export const CreateBatchBody: Schema = {
     provider: { type: 'string', description: 'local (default), deepgram, assemblyai, fireworks, openai.' },
     model: { type: 'string', description: "Provider model (the provider's default if omitted)." },
     mode: { type: 'string', description: '`batch` (default) or `stream` (paced at real time).' },
-    options: { type: 'object', additionalProperties: optionValue, description: 'Provider options (part of the job identity).' },
+    options: { type: 'object', additionalProperties: optionValue, description: 'Provider options (part of the job identity). Only the options the provider, model and mode take (README "Supported options per provider"); any other is refused with 400 UNSUPPORTED_OPTION.' },
     account: { type: 'string', description: 'Provider account/project the jobs bill to (selects the cap bucket).' },
     formats: { type: 'array', minItems: 1, items: { type: 'string', enum: [...OUTPUT_FORMATS] }, description: 'Output formats (default all).' },
     priority: { type: 'integer', minimum: 1, maximum: 2097152, description: 'BullMQ priority of every job: 1 is the highest; omitted = FIFO ahead of nothing.' },
@@ -88,7 +88,7 @@ const ErrorBody: Schema = {
         code: {
           type: 'string',
           description:
-            'Stable code: INVALID_S3_URL, INVALID_MANIFEST, INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER, INVALID_JSON, MALFORMED_REQUEST (400); UNAUTHORIZED (401); BUCKET_NOT_ALLOWED, CSRF_REJECTED (403); BATCH_NOT_FOUND, JOB_NOT_FOUND, SOURCE_NOT_FOUND, NOT_FOUND (404); REQUEST_TIMEOUT (408); INVALID_STATE (409); PAYLOAD_TOO_LARGE, MANIFEST_TOO_LARGE (413); UNSUPPORTED_MEDIA_TYPE (415); RATE_LIMITED (429); HEADER_TOO_LARGE (431); STORAGE_UNAVAILABLE, REDIS_UNAVAILABLE, SHUTTING_DOWN (503); INTERNAL (500).',
+            'Stable code: INVALID_S3_URL, INVALID_MANIFEST, INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNSUPPORTED_OPTION, UNKNOWN_PROVIDER, INVALID_JSON, MALFORMED_REQUEST (400); UNAUTHORIZED (401); BUCKET_NOT_ALLOWED, CSRF_REJECTED (403); BATCH_NOT_FOUND, JOB_NOT_FOUND, SOURCE_NOT_FOUND, NOT_FOUND (404); REQUEST_TIMEOUT (408); INVALID_STATE (409); PAYLOAD_TOO_LARGE, MANIFEST_TOO_LARGE (413); UNSUPPORTED_MEDIA_TYPE (415); RATE_LIMITED (429); HEADER_TOO_LARGE (431); STORAGE_UNAVAILABLE, REDIS_UNAVAILABLE, SHUTTING_DOWN (503); INTERNAL (500).',
         },
         message: { type: 'string' },
         details: { type: 'object', description: 'Structured details, e.g. `{errors:[{line,message}]}` for a refused manifest, `{errors:[{path,message}]}` for a schema violation.' },
@@ -236,7 +236,7 @@ export const OPERATIONS: Operation[] = [
     responses: {
       '201': { description: 'Created; listing finished within the wait.', schema: CreateBatchResult },
       '202': { description: 'Created; listing continues in the background.', schema: CreateBatchResult },
-      '400': err('Bad request: INVALID_S3_URL, INVALID_MANIFEST (details.errors names the lines), INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNKNOWN_PROVIDER.'),
+      '400': err('Bad request: INVALID_S3_URL, INVALID_MANIFEST (details.errors names the lines), INVALID_REQUEST, INVALID_JOB_SPEC, UNSUPPORTED_COMBINATION, UNSUPPORTED_OPTION (an option the provider, model and mode do not take), UNKNOWN_PROVIDER.'),
       '403': err('BUCKET_NOT_ALLOWED.'),
       '404': err('SOURCE_NOT_FOUND (the source bucket does not exist).'),
       '413': err('PAYLOAD_TOO_LARGE (over API_MAX_BODY_BYTES), MANIFEST_TOO_LARGE (over MANIFEST_MAX_BYTES or MANIFEST_MAX_LINES).'),

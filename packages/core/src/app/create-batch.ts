@@ -60,7 +60,7 @@ export type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobS
  * are enqueued while its bucket's backlog has room, and the rest by the workers' feeder.
  */
 export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest, opts: CreateBatchOptions = {}): Promise<CreateBatchResult> {
-  const { out, source } = validateCreateBatch(deps.config, req);
+  const { out, source, routing } = validateCreateBatch(deps.config, req);
   const outPrefix = out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`;
   let pages: AsyncIterable<Page> | undefined;
   if (source) {
@@ -73,7 +73,7 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
   } else {
     // Read whole first (limits, every line's location checked, every object looked up), then again
     // page by page to enqueue: see manifest-batch.ts.
-    const checked = await checkManifest(deps, req.manifest!);
+    const checked = await checkManifest(deps, req.manifest!, routing);
     pages = manifestPages(req.manifest!, checked, deps.config);
   }
 

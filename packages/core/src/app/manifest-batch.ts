@@ -21,7 +21,7 @@ import type { S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
 import type { BatchDeps } from './deps';
 import { lookupObjects, type LookupStats } from './object-lookup';
-import { assertManifestAccepted, assertManifestEntry, assertManifestLists, MANIFEST_PAGE, ManifestErrors, manifestLimits } from './validate';
+import { assertManifestAccepted, assertManifestEntry, assertManifestLists, assertManifestOptions, MANIFEST_PAGE, ManifestErrors, manifestLimits, type Routing } from './validate';
 
 /** What the first read of a manifest established: per entry (in line order), what its object is. */
 export interface CheckedManifest {
@@ -61,10 +61,11 @@ function grow(a: Uint32Array, n: number): Uint32Array {
 
 /**
  * The first read: limits, every line, every object. Throws MANIFEST_TOO_LARGE, BUCKET_NOT_ALLOWED /
- * INVALID_S3_URL (a line's location, assertManifestEntry) or INVALID_MANIFEST (bad or missing
+ * INVALID_S3_URL (a line's location, assertManifestEntry), UNSUPPORTED_OPTION (a line's options
+ * that the batch's provider, model and mode do not take) or INVALID_MANIFEST (bad or missing
  * lines, all named) before anything is created.
  */
-export async function checkManifest(deps: Pick<BatchDeps, 'config' | 'storage'>, manifest: ManifestInput): Promise<CheckedManifest> {
+export async function checkManifest(deps: Pick<BatchDeps, 'config' | 'storage'>, manifest: ManifestInput, routing: Routing): Promise<CheckedManifest> {
   const limit = manifestLimits(deps.config, manifestBytes(manifest));
   const errors = new ManifestErrors();
   const locations: S3Location[] = [];
@@ -78,6 +79,7 @@ export async function checkManifest(deps: Pick<BatchDeps, 'config' | 'storage'>,
     }
     // Each line's bucket and key, before any of them is read (a line may name any bucket).
     assertManifestEntry(deps.config, item.entry);
+    assertManifestOptions(routing, item.entry);
     hashes = grow(hashes, locations.length);
     hashes[locations.length] = locationHash(item.entry.location);
     locations.push(item.entry.location);

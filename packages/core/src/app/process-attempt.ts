@@ -14,7 +14,7 @@ import { audioFormOf, type AudioForm, type Provider, type ProviderResult, type S
 import type { Storage } from '../ports/storage';
 import type { SpanHandle, Telemetry } from '../ports/telemetry';
 import { CheckpointRecorder, loadCheckpoint, resumedAudio } from './checkpoints';
-import { assertSpecAllowed } from './validate';
+import { assertSpecAllowed, assertSpecOptions } from './validate';
 import { watchedAudio } from './watched-audio';
 import { IdleWatchdog } from '../domain/watchdog';
 
@@ -104,9 +104,11 @@ export interface JobContext {
 export function createProcessor(deps: ProcessorDeps) {
   return async function process(data: unknown, ctx: JobContext): Promise<JobResult> {
     const spec = parseJobSpec(data);
-    // Before anything touches storage: refused specs fail at once (BUCKET_NOT_ALLOWED or
-    // INVALID_S3_URL are unrecoverable), with no GET of the source and no output written.
+    // Before anything touches storage: refused specs fail at once (BUCKET_NOT_ALLOWED,
+    // INVALID_S3_URL or UNSUPPORTED_OPTION are unrecoverable), with no GET of the source and no
+    // output written.
     assertSpecAllowed(deps.allowedBuckets ?? [], spec);
+    assertSpecOptions(spec);
     const provider = deps.providers[spec.provider];
     if (!provider) throw new UnknownProviderError(`provider ${spec.provider} is not configured on this worker (missing API key?)`);
     const audio = deps.audioInput(deps.storage, spec.source, {

@@ -1,15 +1,25 @@
 /**
  * Every check and limit of a request, in one module (pg-boss's "attorney"): what a create-batch
  * request must say, how a file of it becomes a job spec, when a manifest is refused, and how far a
- * listing may page; which buckets a batch may touch (S3_ALLOWED_BUCKETS: the prefix source, every
- * manifest line, the output and the report under it, and again on the worker for each spec), and
- * what an id from a client must look like. The use cases call these; the front ends only map the
+ * listing may page; which options its provider, model and mode take (domain/catalogue.ts decides;
+ * the request's, each manifest line's, and again on the worker for each spec); which buckets a batch
+ * may touch (S3_ALLOWED_BUCKETS: the prefix source, every manifest line, the output and the report
+ * under it, and again on the worker for each spec), and what an id from a client must look like. The use cases call these; the front ends only map the
  * errors they throw (codes → CLI exit codes, HTTP statuses) and never repeat a rule.
  */
-import { checkCombination, isProviderName, PROVIDERS, CATALOGUE } from '../domain/catalogue';
+import { checkCombination, checkOptions, isProviderName, PROVIDERS, CATALOGUE, type Mode, type ProviderName } from '../domain/catalogue';
 import type { Config } from '../domain/config';
 import { isBatchId } from '../domain/batch';
-import { BucketNotAllowedError, InvalidManifestError, ManifestTooLargeError, InvalidRequestError, InvalidS3UrlError, UnknownProviderError, UnsupportedCombinationError } from '../domain/errors';
+import {
+  BucketNotAllowedError,
+  InvalidManifestError,
+  ManifestTooLargeError,
+  InvalidRequestError,
+  InvalidS3UrlError,
+  UnknownProviderError,
+  UnsupportedCombinationError,
+  UnsupportedOptionError,
+} from '../domain/errors';
 import { isJobId, normaliseEtag, parseJobSpec, StoredFeedRequestSchema, type JobSpec, type JobSpecInput } from '../domain/job-spec';
 import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/manifest';
 import { formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
@@ -58,8 +68,24 @@ export function assertBucketAllowed(allowed: readonly string[], bucket: string, 
   }
 }
 
+/** Where a request's jobs run: its provider, model and mode with the defaults applied. */
+export interface Routing {
+  provider: ProviderName;
+  model: string;
+  mode: Mode;
+}
+
+/**
+ * The one per-provider options check: every option must be one the provider, model and mode take,
+ * with a value of its type (domain/catalogue.ts checkOptions), else UNSUPPORTED_OPTION naming it.
+ */
+export function assertOptions(routing: Routing, options: JobSpecInput['options'], context = '', details?: Record<string, unknown>): void {
+  const refused = options ? checkOptions(routing.provider, routing.model, routing.mode, options) : null;
+  if (refused) throw new UnsupportedOptionError(`${context}${refused.reason}`, { details: { option: refused.option, ...routing, ...details } });
+}
+
 /** Check everything about the request that can be checked before touching storage. */
-export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, req: CreateBatchRequest): { out: S3Location; source?: S3Location } {
+export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, req: CreateBatchRequest): { out: S3Location; source?: S3Location; routing: Routing } {
   if (!req.source === !req.manifest) throw new InvalidRequestError('give exactly one of `source` (s3://bucket/prefix) or `manifest`');
   const out = parseS3Url(req.out);
   const source = req.source ? parseS3Url(req.source) : undefined;
@@ -74,7 +100,7 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   }
   if (req.webhookUrl !== undefined && !/^https?:\/\//.test(req.webhookUrl)) throw new InvalidRequestError('webhookUrl must be an http(s) URL');
   // Options, formats and account are checked now on a stand-in file, so no page can fail on them later.
-  parseJobSpec({
+  const stand = parseJobSpec({
     source: { bucket: out.bucket, key: 'validate', etag: 'validate' },
     output: { bucket: out.bucket, keyBase: 'validate', ...(req.formats ? { formats: req.formats } : {}) },
     options: req.options ?? {},
@@ -83,7 +109,11 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
     ...(req.mode ? { mode: req.mode } : {}),
     ...(req.account ? { account: req.account } : {}),
   });
-  return source ? { out, source } : { out };
+  // Then what the provider makes of the options (a spec's options are the request's plus a manifest
+  // line's own: those are checked per line, assertManifestOptions).
+  const routing: Routing = { provider: stand.provider, model: stand.model, mode: stand.mode };
+  assertOptions(routing, stand.options);
+  return source ? { out, source, routing } : { out, routing };
 }
 
 /** What a drip-fed batch's record keeps of its request: the request without a manifest. */
@@ -142,6 +172,22 @@ export function assertManifestEntry(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   assertBucketAllowed(config.S3_ALLOWED_BUCKETS, entry.location.bucket, `manifest line ${entry.line}: `, { line: entry.line });
   const unsafe = unsafeKeyReason(entry.location.key);
   if (unsafe) throw new InvalidS3UrlError(`manifest line ${entry.line}: ${unsafe}`, { details: { line: entry.line } });
+}
+
+/**
+ * A manifest line's own options (added to the request's): ones the batch's provider, model and mode
+ * take, else UNSUPPORTED_OPTION naming the line; the first refusal refuses the whole manifest.
+ */
+export function assertManifestOptions(routing: Routing, entry: Pick<ManifestEntry, 'line' | 'options'>): void {
+  assertOptions(routing, entry.options, `manifest line ${entry.line}: `, { line: entry.line });
+}
+
+/**
+ * A spec read back from Redis: its options against the catalogue again (another producer, an older
+ * version or a hand-written job may have put options there that its provider does not take).
+ */
+export function assertSpecOptions(spec: Pick<JobSpec, 'provider' | 'model' | 'mode' | 'options'>): void {
+  assertOptions({ provider: spec.provider, model: spec.model, mode: spec.mode }, spec.options);
 }
 
 /**

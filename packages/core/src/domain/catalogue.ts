@@ -64,3 +64,212 @@ export function checkCombination(provider: string, model: string, mode: string):
   }
   return null;
 }
+
+// ---- options ------------------------------------------------------------------------------------
+
+/**
+ * The value kinds an option takes. `boolean` also takes the strings `"true"`/`"false"`, `number` a
+ * numeric string, `string` a number (all go on the wire the same way: the CLI's `--option k=v` turns
+ * digits into numbers and `true`/`false` into booleans). `strings` is an array of strings.
+ */
+export type OptionType = 'boolean' | 'number' | 'string' | 'strings';
+
+export interface OptionSpec {
+  types: readonly OptionType[];
+  /** The only values a string (or each item of a list, or a boolean as `true`/`false`) may take. */
+  values?: readonly string[];
+  /** Models (or prefixes ending in `*`) that take it; absent: every model of the provider. */
+  models?: readonly string[];
+  /** Models (or prefixes ending in `*`) that refuse it. */
+  exceptModels?: readonly string[];
+}
+
+type OptionTable = Readonly<Record<string, OptionSpec>>;
+
+const BOOL: OptionSpec = { types: ['boolean'] };
+const NUM: OptionSpec = { types: ['number'] };
+const STR: OptionSpec = { types: ['string'] };
+/** One string or a list (a list is sent as repeated keys, or as the provider wants it). */
+const STRS: OptionSpec = { types: ['string', 'strings'] };
+
+/**
+ * Deepgram, pre-recorded and live (providers.md §1.2, §2.2; the emulator's query.ts validates the
+ * same names). deepgram.ts forwards every option as a query parameter, so this list is what decides.
+ * Refused on purpose, though Deepgram knows them:
+ * - `model` (the spec's own field), `callback`/`callback_method` (async mode: the worker reads the
+ *   answer of its own request), and live `encoding`/`sample_rate` (the client streams 16 kHz
+ *   linear16 and sets them itself; its fixed values win, an option would be dropped);
+ * - add-ons whose results the normalised transcript has no place for, so they would be billed (and
+ *   lower the rate limit, §1.2) and dropped: `paragraphs`, `search`, `sentiment`, `topics`,
+ *   `intents`, `summarize`, `detect_entities`, `custom_topic[_mode]`, `custom_intent[_mode]`, `extra`;
+ * - live `interim_results`, `utterance_end_ms`, `vad_events`, `no_delay`: they only shape interim
+ *   messages, which the client ignores (it keeps final Results).
+ */
+const DEEPGRAM_COMMON: OptionTable = {
+  language: STR,
+  punctuate: BOOL,
+  smart_format: BOOL,
+  diarize: BOOL,
+  multichannel: BOOL,
+  numerals: BOOL,
+  measurements: BOOL,
+  dictation: BOOL,
+  filler_words: BOOL,
+  profanity_filter: BOOL,
+  // §1.2: keyterm prompting is Nova-3 only; keywords are for the older models.
+  keyterm: { ...STRS, models: ['nova-3*'] },
+  keywords: { ...STRS, exceptModels: ['nova-3*'] },
+  replace: STRS,
+  tag: STRS,
+  version: STR,
+  mip_opt_out: BOOL,
+};
+
+const DEEPGRAM_BATCH: OptionTable = {
+  ...DEEPGRAM_COMMON,
+  diarize_model: { types: ['string'], values: ['latest', 'v1', 'v2'] },
+  redact: { types: ['boolean', 'string', 'strings'], values: ['pci', 'pii', 'numbers', 'true', 'false'] },
+  utterances: BOOL,
+  utt_split: NUM,
+  detect_language: { types: ['boolean', 'string', 'strings'] },
+  // For headerless audio objects only (the body is the object as stored).
+  encoding: { types: ['string'], values: ['linear16', 'flac', 'mulaw', 'amr-nb', 'amr-wb', 'opus', 'speex', 'g729'] },
+  sample_rate: NUM,
+};
+
+const DEEPGRAM_STREAM: OptionTable = {
+  ...DEEPGRAM_COMMON,
+  diarize_model: { types: ['string'], values: ['latest', 'v1'] }, // §2.2: v2 is refused on streaming
+  redact: { types: ['boolean', 'string', 'strings'], values: ['true', 'false', 'pci', 'numbers', 'aggressive_numbers', 'ssn'] },
+  endpointing: { types: ['number', 'boolean'] }, // ms of silence, or false
+  // Today the client decodes to mono and its fixed `channels=1` wins; accepted for multichannel streaming.
+  channels: NUM,
+};
+
+/**
+ * AssemblyAI Universal Streaming v3 (providers.md §3.2). Refused: `speech_model`, `sample_rate`,
+ * `encoding`, `token` (the client sets them; assemblyai.ts skips them), `speaker_labels` and
+ * `max_speakers` (assemblyai.ts does not read `speaker_label` yet: the labels would be dropped),
+ * `language_detection` (adds language fields only), `language` (deprecated: the speech model
+ * chooses), `inactivity_timeout` (the session's lifetime is the client's), `llm_gateway`.
+ */
+const ASSEMBLYAI_STREAM: OptionTable = {
+  format_turns: { ...BOOL, exceptModels: ['u3-rt-pro'] }, // u3-rt-pro is always formatted
+  end_of_turn_confidence_threshold: NUM,
+  min_turn_silence: NUM,
+  min_end_of_turn_silence_when_confident: NUM, // the old name of min_turn_silence
+  max_turn_silence: NUM,
+  vad_threshold: NUM,
+  keyterms_prompt: STRS, // a list goes out as a JSON array string, as the SDK sends it
+  prompt: { ...STR, models: ['u3-rt-pro'] },
+  filter_profanity: BOOL,
+};
+
+/**
+ * Fireworks streaming (providers.md §4.2). Refused: `response_format`, `timestamp_granularities`,
+ * `model`, `Authorization` (the client's own), and `skip_vad`, `vad_kwargs`,
+ * `text_timeout_seconds` (not on the public reference; semantics unconfirmed).
+ */
+const FIREWORKS_STREAM: OptionTable = { language: STR, prompt: STR, temperature: NUM };
+
+/**
+ * OpenAI-compatible `POST /v1/audio/transcriptions` (providers.md §5.1). Refused: `file`, `model`,
+ * `response_format`, `timestamp_granularities[]`, `stream` (the client's own), and the newer
+ * models' `include[]`, `chunking_strategy`, `known_speaker_names[]`, `known_speaker_references[]`:
+ * the client asks for verbose_json, which has no channels or speakers.
+ */
+const OPENAI_BATCH: OptionTable = {
+  language: STR,
+  prompt: { ...STR, exceptModels: ['gpt-4o-transcribe-diarize'] },
+  temperature: NUM,
+};
+
+/**
+ * The local recogniser reads no option today; `multichannel` (one result per input channel) is
+ * accepted for its coming multichannel support. No speaker options.
+ */
+const LOCAL: OptionTable = { multichannel: BOOL };
+
+/**
+ * The options each provider takes, per mode. Every one is a provider parameter: no option is read
+ * by scribe itself (process-attempt.ts hands `spec.options` to the provider untouched), so there are
+ * no internal ones to keep.
+ */
+export const PROVIDER_OPTIONS: Readonly<Record<ProviderName, Readonly<Partial<Record<Mode, OptionTable>>>>> = {
+  local: { batch: LOCAL, stream: LOCAL },
+  deepgram: { batch: DEEPGRAM_BATCH, stream: DEEPGRAM_STREAM },
+  assemblyai: { stream: ASSEMBLYAI_STREAM },
+  fireworks: { stream: FIREWORKS_STREAM },
+  openai: { batch: OPENAI_BATCH },
+};
+
+/** Every option name some provider takes in some mode, sorted. */
+export function knownOptionNames(): string[] {
+  const names = new Set<string>();
+  for (const modes of Object.values(PROVIDER_OPTIONS)) for (const table of Object.values(modes)) for (const n of Object.keys(table ?? {})) names.add(n);
+  return [...names].sort();
+}
+
+/** The spec of `name` for (provider, model, mode), or undefined when it is not taken there. */
+export function optionSpec(provider: ProviderName, model: string, mode: Mode, name: string): OptionSpec | undefined {
+  const table = PROVIDER_OPTIONS[provider][mode];
+  if (!table || !Object.prototype.hasOwnProperty.call(table, name)) return undefined;
+  const spec = table[name]!;
+  if (spec.models && !spec.models.some((p) => matches(p, model))) return undefined;
+  if (spec.exceptModels?.some((p) => matches(p, model))) return undefined;
+  return spec;
+}
+
+/** The option names (provider, model, mode) takes, sorted. */
+export function supportedOptions(provider: ProviderName, model: string, mode: Mode): string[] {
+  return Object.keys(PROVIDER_OPTIONS[provider][mode] ?? {})
+    .filter((n) => optionSpec(provider, model, mode, n))
+    .sort();
+}
+
+type OptionValue = string | number | boolean | readonly string[];
+
+function isType(type: OptionType, v: OptionValue): boolean {
+  switch (type) {
+    case 'boolean':
+      return typeof v === 'boolean' || v === 'true' || v === 'false';
+    case 'number':
+      return (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v));
+    case 'string':
+      return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+    case 'strings':
+      return Array.isArray(v) && v.every((s) => typeof s === 'string');
+  }
+}
+
+/** An option name or value in a message: JSON, cut short (it came from a client). */
+function shown(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+/**
+ * Whether (provider, model, mode) takes these options: the first one it does not take (or whose
+ * value has the wrong type) with the reason, or null when all are taken. The combination itself is
+ * checkCombination's; an unknown provider or mode takes no option.
+ */
+export function checkOptions(provider: string, model: string, mode: string, options: Readonly<Record<string, OptionValue>>): { option: string; reason: string } | null {
+  const known = isProviderName(provider) && (MODES as readonly string[]).includes(mode);
+  for (const [name, value] of Object.entries(options)) {
+    const spec = known ? optionSpec(provider as ProviderName, model, mode as Mode, name) : undefined;
+    const who = `${provider} ${model} (${mode})`;
+    if (!spec) {
+      const supported = known ? supportedOptions(provider as ProviderName, model, mode as Mode) : [];
+      return { option: name, reason: `option ${shown(name)} is not supported by ${who}; supported: ${supported.length ? supported.join(', ') : 'none'}` };
+    }
+    if (!spec.types.some((t) => isType(t, value))) {
+      return { option: name, reason: `option ${shown(name)} of ${who} must be ${spec.types.map((t) => (t === 'strings' ? 'a list of strings' : `a ${t}`)).join(' or ')}, got ${shown(value)}` };
+    }
+    if (spec.values) {
+      const items = Array.isArray(value) ? value : [value];
+      const bad = items.find((v) => !spec.values!.includes(String(v)));
+      if (bad !== undefined) return { option: name, reason: `option ${shown(name)} of ${who} must be one of ${spec.values.join(', ')}, got ${shown(bad)}` };
+    }
+  }
+  return null;
+}

@@ -55,6 +55,12 @@ export class EmptyDecodeError extends define('EMPTY_DECODE', 'unrecoverable') {}
 export class InputTooLargeError extends define('INPUT_TOO_LARGE', 'unrecoverable') {}
 export class UnsupportedCombinationError extends define('UNSUPPORTED_COMBINATION', 'unrecoverable') {}
 export class UnknownProviderError extends define('UNKNOWN_PROVIDER', 'unrecoverable') {}
+/**
+ * An option the (provider, model, mode) does not take, or a value of the wrong type: refused at
+ * enqueue (and by the worker, for a spec read back from Redis) instead of being silently ignored.
+ * The message names the option, provider, model and mode, and what is supported.
+ */
+export class UnsupportedOptionError extends define('UNSUPPORTED_OPTION', 'unrecoverable') {}
 export class JobCancelledError extends define('JOB_CANCELLED', 'unrecoverable') {}
 export class ConfigError extends define('CONFIG_INVALID', 'unrecoverable') {}
 export class InvalidManifestError extends define('INVALID_MANIFEST', 'unrecoverable') {}
