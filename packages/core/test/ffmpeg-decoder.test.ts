@@ -7,7 +7,9 @@ import {
   MIN_TRUNCATION_SECONDS,
   needsSpooling,
   parseFfmpegInput,
+  streamedWavHeader,
 } from '../src/adapters/s3/ffmpeg-decoder';
+import { DecodeError } from '../src/domain/errors';
 
 function chunk(id: string, body: Buffer, declaredSize = body.length): Buffer {
   const h = Buffer.alloc(8);
@@ -112,6 +114,30 @@ describe('headerDuration: MP3', () => {
     expect(headerDuration(mp3Frame({ header: 0xfff15080, sideInfo: 32, tag: 'Xing', frames: 10 }))).toBeUndefined();
     expect(headerDuration(Buffer.from('hello world, not audio'))).toBeUndefined();
     expect(headerDuration(Buffer.alloc(0))).toBeUndefined();
+  });
+});
+
+describe('streamedWavHeader (ffmpeg -f wav to a pipe, keepChannels)', () => {
+  it('reads the channel count and where the samples start, past a LIST chunk', () => {
+    const list = chunk('LIST', Buffer.from('INFOISFT\x0e\0\0\0Lavf59.27.100\0', 'latin1'));
+    const b = wav(0xffffffff, { fmt: fmt({ channels: 2 }), present: 6 });
+    expect(streamedWavHeader(b)).toEqual({ channels: 2, dataOffset: 12 + 24 + 8 });
+    // ffmpeg writes its LIST/INFO chunk between fmt and data.
+    const listed = Buffer.concat([b.subarray(0, 12 + 24), list, b.subarray(12 + 24)]);
+    expect(streamedWavHeader(listed)).toEqual({ channels: 2, dataOffset: 12 + 24 + list.length + 8 });
+  });
+
+  it('waits for more bytes while the header is incomplete', () => {
+    const b = wav(0xffffffff, { fmt: fmt({ channels: 6 }) });
+    for (const n of [0, 11, 12, 20, 30, b.length - 1]) expect(streamedWavHeader(b.subarray(0, n))).toBeUndefined();
+    expect(streamedWavHeader(b)).toEqual({ channels: 6, dataOffset: b.length });
+  });
+
+  it('anything but a 16-bit RIFF/WAVE header is a DecodeError', () => {
+    expect(() => streamedWavHeader(Buffer.from('OggS\0\0\0\0\0\0\0\0\0\0'))).toThrow(DecodeError);
+    expect(() => streamedWavHeader(wav(0xffffffff, { fmt: fmt({ channels: 2, bits: 24 }) }))).toThrow(DecodeError);
+    const noFmt = wav(0xffffffff);
+    expect(() => streamedWavHeader(Buffer.concat([noFmt.subarray(0, 12), noFmt.subarray(12 + 24)]))).toThrow(DecodeError);
   });
 });
 

@@ -14,6 +14,14 @@ export function watchedAudio(audio: StorageAudioInput, onProgress: () => void): 
       yield chunk;
     }
   };
+  if (audio.pcmChannels) {
+    const pcmChannels = audio.pcmChannels.bind(audio);
+    watched.pcmChannels = async (signal?: AbortSignal) => {
+      const { channels, pcm } = await pcmChannels(signal);
+      onProgress();
+      return { channels, pcm: touching(pcm, onProgress) };
+    };
+  }
   watched.original = async (signal?: AbortSignal) => {
     const res = await audio.original(signal);
     const tap = new Transform({
@@ -29,4 +37,21 @@ export function watchedAudio(audio: StorageAudioInput, onProgress: () => void): 
     return { ...res, stream: res.stream.pipe(tap) };
   };
   return watched;
+}
+
+/** `source`, with `onProgress` called for every chunk taken; returning it returns the source. */
+function touching(source: AsyncIterable<Buffer>, onProgress: () => void): AsyncIterable<Buffer> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = source[Symbol.asyncIterator]();
+      return {
+        async next() {
+          const r = await it.next();
+          if (!r.done) onProgress();
+          return r;
+        },
+        return: async () => (it.return ? it.return() : { done: true, value: undefined }),
+      };
+    },
+  };
 }

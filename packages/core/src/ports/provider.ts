@@ -8,12 +8,25 @@ import type { Segment, Transcript } from '../domain/transcript';
 export interface AudioInput {
   /** Decoded 16 kHz mono s16le PCM, streamed from storage through the decoder. */
   pcm(signal?: AbortSignal): AsyncIterable<Buffer>;
+  /**
+   * Decoded 16 kHz s16le PCM keeping the source's channels (a mono source gives 1), interleaved: every
+   * chunk is whole frames of `channels` samples. Resolves once decoding has begun (the count is known);
+   * rejects as `pcm()` fails (DecodeError, EmptyDecodeError, ...). Read `pcm` to its end or return it.
+   * For providers that transcribe each channel on its own (job option `multichannel`).
+   */
+  pcmChannels?(signal?: AbortSignal): Promise<MultichannelPcm>;
   /** The original object bytes, streamed from storage. */
   original(signal?: AbortSignal): Promise<{ stream: Readable; size?: number; contentType?: string; filename: string }>;
   /** A time-limited URL the provider can fetch the original from (batch URL mode). */
   presignedUrl?(): Promise<string>;
   /** Size of the original object in bytes, when known. */
   size?: number;
+}
+
+/** What `AudioInput.pcmChannels` gives: the channel count and the interleaved PCM. */
+export interface MultichannelPcm {
+  channels: number;
+  pcm: AsyncIterable<Buffer>;
 }
 
 /** Events a provider session reports while it runs (feeds traces and metrics). */

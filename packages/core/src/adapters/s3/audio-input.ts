@@ -73,6 +73,45 @@ export function storageAudioInput(storage: Storage, source: Source, opts: Storag
   const filename = source.key.split('/').pop() || 'audio';
   let spoolDir: string | undefined;
   let spoolFile: string | undefined;
+  /**
+   * The decoded PCM, from storage (or the spool file) through ffmpeg: mono, or the source's channels
+   * interleaved when `onChannels` is given (told their number before the first chunk). A `decode` span
+   * runs from the first read to the last PCM byte (for a stream, about the audio's length).
+   */
+  const decode = async function* (signal?: AbortSignal, onChannels?: (n: number) => void): AsyncGenerator<Buffer> {
+    const span = telemetry.startSpan('decode', { 'scribe.decode.spooled': spoolFile !== undefined });
+    let bytes = 0;
+    let channels = 1;
+    const options = decodeOptions(span, signal);
+    if (onChannels) {
+      options.keepChannels = true;
+      options.onChannels = (n) => {
+        channels = n;
+        span.setAttributes({ 'scribe.decode.channels': n });
+        onChannels(n);
+      };
+    }
+    const decoded = async function* (): AsyncIterable<Buffer> {
+      if (spoolFile) {
+        yield* decodeToPcm({ path: spoolFile }, options);
+        return;
+      }
+      const { stream } = await open(signal);
+      yield* decodeToPcm(stream, options);
+    };
+    try {
+      for await (const chunk of decoded()) {
+        bytes += chunk.length;
+        yield chunk;
+      }
+    } catch (e) {
+      span.recordError(e);
+      throw e;
+    } finally {
+      span.setAttributes({ 'scribe.decode.pcm_bytes': bytes, 'scribe.decode.audio_seconds': bytes / (PCM_BYTES_PER_SECOND * channels) });
+      span.end();
+    }
+  };
   let prefetched: { at: number; maxAgeMs: number; opening: ReturnType<typeof open> } | undefined;
   const dropPrefetched = () => {
     prefetched?.opening.then((o) => o.stream.destroy(), () => undefined);
@@ -134,30 +173,30 @@ export function storageAudioInput(storage: Storage, source: Source, opts: Storag
       if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
       spoolDir = spoolFile = undefined;
     },
-    async *pcm(signal?: AbortSignal) {
-      // A `decode` span from the first read to the last PCM byte (for a stream, about the audio's length).
-      const span = telemetry.startSpan('decode', { 'scribe.decode.spooled': spoolFile !== undefined });
-      let bytes = 0;
-      const decoded = async function* (): AsyncIterable<Buffer> {
-        if (spoolFile) {
-          yield* decodeToPcm({ path: spoolFile }, decodeOptions(span, signal));
-          return;
-        }
-        const { stream } = await open(signal);
-        yield* decodeToPcm(stream, decodeOptions(span, signal));
-      };
-      try {
-        for await (const chunk of decoded()) {
-          bytes += chunk.length;
-          yield chunk;
-        }
-      } catch (e) {
-        span.recordError(e);
-        throw e;
-      } finally {
-        span.setAttributes({ 'scribe.decode.pcm_bytes': bytes, 'scribe.decode.audio_seconds': bytes / PCM_BYTES_PER_SECOND });
-        span.end();
+    pcm: (signal?: AbortSignal) => decode(signal),
+    async pcmChannels(signal?: AbortSignal) {
+      let channels: number | undefined;
+      const it = decode(signal, (n) => (channels = n));
+      // The decoder tells the channel count before its first chunk (an input without audio throws here).
+      const first = await it.next();
+      if (first.done || channels === undefined) {
+        await it.return(undefined);
+        throw new EmptyDecodeError('decoding produced no audio samples');
       }
+      let pending: Buffer | undefined = first.value;
+      const iterator: AsyncIterator<Buffer> = {
+        next: async () => {
+          if (!pending) return it.next();
+          const value = pending;
+          pending = undefined;
+          return { done: false, value };
+        },
+        return: async () => {
+          pending = undefined;
+          return it.return(undefined);
+        },
+      };
+      return { channels, pcm: { [Symbol.asyncIterator]: () => iterator } };
     },
     async original(signal?: AbortSignal) {
       const fresh = prefetched && Date.now() - prefetched.at <= prefetched.maxAgeMs ? prefetched.opening : undefined;

@@ -33,6 +33,13 @@ export interface DecodeOptions {
   onWarning?: (w: DecodeWarning) => void;
   /** Receives what the decoder learnt about the input once the PCM has ended (tests, telemetry). */
   onReport?: (r: DecodeReport) => void;
+  /**
+   * Keep the source's channels (default false: downmixed to mono): the PCM is 16 kHz s16le with the
+   * channels interleaved, every chunk whole frames, and `onChannels` is told their number before the
+   * first chunk. The truncation check measures the duration per channel.
+   */
+  keepChannels?: boolean;
+  onChannels?: (channels: number) => void;
 }
 
 export interface DecodeWarning {
@@ -310,10 +317,11 @@ async function fileHead(path: string): Promise<Buffer> {
 }
 
 /**
- * Decode any container ffmpeg understands to 16 kHz mono s16le PCM, streamed. Throws DecodeError when
- * ffmpeg fails, EmptyDecodeError when it produced no audio at all (never an empty transcript), and —
- * after the last chunk — TruncatedInputError when the input declared clearly more audio than it held
- * (see DecodeOptions.truncationTolerance / allowTruncated; isTruncated has the rule).
+ * Decode any container ffmpeg understands to 16 kHz mono s16le PCM (the source's channels interleaved
+ * with `keepChannels`), streamed. Throws DecodeError when ffmpeg fails, EmptyDecodeError when it
+ * produced no audio at all (never an empty transcript), and — after the last chunk —
+ * TruncatedInputError when the input declared clearly more audio than it held (see
+ * DecodeOptions.truncationTolerance / allowTruncated; isTruncated has the rule).
  */
 export async function* decodeToPcm(input: Readable | { path: string }, opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
   if ('path' in input && typeof input.path === 'string' && !(input instanceof Readable)) {
@@ -369,7 +377,10 @@ async function* runFfmpeg(source: string, stream: Readable | undefined, fromHead
   const spool = stream === undefined;
   // `level+info`: the input block (Duration, streams) is printed at info level; the level prefix
   // keeps errors and warnings apart for the message of a DecodeError. -nostats: no progress lines.
-  const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'];
+  // Keeping the channels, the output is a streamed WAV (sizes unknown) for its header's channel count.
+  const keep = opts.keepChannels === true;
+  const output = keep ? ['-ar', '16000', '-c:a', 'pcm_s16le', '-f', 'wav', 'pipe:1'] : ['-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'];
+  const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info', '-i', source, '-vn', ...output];
   const child = spawn(opts.ffmpegPath ?? 'ffmpeg', args, { stdio: [spool ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
   const probe = spool && !fromHeader ? probeFile(source, opts) : undefined;
   let inputBlock = '';
@@ -414,14 +425,31 @@ async function* runFfmpeg(source: string, stream: Readable | undefined, fromHead
     stream!.pipe(child.stdin!);
   }
   let bytes = 0;
-  let odd: Buffer | null = null;
+  let channels = 1;
+  // Bytes held back: the WAV header until it is whole (keepChannels), then a partial frame.
+  let held: Buffer | null = keep ? Buffer.alloc(0) : null;
+  let inHeader = keep;
   try {
     for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
-      let buf: Buffer = odd ? Buffer.concat([odd, chunk]) : chunk;
-      odd = null;
-      if (buf.length % 2) {
-        odd = buf.subarray(buf.length - 1);
-        buf = buf.subarray(0, buf.length - 1);
+      let buf: Buffer = held ? Buffer.concat([held, chunk]) : chunk;
+      held = null;
+      if (inHeader) {
+        const header = streamedWavHeader(buf);
+        if (!header) {
+          if (buf.length > HEAD_BYTES) throw new DecodeError('ffmpeg wrote no readable WAV header');
+          held = buf;
+          continue;
+        }
+        inHeader = false;
+        channels = header.channels;
+        opts.onChannels?.(channels);
+        buf = buf.subarray(header.dataOffset);
+      }
+      const frame = 2 * channels;
+      const rest = buf.length % frame;
+      if (rest) {
+        held = buf.subarray(buf.length - rest);
+        buf = buf.subarray(0, buf.length - rest);
       }
       if (buf.length) {
         bytes += buf.length;
@@ -436,7 +464,7 @@ async function* runFfmpeg(source: string, stream: Readable | undefined, fromHead
       throw new DecodeError(`ffmpeg could not decode the input (exit ${code}): ${lastLines(errors || warnings)}`, { details: { exitCode: code } });
     }
     const declared = fromHeader ?? (probe ? await probe.result : undefined) ?? declaredFromFfmpeg(input);
-    const decodedSeconds = bytes / PCM_BYTES_PER_SECOND;
+    const decodedSeconds = bytes / (PCM_BYTES_PER_SECOND * channels);
     const truncated = declared?.seconds !== undefined && isTruncated(decodedSeconds, declared.seconds, opts.truncationTolerance ?? DEFAULT_TRUNCATION_TOLERANCE);
     opts.onReport?.({ decodedSeconds, declared, truncated });
     // Zero samples is always EMPTY_DECODE (whatever was declared: e.g. an mp4 piped with its index at
@@ -458,6 +486,32 @@ async function* runFfmpeg(source: string, stream: Readable | undefined, fromHead
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     probe?.kill();
   }
+}
+
+/**
+ * The header of the WAV ffmpeg streams to a pipe (`-f wav`, s16le): its channel count and where the
+ * samples start, once the bytes up to the `data` chunk's header are in `b`; undefined before that.
+ */
+export function streamedWavHeader(b: Buffer): { channels: number; dataOffset: number } | undefined {
+  if (b.length < 12) return undefined;
+  if (b.toString('latin1', 0, 4) !== 'RIFF' || b.toString('latin1', 8, 12) !== 'WAVE') throw new DecodeError('ffmpeg wrote no WAV header');
+  let channels: number | undefined;
+  for (let off = 12; off + 8 <= b.length; ) {
+    const id = b.toString('latin1', off, off + 4);
+    const size = b.readUInt32LE(off + 4);
+    if (id === 'data') {
+      if (!channels) throw new DecodeError('ffmpeg wrote a WAV header without a channel count');
+      return { channels, dataOffset: off + 8 };
+    }
+    if (id === 'fmt ') {
+      if (off + 8 + 16 > b.length) return undefined;
+      channels = b.readUInt16LE(off + 10);
+      const bits = b.readUInt16LE(off + 22);
+      if (bits !== 16) throw new DecodeError(`ffmpeg wrote ${bits}-bit samples, expected 16`);
+    }
+    off += 8 + size + (size % 2);
+  }
+  return undefined;
 }
 
 const SOURCE_TEXT: Record<DurationSource, string> = {
