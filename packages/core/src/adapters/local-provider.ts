@@ -17,6 +17,9 @@ export function wantsMultichannel(options: TranscribeRequest['options']): boolea
   return options.multichannel === true || options.multichannel === 'true';
 }
 
+/** Channels the local recogniser transcribes separately at most (one recogniser process each). */
+export const MAX_CHANNELS = 8;
+
 /** Split interleaved s16le frames of `channels` samples into one buffer per channel. */
 export function deinterleave(pcm: Buffer, channels: number): Buffer[] {
   if (channels === 1) return [pcm];
@@ -96,6 +99,8 @@ export class LocalProvider implements Provider {
         const it = iterator;
         source = { [Symbol.asyncIterator]: () => it };
         channels = decoded.channels;
+        // One recogniser process per channel: a file of many channels would take a core each.
+        if (channels > MAX_CHANNELS) throw new UnsupportedCombinationError(`multichannel: the source has ${channels} channels; the local recogniser transcribes at most ${MAX_CHANNELS} separately`);
         for (let c = 0; c < channels; c++) open(c);
         send = async (chunk) => {
           const parts = deinterleave(chunk, channels);
