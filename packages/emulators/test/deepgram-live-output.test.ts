@@ -105,6 +105,18 @@ describe('UtteranceEnd', () => {
     expect(sent).toEqual([1.9]);
   });
 
+  it('is not sent inside continuous speech however far the recogniser lags the audio (onsets are kept from the last final on, not 64 of them)', () => {
+    const sent: number[] = [];
+    const rule = new UtteranceEndRule(1000, (t) => sent.push(t));
+    // 100 words with 100 ms pauses (100 onsets), all fed before the recogniser reports its first final.
+    const words = Array.from({ length: 100 }, () => Buffer.concat([speech(300), quiet(100)]));
+    rule.onAudio(Buffer.concat([quiet(200), ...words]), 40.2);
+    rule.onFinalWords(0.5, 40.2); // the first final, far behind: speech went on right after it
+    expect(sent).toEqual([]);
+    rule.onFinalWords(20.5, 40.2);
+    expect(sent).toEqual([]);
+  });
+
   it('LiveOutput sends it only with interim_results=true', () => {
     for (const [query, expected] of [
       ['interim_results=true&utterance_end_ms=1000', 1],

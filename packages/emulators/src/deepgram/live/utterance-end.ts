@@ -17,7 +17,13 @@ const SPEECH_RMS = 300; // the Endpointer's default silence threshold
 const ONSET_FRAMES = 3;
 const QUIET_FRAMES = 5;
 
-const KEEP_ONSETS = 64;
+/**
+ * Onsets are kept from the last finalised word on (the only ones a gap check asks about), however
+ * far the recogniser lags the audio: a count cap (64 once) dropped the onsets a lagging recogniser's
+ * next final still had to see, and a loaded machine then sent an UtteranceEnd inside continuous
+ * speech. This cap only bounds a stream whose recogniser never finalises anything.
+ */
+const KEEP_ONSETS = 100_000;
 
 /** The speech onsets in the audio fed so far (stream seconds, the latest few). */
 export class SpeechOnsets {
@@ -55,6 +61,13 @@ export class SpeechOnsets {
     if (this.recent.length > KEEP_ONSETS) this.recent.shift();
   }
 
+  /** Onsets at or before `t` are not needed any more (a final's last word ends at `t`). */
+  forgetUpTo(t: number): void {
+    let n = 0;
+    while (n < this.recent.length && this.recent[n]! <= t) n++;
+    if (n) this.recent.splice(0, n);
+  }
+
   /** Whether speech began in the open interval (from, to). */
   anyBetween(from: number, to: number): boolean {
     return this.recent.some((t) => t > from && t < to);
@@ -73,6 +86,7 @@ export class UtteranceEndRule {
   /** A final with words was sent: its last word starts the gap clock. */
   onFinalWords(lastWordEnd: number, fedSeconds: number): void {
     this.lastWordEnd = lastWordEnd;
+    this.onsets.forgetUpTo(lastWordEnd);
     this.check(fedSeconds);
   }
 
