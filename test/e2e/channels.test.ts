@@ -16,12 +16,14 @@ import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worke
 import { startEmulator, type EmulatorHandle } from '@scribe-fleet/emulators';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { readObject, testConfig, waitForJobs } from '../helpers/fleet';
+import { SENTENCES } from '../../infra/local/src/samples';
 
 jest.setTimeout(600_000);
 
 const KEY = 'e2e-channels-key';
-const LEFT = 'the weather is cold and the wind is strong today';
-const RIGHT = 'please send the report to the office before noon';
+// Sentences of the quickstart samples (pocketsphinx recognises them well when synthesised by kal16).
+const LEFT = SENTENCES[1]!;
+const RIGHT = SENTENCES[3]!;
 const storage = testStorage();
 const bucket = uniqueBucket('e2e-chan');
 let emu: EmulatorHandle;
@@ -31,10 +33,11 @@ let worker: RunningWorker;
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'scribe-chan-'));
-  // Each sentence synthesised alone, then one per channel of a stereo WAV (the right one starts 1 s in).
+  // Each sentence synthesised alone, then one per channel of a 12 s stereo WAV (the right one starts
+  // 1 s in; both padded, as join ends with its shortest input).
   execFileSync('flite', ['-voice', 'kal16', '-t', LEFT, '-o', join(dir, 'l.wav')]);
   execFileSync('flite', ['-voice', 'kal16', '-t', RIGHT, '-o', join(dir, 'r.wav')]);
-  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'l.wav'), '-i', join(dir, 'r.wav'), '-filter_complex', '[1:a]adelay=1000[r];[0:a][r]join=inputs=2:channel_layout=stereo[a]', '-map', '[a]', '-ar', '16000', join(dir, 'stereo.wav')]);
+  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'l.wav'), '-i', join(dir, 'r.wav'), '-filter_complex', '[0:a]apad=whole_dur=12[l];[1:a]adelay=1000,apad=whole_dur=12[r];[l][r]join=inputs=2:channel_layout=stereo[a]', '-map', '[a]', '-ar', '16000', join(dir, 'stereo.wav')]);
   // A mono interview: a low voice, a high one, the low one again, with pauses between turns.
   execFileSync('flite', ['-voice', 'slt', '-t', 'yes I can hear you very well', '-o', join(dir, 'q.wav')]);
   execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'l.wav'), '-i', join(dir, 'q.wav'), '-i', join(dir, 'r.wav'), '-filter_complex', '[0:a]apad=pad_dur=1[a];[1:a]apad=pad_dur=1[b];[a][b][2:a]concat=n=3:v=0:a=1[o]', '-map', '[o]', '-ar', '16000', '-ac', '1', join(dir, 'turns.wav')]);
@@ -60,7 +63,7 @@ it('Deepgram batch, multichannel=true: one channel entry per channel, each WER â
   await worker.discover();
   const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
   expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
-  const json = JSON.parse((await readObject(storage, bucket, 'out/call.json')).toString()) as DeepgramStyleJson;
+  const json = JSON.parse((await readObject(storage, bucket, 'out/call.wav.json')).toString()) as DeepgramStyleJson;
   expect(json.metadata.channels).toBe(2);
   expect(json.results.channels).toHaveLength(2);
   json.results.channels.forEach((ch, i) => {
@@ -76,8 +79,8 @@ it('Deepgram batch, multichannel=true: one channel entry per channel, each WER â
   expect(new Set(json.results.utterances.map((u) => u.channel))).toEqual(new Set([0, 1]));
 
   // SRT/VTT: every cue labelled with its channel and timed within 0.3 s of its words.
-  const srt = (await readObject(storage, bucket, 'out/call.srt')).toString();
-  const vtt = (await readObject(storage, bucket, 'out/call.vtt')).toString();
+  const srt = (await readObject(storage, bucket, 'out/call.wav.srt')).toString();
+  const vtt = (await readObject(storage, bucket, 'out/call.wav.vtt')).toString();
   const blocks = srt.trim().split(/\n\n/);
   expect(blocks.length).toBeGreaterThan(1);
   const secs = (ts: string) => {
@@ -103,7 +106,7 @@ it('Deepgram batch, multichannel=true: one channel entry per channel, each WER â
   expect(next).toEqual(json.results.channels.map((ch) => ch.alternatives[0]!.words.length));
   expect(vtt).toMatch(/<v Channel 0>/);
   expect(vtt).toMatch(/<v Channel 1>/);
-  const txt = (await readObject(storage, bucket, 'out/call.txt')).toString();
+  const txt = (await readObject(storage, bucket, 'out/call.wav.txt')).toString();
   expect(txt.split('\n').filter(Boolean).every((l) => /^\[channel [01]\] /.test(l))).toBe(true);
 });
 
@@ -112,7 +115,7 @@ it('Deepgram batch, diarize=true: the speakers the emulator tells apart are kept
   await worker.discover();
   const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
   expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
-  const json = JSON.parse((await readObject(storage, bucket, 'out-turns/interview.json')).toString()) as DeepgramStyleJson;
+  const json = JSON.parse((await readObject(storage, bucket, 'out-turns/interview.wav.json')).toString()) as DeepgramStyleJson;
   const speakers = json.results.utterances.map((u) => u.speaker);
   console.log(`[channels] diarized utterances: ${json.results.utterances.map((u) => `${u.speaker}: ${u.transcript}`).join(' | ')}`);
   // Turns: low voice, high voice, low voice again.
@@ -120,11 +123,11 @@ it('Deepgram batch, diarize=true: the speakers the emulator tells apart are kept
   expect(new Set(speakers)).toEqual(new Set([0, 1]));
   expect(speakers[speakers.length - 1]).toBe(0);
   for (const u of json.results.utterances) expect(u.words.every((w) => w.speaker === u.speaker)).toBe(true);
-  const txt = (await readObject(storage, bucket, 'out-turns/interview.txt')).toString();
+  const txt = (await readObject(storage, bucket, 'out-turns/interview.wav.txt')).toString();
   expect(txt.trim().split('\n').every((l) => /^Speaker [01]: /.test(l))).toBe(true);
-  const srt = (await readObject(storage, bucket, 'out-turns/interview.srt')).toString();
+  const srt = (await readObject(storage, bucket, 'out-turns/interview.wav.srt')).toString();
   for (const b of srt.trim().split(/\n\n/)) expect(b.split('\n')[2]).toMatch(/^Speaker [01]: /);
-  const vtt = (await readObject(storage, bucket, 'out-turns/interview.vtt')).toString();
+  const vtt = (await readObject(storage, bucket, 'out-turns/interview.wav.vtt')).toString();
   expect(vtt).toMatch(/<v Speaker 0>/);
   expect(vtt).toMatch(/<v Speaker 1>/);
 });
