@@ -44,7 +44,7 @@ describe('a prefix batch', () => {
   it('POST /v1/batches lists and enqueues synchronously within the wait: 201 with the counts', async () => {
     const r = await api.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, options: { multichannel: false } } });
     expect(r.status).toBe(201);
-    expect(r.body).toEqual({ batchId: expect.stringMatching(/^b_/), listing: false, listed: 3, ignored: 0, added: 3, duplicates: 0, skipped: 0 });
+    expect(r.body).toEqual({ batchId: expect.stringMatching(/^b_/), listing: false, listed: 3, ignored: 0, added: 3, duplicates: 0, skipped: 0, feeding: false });
     batchId = r.body.batchId;
     expect(r.headers.get('location')).toBe(`/v1/batches/${batchId}`);
 

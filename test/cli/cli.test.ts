@@ -71,7 +71,7 @@ it('enqueue, then watch --json to completion: JSON lines per tick, a final line,
   expect(enq.code).toBe(EXIT.OK);
   const [summary, ...rest] = jsonLines(enq.stdout);
   expect(rest).toEqual([]);
-  expect(summary).toEqual({ batchId: expect.stringMatching(/^b_/), listed: 2, ignored: 0, added: 2, duplicates: 0, skipped: 0, jobs: 2 });
+  expect(summary).toEqual({ batchId: expect.stringMatching(/^b_/), listed: 2, ignored: 0, added: 2, duplicates: 0, skipped: 0, jobs: 2, feeding: false });
 
   const watch = await scribe(['watch', summary!.batchId, '--json', '--interval', '100']);
   expect(watch.code).toBe(EXIT.OK);

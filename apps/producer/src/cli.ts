@@ -231,10 +231,11 @@ export function buildCli(): Command {
               { service },
             );
             if (showProgress) live.done();
-            const summary = { batchId: res.batchId, listed: res.listed, ignored: res.ignored, added: res.added, duplicates: res.duplicates, skipped: res.skipped, jobs: res.listed - res.ignored };
+            const summary = { batchId: res.batchId, listed: res.listed, ignored: res.ignored, added: res.added, duplicates: res.duplicates, skipped: res.skipped, jobs: res.listed - res.ignored, feeding: res.feeding === true };
             print(json, summary, () =>
               [
                 `batch ${res.batchId}: listed ${formatCount(res.listed)}, added ${formatCount(res.added)}, already queued ${formatCount(res.duplicates)}, skipped (outputs exist) ${formatCount(res.skipped)}, ignored ${formatCount(res.ignored)}`,
+                ...(res.feeding ? ['the rest of the prefix is listed and enqueued by the workers as its jobs drain (BACKLOG_PER_BUCKET)'] : []),
                 `follow it with: scribe watch ${res.batchId}`,
               ].join('\n'),
             );

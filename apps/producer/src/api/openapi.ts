@@ -151,6 +151,10 @@ const CreateBatchResult: Schema = {
     added: { type: 'integer', description: 'New jobs enqueued.' },
     duplicates: { type: 'integer', description: 'Jobs that already existed (same file and settings); the batch follows them too.' },
     skipped: { type: 'integer', description: 'Files whose outputs already exist (unless `force`).' },
+    feeding: {
+      type: 'boolean',
+      description: 'A prefix batch whose cap bucket\'s backlog window (BACKLOG_PER_BUCKET) is full: the workers list and enqueue the rest as its jobs drain. The counts above are this call\'s; the batch\'s total grows.',
+    },
   },
 };
 

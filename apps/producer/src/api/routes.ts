@@ -74,7 +74,7 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
     clearTimeout(timer);
     if (waited?.ok) {
       const r: CreateBatchResult = waited.r;
-      return reply.code(201).header('location', `/v1/batches/${r.batchId}`).send({ batchId: r.batchId, listing: false, listed: r.listed, ignored: r.ignored, added: r.added, duplicates: r.duplicates, skipped: r.skipped });
+      return reply.code(201).header('location', `/v1/batches/${r.batchId}`).send({ batchId: r.batchId, listing: false, listed: r.listed, ignored: r.ignored, added: r.added, duplicates: r.duplicates, skipped: r.skipped, feeding: r.feeding === true });
     }
     if (waited && !waited.ok) {
       // Storage failed mid-listing: the batch exists (with `listError`) and holds what was enqueued.
