@@ -12,10 +12,10 @@ import { DecodeError, TruncatedInputError, VirtualClock, wordErrorRate, type Seg
 import { storageAudioInput } from '@scribe-fleet/core/adapters/s3/audio-input';
 import type { S3Storage } from '@scribe-fleet/core/adapters/s3/s3-storage';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
-import { SPHINX_MODEL_DIR, SPHINX_PYTHON, SPHINX_SCRIPT, shutdownRecogniser } from '@scribe-fleet/core/adapters/sphinx-recogniser';
-import { segmentFromWords } from '@scribe-fleet/core/domain/transcript';
+import { shutdownRecogniser } from '@scribe-fleet/core/adapters/sphinx-recogniser';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { SENTENCES } from '../../infra/local/src/samples';
+import { recogniseInOwnProcess } from '../helpers/sphinx';
 import { testStorage, uniqueBucket } from '../helpers/env';
 
 jest.setTimeout(180_000);
@@ -111,16 +111,6 @@ function expectTimeline(segments: Segment[], channels: number) {
   expect(starts).toEqual([...starts].sort((x, y) => x - y));
 }
 
-/** The recogniser script on its own (a process of its own) over ffmpeg's mono downmix of `path`. */
-function ownProcessMono(path: string): Segment[] {
-  const pcm = execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-i', path, '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'], { maxBuffer: 1 << 28 });
-  const out = execFileSync(SPHINX_PYTHON, [SPHINX_SCRIPT, '--model-dir', SPHINX_MODEL_DIR, '--partial-ms', '0', '--exact'], { input: pcm, maxBuffer: 1 << 26 }).toString();
-  return out
-    .split('\n')
-    .filter((l) => l.includes('"final"'))
-    .map((l) => segmentFromWords((JSON.parse(l) as { words: Parameters<typeof segmentFromWords>[0] }).words));
-}
-
 it('multichannel=true (batch): one transcript per channel, merged by time, each at WER <= 20 %', async () => {
   const res = await transcribe(stereo, { multichannel: true });
   const t = res.transcript;
@@ -158,7 +148,7 @@ it('without multichannel the same file is mixed to mono as before', async () => 
   const res = await transcribe(stereo, {});
   expect(res.transcript.channels).toBe(1);
   expect(res.transcript.segments.every((s) => s.channel === undefined)).toBe(true);
-  expect(res.transcript.segments).toEqual(ownProcessMono(stereo.path));
+  expect(res.transcript.segments).toEqual(recogniseInOwnProcess(stereo.path));
   const mixed = res.transcript.segments.map((s) => s.text).join(' ');
   console.log(`mono mix: WER against A B C ${(wordErrorRate(`${A} ${B} ${C}`, mixed) * 100).toFixed(1)} % ("${mixed}")`);
 });

@@ -1,15 +1,14 @@
-import { execFileSync } from 'node:child_process';
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtualClock, wordErrorRate, type AudioInput } from '@scribe-fleet/core';
 import { decodeToPcm } from '@scribe-fleet/core/adapters/s3/ffmpeg-decoder';
 import { LocalProvider } from '@scribe-fleet/core/adapters/local-provider';
-import { SPHINX_MODEL_DIR, SPHINX_PYTHON, SPHINX_SCRIPT, recogniserStarts, shutdownRecogniser } from '@scribe-fleet/core/adapters/sphinx-recogniser';
-import { segmentFromWords } from '@scribe-fleet/core/domain/transcript';
+import { recogniserStarts, shutdownRecogniser } from '@scribe-fleet/core/adapters/sphinx-recogniser';
 import { systemClock } from '@scribe-fleet/core/adapters/system-clock';
 import { synthesise } from '../../infra/local/src/samples';
 import { repeatedSpeech } from '../helpers/fleet';
+import { recogniseInOwnProcess } from '../helpers/sphinx';
 
 jest.setTimeout(60_000);
 
@@ -23,28 +22,14 @@ afterAll(() => shutdownRecogniser());
 const batch = (path: string, signal = new AbortController().signal) =>
   new LocalProvider().transcribe({ mode: 'batch', model: 'pocketsphinx-en-us', options: {}, audio: fileInput(path) }, { signal, clock: new VirtualClock() });
 
-/**
- * The recogniser script run on its own (stdin mode, a process and a model load of its own), as segments,
- * fed exact 100 ms blocks as batch sessions are: otherwise its blocks are whatever the pipe holds when it
- * reads, which on a loaded machine is not always a whole block, and the results move with them.
- */
-function ownProcess(path: string): ReturnType<typeof segmentFromWords>[] {
-  const pcm = execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-i', path, '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'], { maxBuffer: 1 << 28 });
-  const out = execFileSync(SPHINX_PYTHON, [SPHINX_SCRIPT, '--model-dir', SPHINX_MODEL_DIR, '--partial-ms', '0', '--exact'], { input: pcm, maxBuffer: 1 << 26 }).toString();
-  return out
-    .split('\n')
-    .filter((l) => l.includes('"final"'))
-    .map((l) => segmentFromWords((JSON.parse(l) as { words: Parameters<typeof segmentFromWords>[0] }).words));
-}
-
 it('sessions share one recogniser (one model load) and each gives what a process of its own gives', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'scribe-rec-'));
   try {
     const { path: a } = await repeatedSpeech(3);
     const b = join(dir, 'b.wav');
     await synthesise({ name: 'b.wav', voice: 'rms', format: 'wav', text: 'the children played in the park until the sun went down behind the hills' }, b);
-    const expectedA = ownProcess(a);
-    const expectedB = ownProcess(b);
+    const expectedA = recogniseInOwnProcess(a);
+    const expectedB = recogniseInOwnProcess(b);
     await shutdownRecogniser();
     const before = recogniserStarts();
     // A, then B, then A again after B (a decoder reused without a fresh state would hear A differently),

@@ -13,15 +13,15 @@
  * books of a batch of any size stay bounded too.
  */
 import { randomBytes } from 'node:crypto';
-import { InvalidS3UrlError, ScribeError } from '../domain/errors';
-import { jobIdFor, type JobSpec } from '../domain/job-spec';
+import { ScribeError } from '../domain/errors';
+import { jobIdFor } from '../domain/job-spec';
 import type { S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
 import { bookPage, enqueueBooked, removeFinished, type CreateBatchDeps, type CreateBatchOptions, type CreateBatchProgress } from './create-batch';
 import type { BatchDeps } from './deps';
 import { reportLine, scheduleFinalize } from './finalize-batch';
 import { ListingCursor } from './object-lookup';
-import { isIgnoredKey, MAX_LIST_PAGE, parseFeedRequest, reportLocation, specFor, type CreateBatchRequest } from './validate';
+import { MAX_LIST_PAGE, parseFeedRequest, reportLocation, specFor, type CreateBatchRequest } from './validate';
 
 /** The fleet-wide lock one feeder pass holds (FleetLock names it). */
 export const FEED_LOCK = 'feed';
@@ -151,25 +151,19 @@ async function feedPage(
  * jobs the books still hold as queued are enqueued (adding an existing job adds nothing).
  */
 async function repairPage(deps: CreateBatchDeps, batchId: string, feed: Feed, redo: { after: string; last: string }): Promise<number> {
-  const specs: JobSpec[] = [];
-  let after = redo.after;
-  for (;;) {
-    const objects = await listPage(deps, feed.source, after);
-    for (const obj of objects) {
-      if (obj.key > redo.last) break;
-      if (isIgnoredKey(obj, feed.out)) continue;
-      try {
-        specs.push(specFor(feed.req, obj, feed.source.key, feed.out, batchId));
-      } catch (e) {
-        if (!(e instanceof InvalidS3UrlError)) throw e; // booked as failed, never enqueued
-      }
-    }
-    if (!objects.length || objects[objects.length - 1]!.key >= redo.last) break;
-    after = objects[objects.length - 1]!.key;
+  const objects: ObjectInfo[] = [];
+  for (let after = redo.after; ; ) {
+    const page = await listPage(deps, feed.source, after);
+    objects.push(...page.filter((o) => o.key <= redo.last));
+    if (!page.length || page[page.length - 1]!.key >= redo.last) break;
+    after = page[page.length - 1]!.key;
   }
-  const states = await Promise.all(specs.map((s) => deps.batches.stateOf(batchId, jobIdFor(s))));
-  const missing = specs.filter((_, i) => states[i] === 'queued');
-  if (missing.length) await enqueueBooked(deps, batchId, feed.req, missing, { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 });
+  // The page's specs as it was booked (no outputs lookup: a file skipped then is not queued in the books).
+  const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
+  const { toAdd } = await bookPage(deps, batchId, feed.req, feed.out, objects.map((obj) => ({ obj, listedPrefix: feed.source.key })), undefined, progress, [], {});
+  const states = await Promise.all(toAdd.map((s) => deps.batches.stateOf(batchId, jobIdFor(s))));
+  const missing = toAdd.filter((_, i) => states[i] === 'queued');
+  if (missing.length) await enqueueBooked(deps, batchId, feed.req, missing, progress);
   await deps.batches.feedSettled(batchId, redo.after);
   return missing.length;
 }
