@@ -80,11 +80,14 @@ async function worker(w: Awaited<ReturnType<typeof world>>, env: Record<string, 
     childEnv(w.config, { DEEPGRAM_API_KEY: KEY, DEEPGRAM_URL: w.emu.url, BUCKET_DISCOVERY_MS: '200', RECONCILE_INTERVAL_MS: '1000', METRICS_PORT: '0', ...env }),
   );
   cleanups.push(() => proc.kill9());
-  const s = { now: 0, max: 0, changedAt: Date.now(), samples: 0 };
+  /** `atMax`: the connections (name and last command) when the count first reached its maximum. */
+  const s = { now: 0, max: 0, changedAt: Date.now(), samples: 0, atMax: '' };
   const sample = async () => {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-    const c = (await connectionsOf(redis, proc.pid).catch(() => [])).length;
+    const list = await connectionsOf(redis, proc.pid).catch(() => []);
+    const c = list.length;
     if (c !== s.now) (s.now = c), (s.changedAt = Date.now());
+    if (c > s.max) s.atMax = list.map((e) => `${e.name || '-'}:${e.cmd}`).join(' ');
     s.max = Math.max(s.max, c);
     s.samples += 1;
   };
@@ -103,7 +106,7 @@ it.each([1, 4, 16])('%i bucket(s) with a job in session: at most BASE + buckets 
   // Steady: unchanged for four reconciler sweeps.
   await until(() => 'a steady connection count', () => Date.now() - s.changedAt >= 4_000);
   const conns = await connectionsOf(redis, proc.pid);
-  console.log(`[connections] ${n} bucket(s): steady ${conns.length} (${conns.filter((c) => c.name).length} named), max ${s.max} over ${s.samples} samples; bound ${BASE + n}`);
+  console.log(`[connections] ${n} bucket(s): steady ${conns.length} (${conns.filter((c) => c.name).length} named), max ${s.max} over ${s.samples} samples (at max: ${s.atMax}); bound ${BASE + n}`);
   expect(s.max).toBeLessThanOrEqual(BASE + n);
   expect(conns.length).toBeGreaterThanOrEqual(BASE + 1);
 });
@@ -114,7 +117,7 @@ it('16 buckets, WORKER_MAX_BUCKETS=4: at most BASE + 4 connections, and every bu
   const { proc, s } = await worker(w, { WORKER_MAX_BUCKETS: '4', WORKER_BUCKET_TURN_MS: '1000' });
   // Each job holds its session (600 s): a bucket given up keeps its job running, another takes the slot.
   await until(() => `16 sessions in flight, ${w.emu.concurrency.inFlight(PRERECORDED)} so far (worker output:\n${proc.output()})`, () => w.emu.concurrency.inFlight(PRERECORDED) === 16);
-  console.log(`[connections] 16 buckets, WORKER_MAX_BUCKETS=4: max ${s.max} over ${s.samples} samples; bound ${BASE + 4}`);
+  console.log(`[connections] 16 buckets, WORKER_MAX_BUCKETS=4: max ${s.max} over ${s.samples} samples (at max: ${s.atMax}); bound ${BASE + 4}`);
   expect(s.max).toBeLessThanOrEqual(BASE + 4);
   expect(w.emu.concurrency.maxConcurrent(PRERECORDED)).toBe(16);
 });
@@ -129,7 +132,7 @@ it('buckets idle for WORKER_BUCKET_IDLE_MS cost no connection, and are consumed 
   const again = await w.batches(2, 'again');
   expect((await waitForJobs(w.producer.fleet, again)).filter((o) => o.state !== 'completed')).toEqual([]);
   expect(w.emu.concurrency.sessions(PRERECORDED)).toBe(6);
-  console.log(`[connections] idle buckets: max ${s.max} over ${s.samples} samples; bound ${BASE + 4}, ${BASE} when idle`);
+  console.log(`[connections] idle buckets: max ${s.max} over ${s.samples} samples (at max: ${s.atMax}); bound ${BASE + 4}, ${BASE} when idle`);
   expect(s.max).toBeLessThanOrEqual(BASE + 4);
   expect(proc.output()).not.toMatch(/bucket discovery:/);
 });

@@ -1,13 +1,13 @@
 /**
  * Count one process's Redis connections as the server sees them: the entries of `CLIENT LIST` whose
- * peer address is one of the process's own TCP sockets (its local ports, read from /proc/<pid>).
+ * two ends are one of the process's own TCP sockets (read from /proc/<pid>).
  * Linux only (the CI and the dev machines); no name the code sets is needed.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-/** Local ports of the TCP sockets `pid` holds open (/proc/<pid>/fd → socket inode → /proc/<pid>/net/tcp*). */
-export function localTcpPorts(pid: number): Set<number> {
+/** The TCP sockets `pid` holds open (/proc/<pid>/fd → socket inode → /proc/<pid>/net/tcp*): local and remote ports. */
+export function tcpSockets(pid: number): Array<{ local: number; remote: number }> {
   const inodes = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -17,7 +17,7 @@ export function localTcpPorts(pid: number): Set<number> {
       // the fd closed meanwhile
     }
   }
-  const ports = new Set<number>();
+  const sockets: Array<{ local: number; remote: number }> = [];
   for (const table of ['tcp', 'tcp6']) {
     let text = '';
     try {
@@ -28,14 +28,23 @@ export function localTcpPorts(pid: number): Set<number> {
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-      if (cols.length > 9 && inodes.has(cols[9]!)) ports.add(parseInt(cols[1]!.split(':').pop()!, 16));
+      const port = (addr: string) => parseInt(addr.split(':').pop()!, 16);
+      if (cols.length > 9 && inodes.has(cols[9]!)) sockets.push({ local: port(cols[1]!), remote: port(cols[2]!) });
     }
   }
-  return ports;
+  return sockets;
+}
+
+/** Local ports of the TCP sockets `pid` holds open. */
+export function localTcpPorts(pid: number): Set<number> {
+  return new Set(tcpSockets(pid).map((s) => s.local));
 }
 
 export interface ClientEntry {
+  /** The client's address (ip:port). */
   addr: string;
+  /** The server's address the client is connected to (ip:port). */
+  laddr: string;
   name: string;
   cmd: string;
 }
@@ -48,12 +57,18 @@ export async function clientList(redis: Redis): Promise<ClientEntry[]> {
     .filter(Boolean)
     .map((line) => {
       const f = Object.fromEntries(line.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-      return { addr: f.addr ?? '', name: f.name ?? '', cmd: f.cmd ?? '' };
+      return { addr: f.addr ?? '', laddr: f.laddr ?? '', name: f.name ?? '', cmd: f.cmd ?? '' };
     });
 }
 
-/** The Redis server's clients that are connections of process `pid`. */
+/**
+ * The Redis server's clients that are connections of process `pid`: matched on both ends, the
+ * client's port and the server's. Linux gives one local port to several connections when their
+ * destinations differ, so a local port alone could match a socket of `pid` to another server (an
+ * emulator, the S3 server) with another process's Redis connection.
+ */
 export async function connectionsOf(redis: Redis, pid: number): Promise<ClientEntry[]> {
-  const ports = localTcpPorts(pid);
-  return (await clientList(redis)).filter((c) => ports.has(Number(c.addr.split(':').pop())));
+  const sockets = new Set(tcpSockets(pid).map((s) => `${s.local}>${s.remote}`));
+  const port = (addr: string) => addr.split(':').pop();
+  return (await clientList(redis)).filter((c) => sockets.has(`${port(c.addr)}>${port(c.laddr)}`));
 }
