@@ -1,13 +1,18 @@
 /**
  * The AssemblyAI v3 emulator as a product, on a plain `ws` client: turn detection on continuous speech
  * (endpoints at pauses per min_turn_silence / max_turn_silence and every few seconds of speech without
- * one), Terminate finalising everything received, and recogniser capacity (refusal with the service's own
- * session-limit close, a slot given back on every end path). Audio is sent unpaced (`strictRate: false`):
+ * one), Terminate finalising everything received, speaker labels (`speaker_labels`, `max_speakers`), and
+ * recogniser capacity (refusal with the service's own session-limit close, a slot given back on every end
+ * path). Audio is sent unpaced (`strictRate: false`):
  * endpointing runs on audio time, so the results do not depend on the pace, and the file stays short.
  */
 import { wordErrorRate } from '@scribe-fleet/core';
 import { RecogniserPool, startAssemblyAIEmulator, TOO_MANY_SESSIONS_REASON, type AssemblyAIEmulatorHandle, type AssemblyAIEmulatorOptions } from '@scribe-fleet/emulators';
-import { rawClient, type RawClient } from '../providers/streaming-test-kit';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { INTERVIEW_TURNS, makeInterview } from '../helpers/interview';
+import { decodeFile, rawClient, type RawClient } from '../providers/streaming-test-kit';
 import { framesOf, liveSuite, type Speech } from './live-kit';
 
 jest.setTimeout(120_000);
@@ -99,6 +104,43 @@ describe('turn detection', () => {
     // The default 400 ms until the update: sentences 1–2 in one turn, then one turn each for 3 and 4.
     expect(updated.ends).toHaveLength(3);
     expect(wordErrorRate(four.text, transcriptOf(updated.ends))).toBeLessThanOrEqual(0.15);
+  });
+});
+
+describe('speaker labels', () => {
+  test('speaker_labels=true: every Turn has speaker_label; the interview\'s turns end A, B, A; SpeakerRevision just before Termination', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'scribe-aai-spk-'));
+    const pcm = await decodeFile(makeInterview(dir)).finally(() => rm(dir, { recursive: true, force: true }));
+    const e = await emulator();
+    const { messages, ends, code } = await stream(e, { pcm } as Speech, '&speaker_labels=true');
+    expect(code).toBe(1000);
+    const turns = messages.filter((m) => m.type === 'Turn');
+    expect(turns.every((t) => typeof t.speaker_label === 'string' && /^([AB]|UNKNOWN)$/.test(t.speaker_label))).toBe(true);
+    expect(ends.map((t) => t.speaker_label)).toEqual(['A', 'B', 'A']);
+    for (const [i, t] of ends.entries()) expect(wordErrorRate(INTERVIEW_TURNS[i]!.text, t.transcript as string)).toBeLessThanOrEqual(0.35);
+    // A Turn whose words span under a second is UNKNOWN.
+    const span = (t: Msg) => (t.words as TurnWord[]).at(-1)!.end - (t.words as TurnWord[])[0]!.start;
+    for (const t of turns.filter((t) => (t.words as TurnWord[]).length > 0 && span(t) < 1000)) expect(t.speaker_label).toBe('UNKNOWN');
+    expect(messages.slice(-2).map((m) => m.type)).toEqual(['SpeakerRevision', 'Termination']);
+    expect(messages.at(-2)).toEqual({ type: 'SpeakerRevision', revisions: [] });
+    // Without speaker_labels: no label on any Turn, no SpeakerRevision.
+    const plain = await stream(e, { pcm } as Speech);
+    expect(plain.messages.some((m) => 'speaker_label' in m || m.type === 'SpeakerRevision')).toBe(false);
+    // max_speakers=1: one letter for every voice.
+    const one = await stream(e, { pcm } as Speech, '&speaker_labels=true&max_speakers=1');
+    expect(one.ends.map((t) => t.speaker_label)).toEqual(['A', 'A', 'A']);
+  });
+
+  test.each([
+    ['&speaker_labels=true&max_speakers=11', /max_speakers must be an integer between 1 and 10/],
+    ['&max_speakers=2', /max_speakers requires speaker_labels=true/],
+    ['&speaker_labels=1', /speaker_labels must be true or false/],
+  ])('%s → Error frame + close 3006', async (query, reason) => {
+    const c = await open(await emulator(), query);
+    const closed = await c.closed;
+    expect(closed.code).toBe(3006);
+    expect(closed.reason).toMatch(reason);
+    expect(c.messages).toEqual([{ type: 'Error', error_code: 3006, error: closed.reason }]);
   });
 });
 

@@ -1,17 +1,5 @@
 import { PitchTrack, speakersByPitch, SPLIT_RATIO } from '../src/kit/pitch';
-
-/** 16 kHz s16le of a buzz (a pulse train through a decaying resonance: voice-like, rich in harmonics) at f0 Hz. */
-function voice(f0: number, seconds: number, amplitude = 8000): Buffer {
-  const n = Math.round(16_000 * seconds);
-  const buf = Buffer.alloc(n * 2);
-  const period = 16_000 / f0;
-  for (let i = 0; i < n; i++) {
-    const t = (i % period) / 16_000;
-    const v = amplitude * Math.exp(-t * 400) * Math.sin(2 * Math.PI * 700 * t);
-    buf.writeInt16LE(Math.round(v), 2 * i);
-  }
-  return buf;
-}
+import { voice } from './tone';
 
 it('tracks the pitch of voiced audio frame by frame, in chunks of any size; silence is unvoiced', () => {
   const pcm = Buffer.concat([voice(110, 1), Buffer.alloc(16_000 * 2), voice(210, 1)]);

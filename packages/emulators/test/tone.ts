@@ -7,3 +7,16 @@ export function pcm(ms: number, amp: number): Buffer {
 }
 export const speech = (ms: number) => pcm(ms, 6000);
 export const quiet = (ms: number) => pcm(ms, 0);
+
+/** 16 kHz s16le of a buzz (a pulse train through a decaying resonance: voice-like, rich in harmonics) at f0 Hz. */
+export function voice(f0: number, seconds: number, amplitude = 8000): Buffer {
+  const n = Math.round(16_000 * seconds);
+  const buf = Buffer.alloc(n * 2);
+  const period = 16_000 / f0;
+  for (let i = 0; i < n; i++) {
+    const t = (i % period) / 16_000;
+    const v = amplitude * Math.exp(-t * 400) * Math.sin(2 * Math.PI * 700 * t);
+    buf.writeInt16LE(Math.round(v), 2 * i);
+  }
+  return buf;
+}

@@ -10,6 +10,8 @@ import { ASSEMBLYAI_SPEECH_MODELS } from './options';
 export const DEFAULT_EOT_THRESHOLD = 0.4;
 export const DEFAULT_MIN_TURN_SILENCE_MS = 400;
 export const DEFAULT_MAX_TURN_SILENCE_MS = 1280;
+/** §3.2: `max_speakers` is 1..10. */
+export const MAX_SPEAKERS = 10;
 
 export interface SessionParams {
   sampleRate: number;
@@ -22,6 +24,10 @@ export interface SessionParams {
   /** `max_turn_silence`, ms. */
   maxSilenceMs: number;
   inactivitySeconds: number | undefined;
+  /** `speaker_labels`: a `speaker_label` on every Turn (speakers.ts). */
+  speakerLabels: boolean;
+  /** `max_speakers` (1..10, with `speaker_labels` only): at most this many labels. */
+  maxSpeakers: number | undefined;
 }
 
 interface Token {
@@ -94,6 +100,16 @@ export function parseParams(q: URLSearchParams, requireSpeechModel: boolean): { 
   if (inactivity !== undefined && (!Number.isInteger(inactivity) || inactivity < 5 || inactivity > 3600)) {
     problems.push('inactivity_timeout must be an integer between 5 and 3600');
   }
+  // §3.2: speaker_labels is a bool; max_speakers 1..10 goes with it. What the service does with
+  // max_speakers alone is UNCONFIRMED; refusing it is the strict side (a client that passes here
+  // never relies on it being ignored).
+  const speakerLabels = q.get('speaker_labels') ?? 'false';
+  if (speakerLabels !== 'true' && speakerLabels !== 'false') problems.push('speaker_labels must be true or false');
+  const maxSpeakers = q.has('max_speakers') ? Number(q.get('max_speakers')) : undefined;
+  if (maxSpeakers !== undefined) {
+    if (!Number.isInteger(maxSpeakers) || maxSpeakers < 1 || maxSpeakers > MAX_SPEAKERS) problems.push(`max_speakers must be an integer between 1 and ${MAX_SPEAKERS}`);
+    else if (speakerLabels !== 'true') problems.push('max_speakers requires speaker_labels=true');
+  }
   if (problems.length) return { problems };
   return {
     params: {
@@ -104,6 +120,8 @@ export function parseParams(q: URLSearchParams, requireSpeechModel: boolean): { 
       minSilenceMs: numOr(q.get('min_turn_silence') ?? q.get('min_end_of_turn_silence_when_confident'), DEFAULT_MIN_TURN_SILENCE_MS),
       maxSilenceMs: numOr(q.get('max_turn_silence'), DEFAULT_MAX_TURN_SILENCE_MS),
       inactivitySeconds: inactivity,
+      speakerLabels: speakerLabels === 'true',
+      maxSpeakers,
     },
   };
 }

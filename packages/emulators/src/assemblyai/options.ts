@@ -73,6 +73,8 @@ export interface AssemblyAISessionInfo extends LiveSessionInfo {
   /** Turn messages sent, and how many of them had end_of_turn true. */
   turnsSent: number;
   endOfTurnsSent: number;
+  /** SpeakerRevision messages sent (one before Termination with `speaker_labels=true`). */
+  speakerRevisionsSent: number;
 }
 
 export interface AssemblyAIEmulatorHandle extends LiveEmulatorHandle<AssemblyAIFaults, AssemblyAISessionInfo> {

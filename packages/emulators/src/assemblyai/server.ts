@@ -2,8 +2,9 @@
  * AssemblyAI Universal Streaming v3 emulator (providers.md §3, checklist §7.4): `wss://…/v3/ws` with the
  * real handshake (handshake.ts), per-frame duration and real-time rate enforcement (close 3007), text-frame
  * validation (3006), Turn messages built from the local recogniser with endpointing like the service's
- * turn detection (turns.ts), ForceEndpoint / UpdateConfiguration / KeepAlive / inactivity_timeout, the
- * Terminate → Turns → Termination → 1000 handshake, session age limit (3008), new-sessions-per-minute and
+ * turn detection (turns.ts), speaker labels by voice pitch with `speaker_labels` / `max_speakers`
+ * (speakers.ts), ForceEndpoint / UpdateConfiguration / KeepAlive / inactivity_timeout, the
+ * Terminate → Turns → (SpeakerRevision) → Termination → 1000 handshake, session age limit (3008), new-sessions-per-minute and
  * per-key concurrency limits (1008 / 3009), temporary tokens (`GET /v3/token`), and fault hooks.
  *
  * Capacity: each session takes a recogniser from `recognisers` when it opens; at capacity it is closed as
@@ -61,6 +62,7 @@ export async function startAssemblyAIEmulator(opts: AssemblyAIEmulatorOptions): 
       audioSeconds: 0,
       turnsSent: 0,
       endOfTurnsSent: 0,
+      speakerRevisionsSent: 0,
     };
 
     // Each handshake failure refuses over HTTP or closes right after the upgrade (no Begin).

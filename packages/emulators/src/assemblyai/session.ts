@@ -2,8 +2,9 @@
  * One AssemblyAI v3 session after `Begin`: audio frames checked (§3.3 50–1000 ms, §3.7 real-time rate →
  * 3007) and fed to the endpointed recogniser (Turns at each endpoint, turns.ts), the text frames (§3.3
  * Terminate, ForceEndpoint, KeepAlive, UpdateConfiguration; anything else → 3006), the session age limit
- * (3008), `inactivity_timeout`, and the Terminate → Turns → Termination → 1000 handshake (§3.9), which
- * finalises all audio received first.
+ * (3008), `inactivity_timeout`, and the Terminate → Turns → (SpeakerRevision) → Termination → 1000
+ * handshake (§3.9), which finalises all audio received first. With `speaker_labels=true` the audio's
+ * pitch is tracked for the Turns' speaker labels (speakers.ts).
  */
 import { delay } from '../kit';
 import { LiveIngest } from '../live/ingest';
@@ -22,6 +23,7 @@ import {
 } from './errors';
 import type { SessionParams } from './handshake';
 import type { AssemblyAIEmulatorOptions, AssemblyAIFaults, AssemblyAISessionInfo } from './options';
+import { SpeakerLabels } from './speakers';
 import { Turns, turnSilenceMs, type TurnDetection } from './turns';
 
 export type SessionFaults = Pick<AssemblyAIFaults, 'dropAfterAudioMs' | 'cancelAfterAudioMs' | 'closeBeforeBegin' | 'onTerminate'>;
@@ -53,7 +55,8 @@ export function runSession(session: LiveSession, info: AssemblyAISessionInfo, p:
   const detection: TurnDetection = { threshold: p.threshold, minSilenceMs: p.minSilenceMs, maxSilenceMs: p.maxSilenceMs };
   const bytesPerSample = p.encoding === 'pcm_mulaw' ? 1 : 2;
   const rate = new RateMonitor();
-  const turns = new Turns(session, info, { formatTurns: p.formatTurns, legacyDouble: opts.legacyDoubleFormattedTurn ?? false });
+  const speakers = p.speakerLabels ? new SpeakerLabels(p.maxSpeakers) : undefined;
+  const turns = new Turns(session, info, { formatTurns: p.formatTurns, legacyDouble: opts.legacyDoubleFormattedTurn ?? false }, speakers);
   let terminating = false;
 
   const fail = (code: number, reason: string) => closeWithError(session, code, reason, opts.errorFrames ?? true);
@@ -68,10 +71,11 @@ export function runSession(session: LiveSession, info: AssemblyAISessionInfo, p:
     onFinal: (u) => turns.final(u),
     onEndpoint: (_kind, at) => turns.end(at),
     onError: () => fail(CLOSE_CANCELLED, CANCELLED_REASON),
+    ...(speakers ? { onPcm: (pcm: Buffer) => speakers.push(pcm) } : {}),
   });
   session.onFinish(() => ingest.kill());
 
-  /** §3.9: Terminate → remaining Turns (all audio received finalised) → Termination → close 1000. */
+  /** §3.9: Terminate → remaining Turns (all audio received finalised) → (SpeakerRevision) → Termination → close 1000. */
   const terminate = async () => {
     if (terminating || session.ended) return;
     terminating = true;
@@ -80,6 +84,7 @@ export function runSession(session: LiveSession, info: AssemblyAISessionInfo, p:
     await ingest.end();
     if (session.ended) return;
     turns.end();
+    turns.revise();
     const sessionSeconds = (performance.now() - info.openedAt) / 1000;
     session.send(
       { type: 'Termination', audio_duration_seconds: Math.round(info.audioSeconds), session_duration_seconds: Math.round(sessionSeconds) },

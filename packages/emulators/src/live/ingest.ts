@@ -31,6 +31,8 @@ export interface IngestOptions {
   /** An endpoint the Endpointer found, at stream time `atSeconds`, in stream order (see above). */
   onEndpoint(kind: Endpoint['kind'], atSeconds: number): void;
   onError(err: Error): void;
+  /** Every piece of the converted audio (16 kHz s16le), in stream order, before it is endpointed (e.g. a pitch track). */
+  onPcm?(pcm: Buffer): void;
 }
 
 interface Cut {
@@ -74,6 +76,7 @@ export class LiveIngest {
   /** A client frame: converted, endpointed, recognised; the recogniser is flushed at each endpoint. */
   write(frame: Buffer): void {
     const pcm = this.converter.convert(frame);
+    if (pcm.length) this.opts.onPcm?.(pcm);
     const chunkStart = this.bytes;
     let from = 0;
     for (const e of this.endpointer.push(pcm)) {
