@@ -4,7 +4,9 @@
  * real-time deadlines in `chunkMs` frames (50–1000 ms each, the tail padded to ≥ 50 ms), then
  * `{"type":"Terminate"}` and waits — bounded by progress, released on close — for `Termination`
  * (§3.9). Turns are keyed by `turn_order` (the last end-of-turn version wins, which also absorbs the
- * legacy unformatted + formatted pair of §3.5) and converted from integer ms to seconds.
+ * legacy unformatted + formatted pair of §3.5) and converted from integer ms to seconds. With the
+ * `speaker_labels` option a Turn's `speaker_label` ("A", "B", …) becomes the 0-based `speaker` of its
+ * segment and words; "UNKNOWN" (a turn too short to tell) leaves them without one.
  */
 import {
   ProviderAuthError,
@@ -14,7 +16,7 @@ import {
   ProviderUnavailableError,
   type ScribeError,
 } from '../../domain/errors';
-import { segmentFromWords, type Transcript, type Word } from '../../domain/transcript';
+import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
 import type { TranscribeRequest } from '../../ports/provider';
 import { finalizeLimits } from './shared/finalize-wait';
 import { redact } from './shared/redact';
@@ -62,6 +64,8 @@ interface TurnMsg {
   end_of_turn: boolean;
   transcript: string;
   words: TurnWordMsg[];
+  /** With `speaker_labels=true` (§3.4): "A", "B", …, or "UNKNOWN"; newer docs say it may also be null. */
+  speaker_label?: string | null;
 }
 
 /** Query parameters this client controls; a job's options may not override them. */
@@ -126,7 +130,10 @@ export class AssemblyAIProvider extends StreamingProvider<AssemblyAIProviderOpti
             sink.finalized();
             break;
           default:
-            break; // SpeechStarted, SpeakerRevision, …: not needed for an archive transcript
+            // SpeechStarted, …: not needed for an archive transcript. SpeakerRevision (speaker_labels,
+            // just before Termination, §3.4/§3.9): its fields are UNCONFIRMED, so it is not read — a
+            // guess at its shape could relabel turns wrongly; the Turns' own labels stand.
+            break;
         }
       },
       closeError: (info, phase) => this.closeError(info, serverError, CLOSE_PHASE[phase]),
@@ -146,9 +153,10 @@ export class AssemblyAIProvider extends StreamingProvider<AssemblyAIProviderOpti
     const segments = segmentsInOrder(
       turns,
       // A turn that never ended (should not happen after Termination) keeps only its final words.
-      (t) => (t.end_of_turn ? t.words : t.words.filter((w) => w.word_is_final)).map((w) => toWord(w)),
+      (t) => (t.end_of_turn ? t.words : t.words.filter((w) => w.word_is_final)).map((w) => toWord(w, speakerIndex(t.speaker_label))),
       (t) => (t.end_of_turn ? t.transcript.trim() : undefined),
     );
+    for (const seg of segments) withSpeaker(seg);
     return { provider: this.name, model: req.model || this.opts.speechModel || 'universal-streaming-english', requestId, duration, channels: 1, segments };
   }
 
@@ -182,11 +190,29 @@ function report(t: TurnMsg, sink: StreamSink): void {
   sink.final(t.turn_order, () => ({
     start: (t.words[0]?.start ?? 0) / 1000,
     end: (t.words[t.words.length - 1]?.end ?? 0) / 1000,
-    segment: segmentFromWords(t.words.map(toWord)),
+    segment: withSpeaker(segmentFromWords(t.words.map((w) => toWord(w, speakerIndex(t.speaker_label))))),
   }));
 }
 
-/** §3.4 word (integer ms) → transcript word (seconds); formatted text goes to punctuated_word. */
-function toWord(w: TurnWordMsg): Word {
-  return transcriptWord(w.text, w.start / 1000, w.end / 1000, w.confidence);
+/** §3.4 word (integer ms) → transcript word (seconds; with its turn's speaker); formatted text goes to punctuated_word. */
+function toWord(w: TurnWordMsg, speaker?: number): Word {
+  const word = transcriptWord(w.text, w.start / 1000, w.end / 1000, w.confidence);
+  if (speaker !== undefined) word.speaker = speaker;
+  return word;
+}
+
+/**
+ * A `speaker_label` as the transcript's 0-based speaker: "A" → 0, "B" → 1, … by letter (max_speakers
+ * is at most 10, §3.2). "UNKNOWN", null, or anything else → none: the turn keeps no speaker rather than
+ * a wrong one.
+ */
+function speakerIndex(label: unknown): number | undefined {
+  return typeof label === 'string' && /^[A-Z]$/.test(label) ? label.charCodeAt(0) - 65 : undefined;
+}
+
+/** The segment carries its words' speaker (all of a turn's words have the turn's label). */
+function withSpeaker(seg: Segment): Segment {
+  const speaker = seg.words[0]?.speaker;
+  if (speaker !== undefined && seg.words.every((w) => w.speaker === speaker)) seg.speaker = speaker;
+  return seg;
 }
