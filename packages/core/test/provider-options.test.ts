@@ -24,14 +24,14 @@ const EXPECTED: Record<ProviderName, Record<Mode, string[]>> = {
   },
   assemblyai: {
     batch: [],
-    stream: ['end_of_turn_confidence_threshold', 'filter_profanity', 'format_turns', 'keyterms_prompt', 'max_turn_silence', 'min_end_of_turn_silence_when_confident', 'min_turn_silence', 'vad_threshold'],
+    stream: ['end_of_turn_confidence_threshold', 'filter_profanity', 'format_turns', 'keyterms_prompt', 'max_speakers', 'max_turn_silence', 'min_end_of_turn_silence_when_confident', 'min_turn_silence', 'speaker_labels', 'vad_threshold'],
   },
   fireworks: { batch: [], stream: ['language', 'prompt', 'temperature'] },
   openai: { batch: ['language', 'prompt', 'temperature'], stream: [] },
 };
 
 /** Names no provider takes here: the spec's own fields, other providers' client-set ones, prototype keys. */
-const NEVER = ['model', 'callback', 'sample_rate_hz', 'response_format', 'timestamp_granularities', 'speech_model', 'speaker_labels', 'interim_results', 'note', 'constructor', 'toString'];
+const NEVER = ['model', 'callback', 'sample_rate_hz', 'response_format', 'timestamp_granularities', 'speech_model', 'speakers_expected', 'interim_results', 'note', 'constructor', 'toString'];
 
 /** A value of the option's first type (its first allowed value where it has a list). */
 function valueFor(spec: OptionSpec | undefined): string | number | boolean | string[] {
@@ -46,6 +46,12 @@ function valueFor(spec: OptionSpec | undefined): string | number | boolean | str
     default:
       return v ?? 'x';
   }
+}
+
+/** `name` with a value of its type, and the option it needs alongside (`max_speakers` → `speaker_labels: true`) after it. */
+function optionsFor(name: string): Record<string, string | number | boolean | string[]> {
+  const spec = anySpec(name);
+  return { [name]: valueFor(spec), ...(spec?.requires ? { [spec.requires]: true } : {}) };
 }
 
 /** The spec of `name` in any table (to pick a value an accepting provider would take). */
@@ -78,7 +84,8 @@ describe.each(PROVIDERS.flatMap((p) => MODES.map((m) => [p, m] as const)))('%s (
   const supported = EXPECTED[provider][mode];
 
   it.each([...names, ...NEVER])('%s: accepted exactly when supported, else UNSUPPORTED_OPTION naming it (request, manifest line, worker spec)', (name) => {
-    const options = { [name]: valueFor(anySpec(name)) };
+    // A companion comes after the name, so a provider that refuses both names this one first.
+    const options = optionsFor(name);
     const refusal = `option ${JSON.stringify(name)} is not supported by ${provider} ${model} (${mode}); supported: ${supported.length ? supported.join(', ') : 'none'}`;
     const pure = checkOptions(provider, model, mode, options);
     expect(pure).toEqual(supported.includes(name) ? null : { option: name, reason: refusal });
@@ -174,6 +181,32 @@ it('model-specific options: keyterm on Nova-3 only, keywords on the older models
   // Through the request: the request's model decides.
   expect(caught(() => validateCreateBatch(config, { source: 's3://arch/in/', out: 's3://arch/out/', provider: 'deepgram', model: 'nova-2', options: { keyterm: 'x' } }))).toBeInstanceOf(UnsupportedOptionError);
   expect(validateCreateBatch(config, { source: 's3://arch/in/', out: 's3://arch/out/', provider: 'deepgram', model: 'nova-2', options: { keywords: 'x' } }).routing).toEqual({ provider: 'deepgram', model: 'nova-2', mode: 'batch' });
+});
+
+it('AssemblyAI speaker labels: speaker_labels (bool); max_speakers a whole number 1..10, only with speaker_labels true', () => {
+  const aai = (options: Record<string, string | number | boolean | string[]>) => checkOptions('assemblyai', 'universal-streaming-english', 'stream', options);
+  expect(aai({ speaker_labels: true })).toBeNull();
+  expect(aai({ speaker_labels: 'false' })).toBeNull();
+  expect(aai({ speaker_labels: true, max_speakers: 1 })).toBeNull();
+  expect(aai({ max_speakers: '10', speaker_labels: 'true' })).toBeNull();
+  expect(aai({ speaker_labels: 'yes' })?.reason).toMatch(/^option "speaker_labels" of assemblyai universal-streaming-english \(stream\) must be a boolean, got "yes"$/);
+  for (const bad of [0, 11, 2.5, '11', -1]) {
+    expect(aai({ speaker_labels: true, max_speakers: bad })).toEqual({
+      option: 'max_speakers',
+      reason: `option "max_speakers" of assemblyai universal-streaming-english (stream) must be an integer from 1 to 10, got ${JSON.stringify(bad)}`,
+    });
+  }
+  expect(aai({ speaker_labels: true, max_speakers: 'two' })?.reason).toMatch(/must be a number, got "two"$/);
+  // Without speaker_labels true (absent, or false) max_speakers is refused: the service's answer to it alone is unconfirmed.
+  const alone: Array<Record<string, string | number | boolean>> = [{ max_speakers: 2 }, { max_speakers: 2, speaker_labels: false }, { speaker_labels: 'false', max_speakers: 2 }];
+  for (const options of alone) {
+    expect(aai(options)).toEqual({ option: 'max_speakers', reason: 'option "max_speakers" of assemblyai universal-streaming-english (stream) needs "speaker_labels": true' });
+  }
+  // Through a request: UNSUPPORTED_OPTION naming it.
+  const err = caught(() => validateCreateBatch(config, { source: 's3://arch/in/', out: 's3://arch/out/', provider: 'assemblyai', mode: 'stream', options: { max_speakers: 3 } }));
+  expect(err).toMatchObject({ code: 'UNSUPPORTED_OPTION', details: { option: 'max_speakers', provider: 'assemblyai', mode: 'stream' } });
+  // No other provider takes either (Deepgram's is diarize).
+  for (const p of ['deepgram', 'fireworks', 'openai', 'local'] as const) for (const m of MODES) expect(checkOptions(p, CATALOGUE[p].defaultModel, m, { speaker_labels: true })?.option).toBe('speaker_labels');
 });
 
 it('a structurally bad option is still INVALID_JOB_SPEC (the shape is checked before the provider)', () => {

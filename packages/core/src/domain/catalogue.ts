@@ -82,6 +82,12 @@ export interface OptionSpec {
   models?: readonly string[];
   /** Models (or prefixes ending in `*`) that refuse it. */
   exceptModels?: readonly string[];
+  /** A number option's bounds (inclusive), and whether it must be whole. */
+  min?: number;
+  max?: number;
+  integer?: boolean;
+  /** A boolean option that must be given as true alongside it (e.g. `max_speakers` with `speaker_labels`). */
+  requires?: string;
 }
 
 type OptionTable = Readonly<Record<string, OptionSpec>>;
@@ -147,11 +153,13 @@ const DEEPGRAM_STREAM: OptionTable = {
 };
 
 /**
- * AssemblyAI Universal Streaming v3 (providers.md §3.2). Refused: `speech_model`, `sample_rate`,
- * `encoding`, `token` (the client sets them; assemblyai.ts skips them), `speaker_labels` and
- * `max_speakers` (assemblyai.ts does not read `speaker_label` yet: the labels would be dropped),
- * `language_detection` (adds language fields only), `language` (deprecated: the speech model
- * chooses), `inactivity_timeout` (the session's lifetime is the client's), `llm_gateway`.
+ * AssemblyAI Universal Streaming v3 (providers.md §3.2). `speaker_labels` puts a speaker on each turn
+ * (assemblyai.ts maps the letters to 0-based speakers); `max_speakers` (1..10) goes with it only — what
+ * the service does with it alone is unconfirmed, so it is refused here rather than sent and maybe
+ * ignored. Refused: `speech_model`, `sample_rate`, `encoding`, `token` (the client sets them;
+ * assemblyai.ts skips them), `language_detection` (adds language fields only), `language`
+ * (deprecated: the speech model chooses), `inactivity_timeout` (the session's lifetime is the
+ * client's), `llm_gateway`.
  */
 const ASSEMBLYAI_STREAM: OptionTable = {
   format_turns: { ...BOOL, exceptModels: ['u3-rt-pro'] }, // u3-rt-pro is always formatted
@@ -163,6 +171,8 @@ const ASSEMBLYAI_STREAM: OptionTable = {
   keyterms_prompt: STRS, // a list goes out as a JSON array string, as the SDK sends it
   prompt: { ...STR, models: ['u3-rt-pro'] },
   filter_profanity: BOOL,
+  speaker_labels: BOOL,
+  max_speakers: { types: ['number'], integer: true, min: 1, max: 10, requires: 'speaker_labels' },
 };
 
 /**
@@ -242,6 +252,20 @@ function isType(type: OptionType, v: OptionValue): boolean {
   }
 }
 
+/** What a number option's value breaks of its spec's bounds (`an integer from 1 to 10`), or null. */
+function outOfBounds(spec: OptionSpec, value: OptionValue): string | null {
+  if (spec.min === undefined && spec.max === undefined && !spec.integer) return null;
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+  if (!Number.isFinite(n)) return null; // not a number: the type check speaks for it
+  const ok = (!spec.integer || Number.isInteger(n)) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
+  if (ok) return null;
+  const what = spec.integer ? 'an integer' : 'a number';
+  if (spec.min !== undefined && spec.max !== undefined) return `${what} from ${spec.min} to ${spec.max}`;
+  if (spec.min !== undefined) return `${what} of at least ${spec.min}`;
+  if (spec.max !== undefined) return `${what} of at most ${spec.max}`;
+  return what;
+}
+
 /** An option name or value in a message: JSON, cut short (it came from a client). */
 function shown(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);
@@ -269,6 +293,12 @@ export function checkOptions(provider: string, model: string, mode: string, opti
       const items = Array.isArray(value) ? value : [value];
       const bad = items.find((v) => !spec.values!.includes(String(v)));
       if (bad !== undefined) return { option: name, reason: `option ${shown(name)} of ${who} must be one of ${spec.values.join(', ')}, got ${shown(bad)}` };
+    }
+    const bounds = outOfBounds(spec, value);
+    if (bounds) return { option: name, reason: `option ${shown(name)} of ${who} must be ${bounds}, got ${shown(value)}` };
+    if (spec.requires !== undefined) {
+      const other = options[spec.requires];
+      if (other !== true && other !== 'true') return { option: name, reason: `option ${shown(name)} of ${who} needs ${shown(spec.requires)}: true` };
     }
   }
   return null;
