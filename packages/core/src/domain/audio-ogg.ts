@@ -38,8 +38,10 @@ export function oggHeadDuration(b: Uint8Array, size: number | undefined): Header
   if (stream === 'more') return { needMore: 27 + 255 + 19 };
   if (!stream || size === undefined) return null;
   if (size <= b.length) return oggTailDuration(b, b.subarray(0, size));
-  const offset = Math.max(0, size - OGG_TAIL_BYTES);
-  return { needRange: { offset, length: size - offset } };
+  const offset = size - OGG_TAIL_BYTES;
+  // A tail that overlaps the bytes given: the rest of the object, read as a longer head.
+  if (offset <= b.length) return { needMore: size };
+  return { needRange: { offset, length: OGG_TAIL_BYTES } };
 }
 
 /** The granule of the last whole, CRC-checked page of the head's stream in `tail`, as a duration. */

@@ -27,13 +27,13 @@ export function wavDuration(b: Uint8Array, size: number | undefined): HeaderResu
     const chunkSize = v.getUint32(off + 4, true);
     const body = off + 8;
     if (id === 'data') {
-      if (!fmt || fmt.rate === 0 || fmt.blockAlign === 0) return null;
+      if (!fmt || fmt.rate === 0) return null;
       let dataBytes = rf64 && chunkSize === 0xffffffff ? ds64Data : chunkSize;
       const placeholder = dataBytes === undefined || dataBytes === 0 || dataBytes === 0xffffffff;
       if (size !== undefined && (placeholder || dataBytes! > size - body)) dataBytes = Math.max(0, size - body);
       else if (placeholder) return null;
       const container = rf64 ? 'rf64' : 'wav';
-      if (FRAMED.has(fmt.tag)) return { seconds: Math.floor(dataBytes! / fmt.blockAlign) / fmt.rate, exact: true, container };
+      if (FRAMED.has(fmt.tag) && fmt.blockAlign > 0) return { seconds: Math.floor(dataBytes! / fmt.blockAlign) / fmt.rate, exact: true, container };
       // Compressed payloads (ADPCM, GSM…): the `fact` chunk's sample count, when the writer kept one.
       if (factSamples !== undefined && factSamples > 0) return { seconds: factSamples / fmt.rate, exact: true, container };
       return null;
