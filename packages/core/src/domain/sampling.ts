@@ -9,25 +9,30 @@
  * order the keys come in, and reproducible: the same seed over the same keys gives the same sample.
  */
 
+// Bound once: a global looked up per call is slow where globals are intercepted (jest's vm context
+// measured ~150x slower on this loop).
+const imul = Math.imul;
+
 /** cyrb53 (public domain, bryc): a fast 53-bit string hash with good avalanche, seeded. */
 function hash53(text: string, seed: number): number {
   let h1 = 0xdeadbeef ^ seed;
   let h2 = 0x41c6ce57 ^ seed;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
+    h1 = imul(h1 ^ ch, 2654435761);
+    h2 = imul(h2 ^ ch, 1597334677);
   }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  h1 = imul(h1 ^ (h1 >>> 16), 2246822507) ^ imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = imul(h2 ^ (h2 >>> 16), 2246822507) ^ imul(h1 ^ (h1 >>> 13), 3266489909);
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
 /** The rank of `key` in the sample drawn with `seed` (smaller is sampled first). */
 export function sampleRank(key: string, seed: string | number): number {
-  const s = typeof seed === 'number' ? seed >>> 0 : hash53(seed, 0x9e3779b9) >>> 0;
-  return hash53(key, s);
+  return hash53(key, seedNumber(seed));
 }
+
+const seedNumber = (seed: string | number) => (typeof seed === 'number' ? seed >>> 0 : hash53(seed, 0x9e3779b9) >>> 0);
 
 interface Ranked<T> {
   rank: number;
@@ -44,12 +49,14 @@ const before = (a: Ranked<unknown>, b: Ranked<unknown>) => a.rank < b.rank || (a
 export class KeySampler<T = string> {
   private readonly heap: Ranked<T>[] = [];
   private count = 0;
+  private readonly seedHash: number;
 
   constructor(
     readonly size: number,
     readonly seed: string | number,
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`sample size must be a positive integer, got ${size}`);
+    this.seedHash = seedNumber(seed);
   }
 
   /** Keys offered so far: the population size N once the listing is done. */
@@ -59,7 +66,7 @@ export class KeySampler<T = string> {
 
   offer(key: string, item: T): void {
     this.count += 1;
-    const r: Ranked<T> = { rank: sampleRank(key, this.seed), key, item };
+    const r: Ranked<T> = { rank: hash53(key, this.seedHash), key, item };
     const h = this.heap;
     if (h.length < this.size) {
       h.push(r);
