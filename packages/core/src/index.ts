@@ -28,3 +28,5 @@ export * from './domain/manifest';
 export * from './domain/checkpoint';
 export * from './domain/attempt';
 export * from './domain/bucket-slots';
+export * from './domain/plan';
+export * from './domain/prices';

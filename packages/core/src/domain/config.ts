@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CapBuckets, parseCapOverrides, type CapSettings, type FleetCapSettings } from './caps';
 import { ConfigError } from './errors';
+import { parseSpeeds } from './plan';
 
 /**
  * The one configuration module. Every setting comes from the environment (or an env-style object in
@@ -143,6 +144,23 @@ export const ConfigSchema = z.object({
     .transform((s, ctx) => {
       try {
         return parseCapOverrides(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  // ---- plans (scribe plan, POST /v1/plans: domain/plan.ts, domain/prices.ts) ----
+  /** How long a plan is kept to be run by its id (`scribe enqueue --plan`). */
+  PLAN_TTL_SECONDS: int(30 * 24 * 3600, 60),
+  /** A JSON price table read first (entries as domain/prices.ts PriceEntry); the shipped defaults fill the rest. */
+  PRICES_FILE: z.string().min(1).optional(),
+  /** Batch speeds and per-file overheads: `provider:batch|stream=speed[/overhead s],…` (defaults: domain/plan.ts). */
+  PLAN_SPEEDS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return parseSpeeds(s);
       } catch (e) {
         ctx.addIssue({ code: 'custom', message: (e as Error).message });
         return z.NEVER;
