@@ -12,6 +12,9 @@ import { bar, formatCount, formatDuration, formatHours, LiveBlock, percent } fro
 import { watchBatch } from './cli/watch';
 import { openProducer, type ProducerContext } from './context';
 import { enqueueBatch } from './enqueue';
+import { planLines } from './cli/plan-table';
+import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
+import type { PlanChoice, PlanRequest } from '@scribe-fleet/core/app/plan-batch';
 import { queueStatus } from './status';
 
 /** Exit codes scripts can rely on (README "CLI exit codes" lists them). */
@@ -69,7 +72,7 @@ function exitCodeOf(err: unknown): { exit: number; code: string } {
   if (err instanceof StorageUnavailableError) return { exit: EXIT.UNAVAILABLE, code: err.code };
   if (isRedisDown(err)) return { exit: EXIT.UNAVAILABLE, code: 'REDIS_UNAVAILABLE' };
   if (err instanceof ScribeError) {
-    if (err.code === 'JOB_NOT_FOUND' || err.code === 'BATCH_NOT_FOUND') return { exit: EXIT.NOT_FOUND, code: err.code };
+    if (err.code === 'JOB_NOT_FOUND' || err.code === 'BATCH_NOT_FOUND' || err.code === 'PLAN_NOT_FOUND') return { exit: EXIT.NOT_FOUND, code: err.code };
     if (err instanceof InvalidStateError) return { exit: EXIT.CONFLICT, code: err.code };
     if (err.kind === 'unrecoverable') return { exit: EXIT.BAD_INPUT, code: err.code };
     return { exit: EXIT.INTERNAL, code: err.code };
@@ -135,6 +138,27 @@ function manifestFile(path: string): { open: () => AsyncIterable<Uint8Array>; by
   };
 }
 
+/** `--manifest FILE` (with `<source>` naming the bucket of bare keys) as the service takes it. */
+function manifestInput(path: string, source: string | undefined): ReturnType<typeof manifestFile> & { format: 'csv' | 'jsonl'; defaultBucket?: string } {
+  const ext = extname(path).toLowerCase();
+  const format = ext === '.csv' ? 'csv' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : null;
+  if (!format) throw new InvalidRequestError(`--manifest ${path}: the extension must be .jsonl, .ndjson or .csv`);
+  let defaultBucket: string | undefined;
+  if (source) {
+    const loc = parseS3Url(source);
+    if (loc.key) throw new InvalidRequestError(`with --manifest, <source> only names the bucket of bare keys (s3://${loc.bucket}), not a prefix`);
+    defaultBucket = loc.bucket;
+  }
+  return { ...manifestFile(path), format, ...(defaultBucket ? { defaultBucket } : {}) };
+}
+
+/** `--compare provider[:model[:mode[:account]]]` (empty parts: the request's). */
+function parseChoice(v: string, acc: PlanChoice[] = []): PlanChoice[] {
+  const [provider, model, mode, account, ...rest] = v.split(':');
+  if (!provider || rest.length) throw new InvalidRequestError(`--compare expects provider[:model[:mode[:account]]], got ${JSON.stringify(v)}`);
+  return [...acc, { provider, ...(model ? { model } : {}), ...(mode ? { mode } : {}), ...(account ? { account } : {}) }];
+}
+
 function enqueueLines(p: CreateBatchProgress, what: string, elapsedS: number, total?: number): string[] {
   const rate = elapsedS > 0 ? p.listed / elapsedS : 0;
   const counts = `${formatCount(p.added)} added · ${formatCount(p.skipped)} skipped (outputs exist) · ${formatCount(p.duplicates)} already queued · ${formatCount(p.ignored)} ignored`;
@@ -153,8 +177,10 @@ export function buildCli(): Command {
     .command('enqueue')
     .description('create a batch: one job per object under an S3 prefix, or per line of a manifest')
     .argument('[source]', 's3://bucket/prefix of the audio files (with --manifest: s3://bucket of bare keys)')
-    .requiredOption('--out <s3url>', 's3://bucket/prefix/ for the transcripts and the batch report')
+    .option('--out <s3url>', 's3://bucket/prefix/ for the transcripts and the batch report (required unless --plan)')
     .option('--manifest <file>', 'a JSONL (.jsonl/.ndjson) or CSV (.csv) list of files instead of a prefix; any bad line refuses it whole')
+    .option('--plan <id>', 'run a stored plan (scribe plan): its source, output, options and the choice --choice picks')
+    .option('--choice <n>', "with --plan: which of the plan's choices (1-based)", parseInteger('--choice'))
     .option('--provider <name>', 'provider', 'local')
     .option('--model <id>', 'model (provider default if omitted)')
     .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
@@ -168,12 +194,20 @@ export function buildCli(): Command {
     .action(
       async (
         source: string | undefined,
-        o: { out: string; manifest?: string; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; format?: string[]; priority?: number; force?: boolean; webhook?: string; json?: boolean },
+        o: { out?: string; manifest?: string; plan?: string; choice?: number; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; format?: string[]; priority?: number; force?: boolean; webhook?: string; json?: boolean },
+        cmd: Command,
       ) => {
         const json = Boolean(o.json);
+        if (o.plan) {
+          // The plan holds the whole request: a flag beside it would be silently dropped.
+          const given = ['out', 'manifest', 'provider', 'model', 'mode', 'option', 'account', 'format', 'priority', 'force', 'webhook'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+          if (source || given.length) throw new InvalidRequestError(`--plan runs the plan's own request: drop ${[...(source ? ['<source>'] : []), ...given.map((k) => `--${k}`)].join(', ')}`);
+        } else if (!o.out) {
+          throw new InvalidRequestError("required option '--out <s3url>' not specified");
+        }
         await withService(json, async ({ producer, service }) => {
-          const req: CreateBatchRequest = {
-            out: o.out,
+          let req: CreateBatchRequest = {
+            out: o.out ?? '',
             provider: o.provider,
             mode: o.mode,
             options: o.option,
@@ -185,22 +219,16 @@ export function buildCli(): Command {
             ...(o.webhook ? { webhookUrl: o.webhook } : {}),
           };
           let total: number | undefined;
-          if (o.manifest) {
-            const ext = extname(o.manifest).toLowerCase();
-            const format = ext === '.csv' ? 'csv' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : null;
-            if (!format) throw new InvalidRequestError(`--manifest ${o.manifest}: the extension must be .jsonl, .ndjson or .csv`);
-            const file = manifestFile(o.manifest);
-            let defaultBucket: string | undefined;
-            if (source) {
-              const loc = parseS3Url(source);
-              if (loc.key) throw new InvalidRequestError(`with --manifest, <source> only names the bucket of bare keys (s3://${loc.bucket}), not a prefix`);
-              defaultBucket = loc.bucket;
-            }
-            req.manifest = { ...file, format, ...(defaultBucket ? { defaultBucket } : {}) };
+          if (o.plan) {
+            // A stored plan's request, validated again as any create request is.
+            req = await openPlans(producer).request(o.plan, o.choice ?? 1);
+          } else if (o.manifest) {
+            const manifest = manifestInput(o.manifest, source);
+            req.manifest = manifest;
             // Files it lists, for the progress bar only (the service validates it for real); counted
             // on a read of its own, in the background, and only if within the size limit.
-            if (!o.json && process.stderr.isTTY && file.bytes <= producer.config.MANIFEST_MAX_BYTES) {
-              void countManifestEntries(file.open(), format).then(
+            if (!o.json && process.stderr.isTTY && manifest.bytes <= producer.config.MANIFEST_MAX_BYTES) {
+              void countManifestEntries(manifest.open(), manifest.format).then(
                 (n) => (total = n),
                 () => undefined,
               );
@@ -208,7 +236,7 @@ export function buildCli(): Command {
           } else if (source) {
             req.source = source;
           } else {
-            throw new InvalidRequestError('give <source> (s3://bucket/prefix) or --manifest FILE');
+            throw new InvalidRequestError('give <source> (s3://bucket/prefix), --manifest FILE or --plan ID');
           }
 
           const live = new LiveBlock(process.stderr);
@@ -242,6 +270,54 @@ export function buildCli(): Command {
           } finally {
             process.off('SIGINT', onSigint);
           }
+        });
+      },
+    );
+
+  program
+    .command('plan')
+    .description('plan a batch without enqueuing it: files, audio hours, and cost, time and workers per provider/model/mode')
+    .argument('[source]', 's3://bucket/prefix of the audio files (with --manifest: s3://bucket of bare keys)')
+    .requiredOption('--out <s3url>', 's3://bucket/prefix/ the batch would write to (files whose outputs exist there are counted as done)')
+    .option('--manifest <file>', 'a JSONL or CSV list of files instead of a prefix')
+    .option('--provider <name>', 'provider', 'local')
+    .option('--model <id>', 'model (provider default if omitted)')
+    .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
+    .option('--option <key=value>', 'provider option (repeatable)', parseOption, {})
+    .option('--account <id>', 'provider account/project')
+    .option('--format <f>', 'output formats the batch would write, repeatable (default: all four)', collectFormat)
+    .option('--compare <choice>', 'another choice to price and time, provider[:model[:mode[:account]]] (repeatable)', parseChoice)
+    .option('--sample <n>', 'files measured at random when there are more (default 200)', parseInteger('--sample'))
+    .option('--exact', 'measure every file')
+    .option('--seed <n>', 'seed of the random sample', parseInteger('--seed'))
+    .option('--force', 'plan as if outputs did not exist')
+    .option('--json', 'print the plan as JSON')
+    .action(
+      async (
+        source: string | undefined,
+        o: { out: string; manifest?: string; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; format?: string[]; compare?: PlanChoice[]; sample?: number; exact?: boolean; seed?: number; force?: boolean; json?: boolean },
+      ) => {
+        const json = Boolean(o.json);
+        await withService(json, async ({ producer }) => {
+          const req: PlanRequest = {
+            out: o.out,
+            provider: o.provider,
+            mode: o.mode,
+            options: o.option,
+            ...(o.model ? { model: o.model } : {}),
+            ...(o.account ? { account: o.account } : {}),
+            ...(o.format?.length ? { formats: o.format as PlanRequest['formats'] } : {}),
+            ...(o.force ? { force: true } : {}),
+            ...(o.compare?.length ? { choices: [{}, ...o.compare] } : {}),
+            ...(o.sample !== undefined ? { sample: o.sample } : {}),
+            ...(o.exact ? { exact: true } : {}),
+            ...(o.seed !== undefined ? { seed: o.seed } : {}),
+          };
+          if (o.manifest) req.manifest = manifestInput(o.manifest, source);
+          else if (source) req.source = source;
+          else throw new InvalidRequestError('give <source> (s3://bucket/prefix) or --manifest FILE');
+          const plan = await openPlans(producer).create(req);
+          print(json, plan, () => planLines(plan).join('\n'));
         });
       },
     );

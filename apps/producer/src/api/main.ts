@@ -3,6 +3,7 @@
 import { shutdownTelemetry } from '../instrumentation';
 import { ConfigError } from '@scribe-fleet/core';
 import { configOrExit } from '@scribe-fleet/core/adapters/bootstrap';
+import { loadPrices } from '@scribe-fleet/core/adapters/plan-services';
 import { openProducer } from '../context';
 import { registerDashboard } from './dashboard';
 import { registerMetrics } from './metrics';
@@ -14,6 +15,7 @@ const SHUTDOWN_GRACE_MS = 25_000;
 async function main(): Promise<void> {
   const config = configOrExit('scribe-api', process.env, (c) => {
     if (!c.API_TOKENS.length) throw new ConfigError('invalid configuration:\n  API_TOKENS: empty: the HTTP API refuses to start without at least one bearer token (comma-separated)');
+    loadPrices(c); // a price file that cannot be read or parsed stops the start (exit 78), not the first plan
   });
   const producer = openProducer(config);
   let redisDown = false;

@@ -43,6 +43,70 @@ export const CreateBatchBody: Schema = {
   },
 };
 
+/** A plan request: a batch request (nothing is enqueued) and what to compare and how to measure. */
+export const CreatePlanBody: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['out'],
+  description: 'A batch request (the fields of `createBatch`, validated the same way) plus the choices to compare and how to measure the audio. Nothing is enqueued.',
+  properties: {
+    ...(CreateBatchBody.properties as Record<string, Schema>),
+    choices: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 20,
+      description: "Provider/model/mode/account choices to price and time; omitted fields are the request's (a choice naming another provider takes that provider's default model). Default: the request's own.",
+      items: { type: 'object', additionalProperties: false, properties: { provider: { type: 'string' }, model: { type: 'string' }, mode: { type: 'string' }, account: { type: 'string' } } },
+    },
+    sample: { type: 'integer', minimum: 2, maximum: 100000, description: 'Files measured at random when the source holds more (default 200); the total comes with its 95 % interval.' },
+    exact: { type: 'boolean', description: 'Measure every file.' },
+    seed: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'Seed of the random sample (the plan states the one it used).' },
+  },
+};
+
+export const PlanIdParams: Schema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^plan_[0-9a-f]{16}$' } },
+};
+
+const Range: Schema = { type: 'object', properties: { estimate: { type: 'number' }, low: { type: 'number' }, high: { type: 'number' } } };
+const Plan: Schema = {
+  type: 'object',
+  description: 'A plan: what the source holds, its audio, and each choice\'s cost (USD), wall time (seconds) and worker processes under the caps in force.',
+  properties: {
+    planId: { type: 'string' },
+    createdAt: { type: 'string' },
+    source: { type: 'string' },
+    out: { type: 'string' },
+    files: { type: 'object', properties: { listed: { type: 'integer' }, ignored: { type: 'integer' }, done: { type: 'integer' }, refused: { type: 'integer' }, toDo: { type: 'integer' }, bytes: { type: 'integer' } } },
+    audio: {
+      type: 'object',
+      properties: { method: { type: 'string', enum: ['exact', 'sampled'] }, measured: { type: 'integer' }, seed: { type: 'integer' }, unreadable: { type: 'integer' }, fromHeader: { type: 'integer' }, seconds: Range, longestSeconds: { type: 'number' } },
+    },
+    choices: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          provider: { type: 'string' },
+          model: { type: 'string' },
+          mode: { type: 'string' },
+          account: { type: 'string' },
+          bucket: { type: 'string' },
+          cap: { type: 'integer' },
+          perWorker: { type: 'integer' },
+          workers: { type: 'integer' },
+          costUsd: { anyOf: [Range, { type: 'null' }] },
+          wallSeconds: Range,
+          price: { anyOf: [{ type: 'object', properties: { usdPerMinute: { type: 'number' }, perChannel: { type: 'boolean' }, source: { type: 'string' }, asOf: { type: 'string' } } }, { type: 'null' }] },
+        },
+      },
+    },
+    request: { type: 'object', description: 'The batch request the plan is for.' },
+  },
+};
+
 // Query strings tolerate unknown parameters (cache busters); bodies do not.
 export const PagingQuery: Schema = {
   type: 'object',
@@ -227,6 +291,32 @@ const err = (description: string) => ({ description, schema: ErrorBody });
 const AUTH_ERRORS = { '401': err('Missing or invalid token (UNAUTHORIZED).'), '503': err('Redis or S3 unreachable (REDIS_UNAVAILABLE, STORAGE_UNAVAILABLE).') };
 
 export const OPERATIONS: Operation[] = [
+  {
+    method: 'post',
+    path: '/v1/plans',
+    operationId: 'createPlan',
+    summary: 'Plan a batch: files, audio hours, cost and time per choice (nothing is enqueued)',
+    description:
+      'Validated as `createBatch` is (same errors), every choice too. The source is listed and files whose outputs exist are counted as done; audio duration is measured from headers with a ranged GET where that suffices (WAV, FLAC, MP3 with Xing/VBRI, …), else by probing the object; every file when `exact` or when there are at most `sample` files, else a random sample with the total\'s 95 % interval. Cost from the price table (PRICES_FILE, then the shipped defaults), time from the caps in force and PLAN_SPEEDS. The plan is kept PLAN_TTL_SECONDS: run it with `scribe enqueue --plan <id>`. Answers when the plan is made (a large prefix takes as long as listing it, plus the sample).',
+    auth: true,
+    body: CreatePlanBody,
+    responses: {
+      '201': { description: 'The plan.', schema: Plan },
+      '400': err('As createBatch.'),
+      '403': err('BUCKET_NOT_ALLOWED.'),
+      '404': err('SOURCE_NOT_FOUND.'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/plans/{id}',
+    operationId: 'getPlan',
+    summary: 'A stored plan',
+    auth: true,
+    params: PlanIdParams,
+    responses: { '200': { description: 'The plan.', schema: Plan }, '404': err('PLAN_NOT_FOUND (unknown or older than PLAN_TTL_SECONDS).'), ...AUTH_ERRORS },
+  },
   {
     method: 'post',
     path: '/v1/batches',
@@ -436,7 +526,7 @@ export function openApiDocument(opts: { serverUrl?: string } = {}): Record<strin
         bearer: { type: 'http', scheme: 'bearer', description: 'One of API_TOKENS.' },
         cookie: { type: 'apiKey', in: 'cookie', name: 'scribe_session', description: 'A session id set by POST /login (dashboard) for SESSION_TTL_SECONDS; revoked by /logout.' },
       },
-      schemas: { Error: ErrorBody, Batch, CreateBatchRequest: CreateBatchBody, CreateBatchResult, BatchJob, Job, WebhookDelivery, Progress },
+      schemas: { Error: ErrorBody, Batch, Plan, CreatePlanRequest: CreatePlanBody, CreateBatchRequest: CreateBatchBody, CreateBatchResult, BatchJob, Job, WebhookDelivery, Progress },
     },
     security: [{ bearer: [] }, { cookie: [] }],
     paths,

@@ -4,7 +4,9 @@ import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord } 
 import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/app/batch-service';
 import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
-import { BatchIdParams, BatchJobsQuery, CreateBatchBody, JobIdParams, PagingQuery } from './openapi';
+import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
+import type { PlanRequest } from '@scribe-fleet/core/app/plan-batch';
+import { BatchIdParams, BatchJobsQuery, CreateBatchBody, CreatePlanBody, JobIdParams, PagingQuery, PlanIdParams } from './openapi';
 import type { ApiContext } from './server';
 
 type Id = { Params: { id: string } };
@@ -88,6 +90,14 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
     void running.finally(() => background.delete(running));
     return reply.code(202).header('location', `/v1/batches/${batchId}`).send({ batchId, listing: true, ...latest });
   });
+
+  // Plans: made and kept (nothing enqueued), read back by id.
+  const plans = openPlans(ctx);
+  app.post<{ Body: PlanRequest }>('/v1/plans', { schema: { body: CreatePlanBody } }, async (req, reply) => {
+    const plan = await plans.create(req.body);
+    return reply.code(201).header('location', `/v1/plans/${plan.planId}`).send(plan);
+  });
+  app.get<Id>('/v1/plans/:id', { schema: { params: PlanIdParams } }, async (req) => plans.get(req.params.id));
 
   app.get<{ Querystring: Paging }>('/v1/batches', { schema: { querystring: PagingQuery } }, async (req) => {
     const { offset, limit } = req.query;

@@ -24,6 +24,7 @@ import { isJobId, normaliseEtag, parseJobSpec, StoredFeedRequestSchema, type Job
 import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/manifest';
 import { formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
+import type { Plan } from './plan-batch';
 
 export interface CreateBatchRequest {
   /** `s3://bucket/prefix` to transcribe (or give `manifest`). */
@@ -310,4 +311,92 @@ export function batchJobsPaging(opts: { offset?: number; limit?: number }): { of
 /** A page of a batch's webhook deliveries: from 0, 100 by default, 1 to 500. */
 export function deliveriesPaging(opts: { offset?: number; limit?: number }): { offset: number; limit: number } {
   return { offset: Math.max(0, opts.offset ?? 0), limit: Math.min(500, Math.max(1, opts.limit ?? 100)) };
+}
+
+// ---- plans --------------------------------------------------------------------------------------
+
+/** One (provider, model, mode, account) a plan prices; omitted fields are the request's (then the defaults). */
+export interface PlanChoice {
+  provider?: string;
+  model?: string;
+  mode?: string;
+  account?: string;
+}
+
+/** A plan request: a create-batch request (nothing is enqueued) and what to compare and how to measure. */
+export interface PlanRequest extends CreateBatchRequest {
+  /** Choices to compare; default: the request's own. */
+  choices?: PlanChoice[];
+  /** Files measured at random when there are more (default DEFAULT_SAMPLE in plan-batch.ts). */
+  sample?: number;
+  /** Measure every file. */
+  exact?: boolean;
+  /** The sample's seed (reproducible plans); default random, and stated in the plan. */
+  seed?: number;
+}
+
+/** Choices a plan compares at most. */
+export const MAX_PLAN_CHOICES = 20;
+/** The largest sample a plan draws (beyond it, ask for `exact`). */
+export const MAX_PLAN_SAMPLE = 100_000;
+
+/** A choice resolved: defaults applied, checked as a batch of it would be. */
+export interface ResolvedChoice extends Routing {
+  account: string;
+}
+
+/**
+ * Check a plan request as creating its batch would be checked (validateCreateBatch), and every choice
+ * as a batch of that choice: provider, model and mode, account, and the request's options for it.
+ */
+export function validatePlanRequest(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, req: PlanRequest): ReturnType<typeof validateCreateBatch> & { choices: ResolvedChoice[] } {
+  if (req.sample !== undefined && !(Number.isInteger(req.sample) && req.sample >= 2 && req.sample <= MAX_PLAN_SAMPLE)) {
+    throw new InvalidRequestError(`sample must be an integer from 2 to ${MAX_PLAN_SAMPLE}`);
+  }
+  if (req.seed !== undefined && !(Number.isInteger(req.seed) && req.seed >= 0 && req.seed <= 0xffffffff)) throw new InvalidRequestError('seed must be an integer from 0 to 4294967295');
+  if (req.exact !== undefined && typeof req.exact !== 'boolean') throw new InvalidRequestError('exact must be true or false');
+  if (req.choices !== undefined && !(Array.isArray(req.choices) && req.choices.length >= 1 && req.choices.length <= MAX_PLAN_CHOICES)) {
+    throw new InvalidRequestError(`choices must be a list of 1 to ${MAX_PLAN_CHOICES} {provider, model, mode, account}`);
+  }
+  const base = validateCreateBatch(config, req);
+  const choices = (req.choices ?? [{}]).map((c, i): ResolvedChoice => {
+    if (!c || typeof c !== 'object') throw new InvalidRequestError(`choices[${i}] must be an object`);
+    for (const k of Object.keys(c)) if (!['provider', 'model', 'mode', 'account'].includes(k)) throw new InvalidRequestError(`choices[${i}]: unknown field ${JSON.stringify(k)}`);
+    // A choice naming another provider does not inherit the request's model (it is the other provider's default).
+    const provider = c.provider ?? req.provider;
+    const model = c.model ?? (c.provider && c.provider !== req.provider ? undefined : req.model);
+    const one: CreateBatchRequest = { ...req, provider, model, mode: c.mode ?? req.mode, account: c.account ?? req.account };
+    const { manifest: _m, ...checked } = one;
+    const { routing } = validateCreateBatch(config, { ...checked, source: req.source ?? formatS3Url({ bucket: base.out.bucket, key: '' }) });
+    const account = parseJobSpec({ source: { bucket: base.out.bucket, key: 'validate', etag: 'validate' }, output: { bucket: base.out.bucket, keyBase: 'validate' }, provider: routing.provider, model: routing.model, mode: routing.mode, ...(one.account ? { account: one.account } : {}) }).account;
+    return { ...routing, account };
+  });
+  return { ...base, choices };
+}
+
+/**
+ * A plan read back from the PlanStore (Redis): JSON with the fields a plan is run and shown by. What
+ * it asks to run is validated again as a create-batch request when a batch is made of it.
+ */
+export function parseStoredPlan(raw: string): Plan {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new InvalidRequestError('the stored plan is not JSON');
+  }
+  const p = json as Record<string, unknown> | null;
+  const ok =
+    p !== null &&
+    typeof p === 'object' &&
+    typeof p.planId === 'string' &&
+    typeof p.source === 'string' &&
+    typeof p.out === 'string' &&
+    Array.isArray(p.choices) &&
+    p.choices.every((c: unknown) => c !== null && typeof c === 'object' && ['provider', 'model', 'mode', 'account'].every((k) => typeof (c as Record<string, unknown>)[k] === 'string')) &&
+    p.request !== null &&
+    typeof p.request === 'object' &&
+    typeof (p.request as Record<string, unknown>).out === 'string';
+  if (!ok) throw new InvalidRequestError('the stored plan lacks its source, output, choices or request');
+  return json as Plan;
 }

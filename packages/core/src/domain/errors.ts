@@ -68,6 +68,7 @@ export class InvalidManifestError extends define('INVALID_MANIFEST', 'unrecovera
 export class ManifestTooLargeError extends define('MANIFEST_TOO_LARGE', 'unrecoverable') {}
 export class JobNotFoundError extends define('JOB_NOT_FOUND', 'unrecoverable') {}
 export class BatchNotFoundError extends define('BATCH_NOT_FOUND', 'unrecoverable') {}
+export class PlanNotFoundError extends define('PLAN_NOT_FOUND', 'unrecoverable') {}
 export class InvalidRequestError extends define('INVALID_REQUEST', 'unrecoverable') {}
 /** The operation does not fit the target's state (redrive of a job that has not failed, cancel of a finished one). */
 export class InvalidStateError extends define('INVALID_STATE', 'unrecoverable') {}

@@ -74,6 +74,11 @@ export class RedisKeys {
     return `${this.base}:batches`;
   }
 
+  /** A stored plan (string: its JSON), kept PLAN_TTL_SECONDS. */
+  plan(id: string): string {
+    return `${this.base}:plan:${id}`;
+  }
+
   /** The first terminal outcome of a job's life (hash). */
   jobEnd(jobId: string): string {
     return `${this.base}:job-end:${jobId}`;
