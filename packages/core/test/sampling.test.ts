@@ -2,7 +2,7 @@
  * domain/sampling.ts: the seeded sample and the estimate of a prefix's total audio. The coverage
  * test is a simulation with fixed seeds, so it is deterministic: the same numbers on every run.
  */
-import { estimateTotal, KeySampler, sampleKeys, t975 } from '../src/domain/sampling';
+import { estimateTotal, estimateTotalBySize, KeySampler, sampleKeys, t975 } from '../src/domain/sampling';
 
 /** mulberry32: a small seeded PRNG for the synthetic populations. */
 function prng(seed: number): () => number {
@@ -109,5 +109,57 @@ describe('estimateTotal', () => {
       // Informative too: the mean width is 73 % (n = 100) and 50 % (n = 200) of the total on this skewed archive.
       expect(width).toBeLessThan(n === 100 ? 0.8 : 0.55);
     }
+  });
+});
+
+describe('estimateTotalBySize (the sizes of every listed file)', () => {
+  /**
+   * A very skewed archive (G₁ ≈ 4: most files seconds long, 3 % of ten minutes) whose sizes follow
+   * their durations as a codec's do: a fixed header plus a bitrate, with ±10 % per file.
+   */
+  function skewed(n: number, seed: number) {
+    const r = prng(seed);
+    const lengths = [1, 2, 3, 5, 8, 12, 20, 30, 45, 60, 90, 120, 180, 300, 600];
+    return Array.from({ length: n }, (_, i) => {
+      const d = lengths[Math.floor(r() ** 2 * lengths.length)]!;
+      return { key: keyOf(i), seconds: d, size: Math.round(8000 + 177 * d * (0.9 + 0.2 * r())) };
+    });
+  }
+
+  test('covers the truth ~95 % of the time with intervals far narrower than N × mean, on a very skewed archive', () => {
+    let coveredSize = 0;
+    let coveredMean = 0;
+    let widthSize = 0;
+    let widthMean = 0;
+    const runs = 300;
+    for (let run = 0; run < runs; run++) {
+      const files = skewed(5000, 1000 + run);
+      const truth = files.reduce((a, f) => a + f.seconds, 0);
+      const bytes = files.reduce((a, f) => a + f.size, 0);
+      const sampler = new KeySampler<(typeof files)[number]>(200, `run-${run}`);
+      for (const f of files) sampler.offer(f.key, f);
+      const picked = sampler.sample();
+      const bySize = estimateTotalBySize(picked.map((f) => f.seconds), picked.map((f) => f.size), files.length, bytes);
+      const byMean = estimateTotal(picked.map((f) => f.seconds), files.length);
+      expect(bySize.estimator).toBe('size');
+      if (bySize.low <= truth && truth <= bySize.high) coveredSize += 1;
+      if (byMean.low <= truth && truth <= byMean.high) coveredMean += 1;
+      widthSize += (bySize.high - bySize.low) / truth / runs;
+      widthMean += (byMean.high - byMean.low) / truth / runs;
+    }
+    console.log(`[sampling] very skewed, n = 200 of 5 000: by size covered ${coveredSize}/${runs}, mean width ${(widthSize * 100).toFixed(1)} %; N × mean covered ${coveredMean}/${runs}, width ${(widthMean * 100).toFixed(1)} %`);
+    expect(coveredSize / runs).toBeGreaterThanOrEqual(0.9);
+    expect(widthSize).toBeLessThan(widthMean / 3);
+  });
+
+  test('sizes that say nothing (all equal, or unrelated to duration) keep N × mean', () => {
+    const values = [10, 20, 30, 40, 600, 5, 7];
+    expect(estimateTotalBySize(values, values.map(() => 1000), 100, 100_000).estimator).toBe('mean');
+    const r = prng(3);
+    const unrelated = Array.from({ length: 200 }, () => 1 + 600 * r());
+    const sizes = Array.from({ length: 200 }, () => 1000 + 1_000_000 * r());
+    const e = estimateTotalBySize(unrelated, sizes, 5000, 5000 * 500_000);
+    expect(e.estimator).toBe('mean');
+    expect(e).toMatchObject(estimateTotal(unrelated, 5000));
   });
 });

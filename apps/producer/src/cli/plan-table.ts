@@ -21,7 +21,7 @@ export function planLines(plan: Plan): string[] {
   const how =
     audio.method === 'exact'
       ? `every file measured (${formatCount(audio.fromHeader)} from headers)`
-      : `95 % interval; sampled ${formatCount(audio.measured)} of ${formatCount(files.toDo)} files, seed ${audio.seed}`;
+      : `95 % interval; sampled ${formatCount(audio.measured)} of ${formatCount(files.toDo)} files, seed ${audio.seed}, estimated ${audio.estimator === 'size' ? 'from every file\'s size' : 'as N × the sample mean'}`;
   const rows = plan.choices.map((c, i) => [
     String(i + 1),
     `${c.provider} ${c.model} ${c.mode}`,

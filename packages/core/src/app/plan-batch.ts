@@ -14,7 +14,7 @@ import { capBucketsFromConfig } from '../domain/config';
 import type { Mode, ProviderName } from '../domain/catalogue';
 import { choiceFigures, speedFor, type ChoiceFigures, type Range, type SpeedSetting } from '../domain/plan';
 import { priceFor, type PriceEntry } from '../domain/prices';
-import { estimateTotal, KeySampler } from '../domain/sampling';
+import { estimateTotalBySize, KeySampler } from '../domain/sampling';
 import { ScribeError } from '../domain/errors';
 import { formatS3Url } from '../domain/s3-url';
 import type { ObjectInfo, Storage } from '../ports/storage';
@@ -66,6 +66,8 @@ export interface Plan {
     method: 'exact' | 'sampled';
     measured: number;
     seed?: number;
+    /** Sampled: how the total was estimated (`size`: regression on the files' sizes; `mean`: N × the sample mean). */
+    estimator?: 'size' | 'mean';
     /** Measured files that are not audio the decoder reads (they would fail as jobs; counted as 0 s). */
     unreadable: number;
     /** Files measured from ranged GETs (the header, or its tail for Ogg and mp4), the rest by probing the whole object. */
@@ -126,9 +128,11 @@ export async function planBatch(deps: PlanDeps, req: PlanRequest): Promise<Plan>
   }
 
   const exact = all !== undefined || files.toDo <= sampleSize;
-  const measured = await measureAll(deps.measure, all ?? sampler.sample(), exact);
+  const measuredFiles = all ?? sampler.sample();
+  const measured = await measureAll(deps.measure, measuredFiles, exact);
   const values = measured.map((m) => m.seconds);
-  const seconds: Range = exact ? exactRange(values) : rangeOf(estimateTotal(values, files.toDo));
+  const estimate = exact ? undefined : estimateTotalBySize(values, measuredFiles.map((o) => o.size ?? 0), files.toDo, files.bytes);
+  const seconds: Range = estimate ? rangeOf(estimate) : exactRange(values);
   const caps = capBucketsFromConfig(deps.config);
   const longestSeconds = values.reduce((a, b) => Math.max(a, b), 0);
   const planned = choices.map((c): PlannedChoice => {
@@ -158,6 +162,7 @@ export async function planBatch(deps: PlanDeps, req: PlanRequest): Promise<Plan>
       method: exact ? 'exact' : 'sampled',
       measured: measured.length,
       ...(exact ? {} : { seed }),
+      ...(estimate ? { estimator: estimate.estimator } : {}),
       unreadable: measured.filter((m) => m.unreadable).length,
       fromHeader: measured.filter((m) => m.method === 'header' || m.method === 'tail').length,
       seconds,
