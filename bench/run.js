@@ -23,6 +23,7 @@ const SCENARIOS = {
   enqueue: { what: 'enqueue of a 100 000-object prefix against raw ListObjectsV2 + addBulk; Redis memory per 1 000 jobs', run: (ctx) => require('./enqueue').run({ archive: ctx.archive }), archive: true },
   manifest: { what: 'a 100 000-line manifest through the API', run: (ctx) => require('./manifest').run({ archive: ctx.archive }), archive: true },
   backlog: { what: 'a 200 000-object prefix run through the drip feed: queue size and Redis memory against enqueuing it whole', run: () => require('./backlog').run() },
+  plan: { what: 'scribe plan of a 100 000-object prefix (sampled) against listing it', run: () => require('./plan').run() },
   recogniser: { what: 'local provider against the recogniser alone', run: () => require('./recogniser').run() },
 };
 
