@@ -151,6 +151,10 @@ it('sampled: a 2 000-file prefix, 200 measured, and the 95 % interval holds the 
   expect(s.low).toBeLessThanOrEqual(total);
   expect(s.high).toBeGreaterThanOrEqual(total);
   expect(s.high - s.low).toBeLessThan(0.5 * total); // an interval, not a shrug
+  // The README's example table is this plan's.
+  const table = await scribe(['plan', `s3://${bucket}/many/`, '--out', `s3://${bucket}/out-many/`, '--sample', '200', '--seed', '7', '--provider', 'deepgram', '--compare', 'openai', '--compare', 'assemblyai::stream', '--compare', 'local']);
+  expect(table.stdout).toMatch(/95 % interval; sampled 200 of 2,000 files, seed 7/);
+  console.log(`[plan] table:\n${table.stdout}`);
   // The same seed draws the same sample.
   const again = JSON.parse((await scribe(['plan', `s3://${bucket}/many/`, '--out', `s3://${bucket}/out-many/`, '--sample', '200', '--seed', '7', '--json'])).stdout);
   expect(again.audio.seconds).toEqual(s);
