@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { wantsMultichannel } from '../domain/catalogue';
 import { UnsupportedCombinationError } from '../domain/errors';
 import { pacedSend, chunkBytesFor, rechunk, PCM_BYTES_PER_SECOND, type PacingReport } from '../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript } from '../domain/transcript';
@@ -12,10 +13,7 @@ export interface LocalProviderOptions {
   speed?: number;
 }
 
-/** The job option `multichannel` (true or 'true'): transcribe each channel of the source on its own. */
-export function wantsMultichannel(options: TranscribeRequest['options']): boolean {
-  return options.multichannel === true || options.multichannel === 'true';
-}
+export { wantsMultichannel };
 
 /** Channels the local recogniser transcribes separately at most (one recogniser process each). */
 export const MAX_CHANNELS = 8;
