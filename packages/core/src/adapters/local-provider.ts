@@ -67,10 +67,10 @@ export class LocalProvider implements Provider {
         ctx.onEvent?.({ type: 'session:first-result', audioSeconds: m.type === 'partial' ? m.audio_end : m.end });
       }
       if (m.type !== 'final') return;
-      // A multichannel final carries no segment: the worker's stream checkpoints (resume from the
-      // last final's end) assume one time line, which several channels do not share.
-      if (channel === undefined) ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end, segment: segmentFromWords(m.words) });
-      else ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end });
+      // A multichannel final's segment has its channel, and the event the channel count: the worker's
+      // checkpoint resumes where every channel is final.
+      const segment = segmentFromWords(m.words, channel);
+      ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end, segment, ...(channel === undefined ? {} : { channels: sessions.length }) });
     };
     const sessions: SphinxSession[] = [];
     const open = (channel?: number) => {
