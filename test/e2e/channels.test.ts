@@ -1,7 +1,8 @@
 /**
  * Channels end to end (issue 16): a stereo file with a different synthesised sentence on each channel,
  * through the worker and the strict Deepgram emulator (real recognition, each channel on its own with
- * `multichannel=true`), into S3. The JSON keeps one channel entry per channel with its own words and
+ * `multichannel=true`; pre-recorded, and live with the channels streamed interleaved at real time),
+ * into S3. The JSON keeps one channel entry per channel with its own words and
  * times; SRT/VTT cues are labelled by channel and timed as their words.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,7 +14,7 @@ import { wordErrorRate, type DeepgramStyleJson } from '@scribe-fleet/core';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
 import { enqueuePrefix } from '@scribe-fleet/producer';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
-import { startEmulator, type EmulatorHandle } from '@scribe-fleet/emulators';
+import { startEmulator, type DeepgramEmulatorHandle, type EmulatorHandle } from '@scribe-fleet/emulators';
 import { testStorage, uniqueBucket } from '../helpers/env';
 import { readObject, testConfig, waitForJobs } from '../helpers/fleet';
 import { SENTENCES } from '../../infra/local/src/samples';
@@ -58,29 +59,31 @@ afterAll(async () => {
   await emu?.close();
 });
 
-it('Deepgram batch, multichannel=true: one channel entry per channel, each WER ≤ 20 % against its own sentence, labelled cues timed as their words', async () => {
-  const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, provider: 'deepgram', model: 'nova-3', options: { multichannel: true } }, { storage, fleet });
-  await worker.discover();
-  const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
-  expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
-  const json = JSON.parse((await readObject(storage, bucket, 'out/call.wav.json')).toString()) as DeepgramStyleJson;
+/**
+ * The outputs of the stereo call under `prefix`: one channel entry per channel, each with its own
+ * sentence at WER ≤ 20 % and monotonic word times, and SRT/VTT/TXT labelled by channel with cues
+ * within 0.3 s of their words. Returns the JSON and each channel's WER.
+ */
+async function expectChannelOutputs(prefix: string, label: string): Promise<{ json: DeepgramStyleJson; wer: number[]; cueError: number }> {
+  const json = JSON.parse((await readObject(storage, bucket, `${prefix}call.wav.json`)).toString()) as DeepgramStyleJson;
   expect(json.metadata.channels).toBe(2);
   expect(json.results.channels).toHaveLength(2);
-  json.results.channels.forEach((ch, i) => {
+  const wer = json.results.channels.map((ch, i) => {
     const words = ch.alternatives[0]!.words;
     const starts = words.map((w) => w.start);
     expect(starts).toEqual([...starts].sort((a, b) => a - b));
-    const wer = wordErrorRate(i === 0 ? LEFT : RIGHT, words.map((w) => w.word).join(' '));
-    console.log(`[channels] channel ${i}: WER ${(wer * 100).toFixed(1)} % — ${words.map((w) => w.word).join(' ')}`);
-    expect(wer).toBeLessThanOrEqual(0.2);
+    const w = wordErrorRate(i === 0 ? LEFT : RIGHT, words.map((x) => x.word).join(' '));
+    console.log(`[channels] ${label} channel ${i}: WER ${(w * 100).toFixed(1)} % — ${words.map((x) => x.word).join(' ')}`);
+    expect(w).toBeLessThanOrEqual(0.2);
+    return w;
   });
   // The right channel starts 1 s in: its first word is not before 0.9 s.
   expect(json.results.channels[1]!.alternatives[0]!.words[0]!.start).toBeGreaterThan(0.9);
   expect(new Set(json.results.utterances.map((u) => u.channel))).toEqual(new Set([0, 1]));
 
   // SRT/VTT: every cue labelled with its channel and timed within 0.3 s of its words.
-  const srt = (await readObject(storage, bucket, 'out/call.wav.srt')).toString();
-  const vtt = (await readObject(storage, bucket, 'out/call.wav.vtt')).toString();
+  const srt = (await readObject(storage, bucket, `${prefix}call.wav.srt`)).toString();
+  const vtt = (await readObject(storage, bucket, `${prefix}call.wav.vtt`)).toString();
   const blocks = srt.trim().split(/\n\n/);
   expect(blocks.length).toBeGreaterThan(1);
   const secs = (ts: string) => {
@@ -89,6 +92,7 @@ it('Deepgram batch, multichannel=true: one channel entry per channel, each WER �
   };
   // Each cue is the next run of its channel's words (cues of one channel are in order).
   const next = [0, 0];
+  let cueError = 0;
   blocks.forEach((b) => {
     const [, times, text] = b.split('\n');
     const m = /^\[channel (\d)\] (.*)$/.exec(text!);
@@ -100,14 +104,47 @@ it('Deepgram batch, multichannel=true: one channel entry per channel, each WER �
     const words = all.slice(next[channel]!, next[channel]! + said.length);
     next[channel]! += said.length;
     expect(words.map((w) => w.punctuated_word ?? w.word)).toEqual(said);
+    cueError = Math.max(cueError, Math.abs(from! - words[0]!.start), Math.abs(to! - words[words.length - 1]!.end));
     expect(Math.abs(from! - words[0]!.start)).toBeLessThanOrEqual(0.3);
     expect(Math.abs(to! - words[words.length - 1]!.end)).toBeLessThanOrEqual(0.3);
   });
+  console.log(`[channels] ${label}: ${blocks.length} SRT cues, largest cue/word time difference ${cueError.toFixed(3)} s`);
   expect(next).toEqual(json.results.channels.map((ch) => ch.alternatives[0]!.words.length));
   expect(vtt).toMatch(/<v Channel 0>/);
   expect(vtt).toMatch(/<v Channel 1>/);
-  const txt = (await readObject(storage, bucket, 'out/call.wav.txt')).toString();
+  const txt = (await readObject(storage, bucket, `${prefix}call.wav.txt`)).toString();
   expect(txt.split('\n').filter(Boolean).every((l) => /^\[channel [01]\] /.test(l))).toBe(true);
+  return { json, wer, cueError };
+}
+
+it('Deepgram batch, multichannel=true: one channel entry per channel, each WER ≤ 20 % against its own sentence, labelled cues timed as their words', async () => {
+  const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, provider: 'deepgram', model: 'nova-3', options: { multichannel: true } }, { storage, fleet });
+  await worker.discover();
+  const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
+  expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
+  await expectChannelOutputs('out/', 'batch');
+});
+
+it('Deepgram stream, multichannel=true: the interleaved channels are streamed as channels=2 at their real byte rate, with the same outputs as batch', async () => {
+  const res = await enqueuePrefix({ source: `s3://${bucket}/in/`, out: `s3://${bucket}/out-live/`, provider: 'deepgram', model: 'nova-3', mode: 'stream', options: { multichannel: true } }, { storage, fleet });
+  await worker.discover();
+  const [outcome] = await waitForJobs(fleet, res.jobIds, 240_000);
+  expect(outcome!.state === 'failed' ? outcome!.reason : outcome!.state).toBe('completed');
+  const { json } = await expectChannelOutputs('out-live/', 'stream');
+  expect(json.metadata.duration).toBeCloseTo(12, 1);
+
+  // The emulator's view: one session of 2 channels, 12 s of audio at 64 000 bytes a second, paced
+  // at real time (never ahead by more than the chunk and jitter), 100 ms frames of both channels.
+  const dg = emu as DeepgramEmulatorHandle;
+  const rec = dg.sessions.find((s) => s.query.multichannel === 'true')!;
+  expect(rec).toMatchObject({ query: { encoding: 'linear16', sample_rate: '16000', channels: '2' }, metadataSent: true, closeCode: 1000, clientBugs: [] });
+  expect(Math.abs(rec.audioBytes - 12 * 64_000)).toBeLessThanOrEqual(6400);
+  expect(rec.audioSeconds).toBeCloseTo(rec.audioBytes / 64_000, 6);
+  expect(rec.audioSeconds).toBeCloseTo(12, 1);
+  expect(rec.maxAheadSeconds).toBeLessThan(0.5);
+  const binary = dg.frames.frames(rec.requestId).filter((f) => f.direction === 'in' && f.kind === 'binary');
+  expect(binary.slice(0, -1).every((f) => f.size === 6400)).toBe(true);
+  expect(dg.recognisers.maxInUse).toBeGreaterThanOrEqual(2);
 });
 
 it('Deepgram batch, diarize=true: the speakers the emulator tells apart are kept on JSON utterances and label every text format', async () => {

@@ -1,4 +1,4 @@
-import { chunkBytesFor, deadlineMs, pacedSend, rechunk, VirtualClock, PCM_BYTES_PER_SECOND } from '../src';
+import { chunkBytesFor, deadlineMs, pacedSend, pcmByteRate, rechunk, VirtualClock, PCM_BYTES_PER_SECOND } from '../src';
 
 async function* chunksOf(total: number, size: number) {
   for (let sent = 0; sent < total; sent += size) yield Buffer.alloc(Math.min(size, total - sent));
@@ -8,6 +8,15 @@ describe('pacing schedule', () => {
   it('100 ms chunks are 3200 bytes of 16 kHz s16le', () => {
     expect(chunkBytesFor(100)).toBe(3200);
     expect(chunkBytesFor(50)).toBe(1600);
+  });
+
+  it('interleaved channels: chunks of every channel at N × 32 000 bytes a second, in whole frames', () => {
+    expect(pcmByteRate(2)).toBe(64_000);
+    expect(chunkBytesFor(100, pcmByteRate(2), 4)).toBe(6400);
+    expect(chunkBytesFor(100, pcmByteRate(3), 6)).toBe(9600);
+    // 10.1 ms of 3 channels is 969.6 bytes: 966, not 970 (which would split a frame).
+    expect(chunkBytesFor(10.1, pcmByteRate(3), 6)).toBe(966);
+    expect(deadlineMs(0, 64_000, pcmByteRate(2))).toBe(1000);
   });
 
   it('deadlines are absolute: start + bytesBefore / byteRate', () => {

@@ -185,7 +185,11 @@ class FakeAudio {
   disposed = 0;
   warnings: string[] = [];
 
-  constructor(private readonly seconds = 3) {}
+  /** `channels`: the input also decodes keeping channels (`pcmChannels`, chunk i of every channel filled with i + 1). */
+  constructor(
+    private readonly seconds = 3,
+    private readonly channels?: number,
+  ) {}
 
   readonly factory: ProcessorDeps['audioInput'] = (_storage, source, opts) => {
     this.made.push({ source: { bucket: source.bucket, key: source.key, etag: source.etag }, opts });
@@ -209,6 +213,15 @@ class FakeAudio {
       },
       original: async () => ({ stream: Readable.from([Buffer.from('RIFF-original')]), filename: 'a.wav', size: 13 }),
     };
+    const channels = this.channels;
+    if (channels) {
+      input.pcmChannels = async () => ({
+        channels,
+        pcm: (async function* () {
+          for (let i = 0; i < self.seconds; i += 1) yield Buffer.alloc(PCM_PER_SECOND * channels, i + 1);
+        })(),
+      });
+    }
     return input;
   };
 }
@@ -275,12 +288,11 @@ function ctx(over: Partial<JobContext> = {}): JobContext {
   return { id: 'job-1', attempt: 1, signal: new AbortController().signal, ...over };
 }
 
-function world(provider: Provider, over: Partial<ProcessorDeps> = {}) {
+function world(provider: Provider, over: Partial<ProcessorDeps> = {}, audio = new FakeAudio()) {
   const storage = new MemoryStorage();
   const limiter = new CountingLimiter();
   const telemetry = new RecordingTelemetry();
   const clock = new VirtualClock(1_000);
-  const audio = new FakeAudio();
   const deps: ProcessorDeps = { storage, audioInput: audio.factory, providers: { deepgram: provider }, limiter, clock, telemetry, ...over };
   return { storage, limiter, telemetry, clock, audio, deps, run: createProcessor(deps) };
 }
@@ -697,6 +709,70 @@ describe('stream checkpoints', () => {
     // t=6 s: under the interval; t=12 s: written (two finals); t=18 s: under it again; the failure saves the third.
     expect(w.storage.log).toEqual([`put ${CP_KEY}`, `put ${CP_KEY}`]);
     expect((JSON.parse(w.storage.text(OUT, CP_KEY)!) as StreamCheckpoint).offsetSeconds).toBe(1.75);
+  });
+
+  describe('multichannel (segments with their channel, finals with the channel count)', () => {
+    const on = (channel: number, s: Segment): Segment => ({ ...s, channel });
+    /** A session reading the interleaved PCM (bytes and first byte noted), reporting `finals` of 2 channels. */
+    const stereoSession =
+      (finals: Segment[], duration: number, seen: { bytes: number; first?: number }, fail?: Error): Session =>
+      async (req, c) => {
+        const { channels, pcm } = await req.audio.pcmChannels!(c.signal);
+        for await (const chunk of pcm) {
+          seen.first ??= chunk[0];
+          seen.bytes += chunk.length;
+        }
+        finals.forEach((s, index) => c.onEvent?.({ type: 'session:final', index, start: s.start, end: s.end, segment: s, channels }));
+        if (fail) throw fail;
+        return {
+          transcript: { provider: 'deepgram', model: 'nova-3', requestId: 'req-mc', duration, channels, segments: finals },
+          stats: { requestId: 'req-mc', bytesSent: seen.bytes, chunksSent: 1, finalResults: finals.length, reconnects: 0 },
+        };
+      };
+
+    it('the checkpoint resumes where every channel is final; the retry skips whole frames and drops the words a channel already has', async () => {
+      const failure = new ProviderUnavailableError('socket closed 1011');
+      const seen1 = { bytes: 0 } as { bytes: number; first?: number };
+      const seen2 = { bytes: 0 } as { bytes: number; first?: number };
+      const { provider } = scriptedProvider([
+        // Channel 0 is final to 2.0 s, channel 1 only to 0.75 s: the retry must start at 1.0 s.
+        stereoSession([on(0, segment(0.1, 0.5, 'one two')), on(1, segment(0.3, 0.75, 'three')), on(0, segment(1.0, 2.0, 'four five'))], 3, seen1, failure),
+        // The retry's own time line starts at 1.0 s: "five" (1.5-2.0) is heard again, "six" is new.
+        stereoSession([on(0, segment(0.5, 1.5, 'five six')), on(1, segment(0.5, 1.5, 'seven eight'))], 2, seen2),
+      ]);
+      const w = world(provider, {}, new FakeAudio(3, 2));
+      const spec = job({ mode: 'stream', options: { multichannel: true } });
+
+      await expect(w.run(spec, ctx())).rejects.toBe(failure);
+
+      const cp = JSON.parse(w.storage.text(OUT, CP_KEY)!) as StreamCheckpoint;
+      expect(cp).toMatchObject({ offsetSeconds: 1, channelEnds: [2, 0.75] });
+      expect(cp.segments.map((s) => [s.channel, s.text])).toEqual([[0, 'one two'], [1, 'three'], [0, 'four five']]);
+
+      const result = await w.run(spec, ctx({ attempt: 2 }));
+
+      // 1.0 s of both channels (64 000 bytes) skipped: the retry starts with chunk 2, at a frame boundary.
+      expect(seen2).toEqual({ bytes: 2 * 2 * PCM_PER_SECOND, first: 2 });
+      expect(result.duration).toBe(3);
+      const doc = JSON.parse(w.storage.text(OUT, 'out/a.wav.json')!);
+      expect(doc.metadata.channels).toBe(2);
+      expect(doc.results.utterances.map((u: { channel: number; start: number; end: number; transcript: string }) => [u.channel, u.start, u.end, u.transcript])).toEqual([
+        [0, 0.1, 0.5, 'one two'],
+        [1, 0.3, 0.75, 'three'],
+        [0, 1, 2, 'four five'],
+        [1, 1.5, 2.5, 'seven eight'],
+        [0, 2, 2.5, 'six'],
+      ]);
+      expect(w.storage.text(OUT, CP_KEY)).toBeUndefined();
+    });
+
+    it('a channel that has said nothing yet holds the offset at the start', async () => {
+      const failure = new ProviderUnavailableError('gone');
+      const seen = { bytes: 0 } as { bytes: number; first?: number };
+      const w = world(scriptedProvider([stereoSession([on(0, segment(0.1, 2.0, 'one two three'))], 3, seen, failure)]).provider, {}, new FakeAudio(3, 2));
+      await expect(w.run(job({ mode: 'stream', options: { multichannel: true } }), ctx())).rejects.toBe(failure);
+      expect(JSON.parse(w.storage.text(OUT, CP_KEY)!)).toMatchObject({ offsetSeconds: 0, channelEnds: [2, null] });
+    });
   });
 
   it('checkpointIntervalMs 0 turns checkpoints off: none read, none written', async () => {

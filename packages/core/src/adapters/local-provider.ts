@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { wantsMultichannel } from '../domain/catalogue';
 import { UnsupportedCombinationError } from '../domain/errors';
 import { pacedSend, chunkBytesFor, rechunk, PCM_BYTES_PER_SECOND, type PacingReport } from '../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript } from '../domain/transcript';
@@ -12,10 +13,7 @@ export interface LocalProviderOptions {
   speed?: number;
 }
 
-/** The job option `multichannel` (true or 'true'): transcribe each channel of the source on its own. */
-export function wantsMultichannel(options: TranscribeRequest['options']): boolean {
-  return options.multichannel === true || options.multichannel === 'true';
-}
+export { wantsMultichannel };
 
 /** Channels the local recogniser transcribes separately at most (one recogniser process each). */
 export const MAX_CHANNELS = 8;
@@ -69,10 +67,10 @@ export class LocalProvider implements Provider {
         ctx.onEvent?.({ type: 'session:first-result', audioSeconds: m.type === 'partial' ? m.audio_end : m.end });
       }
       if (m.type !== 'final') return;
-      // A multichannel final carries no segment: the worker's stream checkpoints (resume from the
-      // last final's end) assume one time line, which several channels do not share.
-      if (channel === undefined) ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end, segment: segmentFromWords(m.words) });
-      else ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end });
+      // A multichannel final's segment has its channel, and the event the channel count: the worker's
+      // checkpoint resumes where every channel is final.
+      const segment = segmentFromWords(m.words, channel);
+      ctx.onEvent?.({ type: 'session:final', index: finals++, start: m.start, end: m.end, segment, ...(channel === undefined ? {} : { channels: sessions.length }) });
     };
     const sessions: SphinxSession[] = [];
     const open = (channel?: number) => {

@@ -135,7 +135,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const recorder = spec.mode === 'stream' && cpInterval > 0 ? new CheckpointRecorder(deps.storage, spec, deps.clock, cpInterval, resume) : null;
       const input = resume ? resumedAudio(audio, resume.offsetSeconds) : audio;
       const session = await transcribeWithinCap(spec, bucket, input, form, deps, ctx, (e) => {
-        if (e.type === 'session:final' && e.segment) recorder?.onFinal(e.segment);
+        if (e.type === 'session:final' && e.segment) recorder?.onFinal(e.segment, e.channels);
       }, resume?.offsetSeconds).then(
         (r) => recorder?.settled().then(() => r) ?? r,
         // A session that failed after finals arrived saves them first: the retry re-sends only the tail.

@@ -148,7 +148,9 @@ const DEEPGRAM_STREAM: OptionTable = {
   diarize_model: { types: ['string'], values: ['latest', 'v1'] }, // §2.2: v2 is refused on streaming
   redact: { types: ['boolean', 'string', 'strings'], values: ['true', 'false', 'pci', 'numbers', 'aggressive_numbers', 'ssn'] },
   endpointing: { types: ['number', 'boolean'] }, // ms of silence, or false
-  // Today the client decodes to mono and its fixed `channels=1` wins; accepted for multichannel streaming.
+  // The client sets `channels` itself (its fixed value wins): the source's channel count with
+  // `multichannel=true` (the interleaved channels are streamed, one result per channel), else 1
+  // (the audio is decoded to mono). Accepted, and dropped, for jobs that name it.
   channels: NUM,
 };
 
@@ -195,8 +197,8 @@ const OPENAI_BATCH: OptionTable = {
 };
 
 /**
- * The local recogniser reads no option today; `multichannel` (one result per input channel) is
- * accepted for its coming multichannel support. No speaker options.
+ * The local recogniser reads `multichannel` only (one recogniser and one result per input channel,
+ * local-provider.ts). No speaker options.
  */
 const LOCAL: OptionTable = { multichannel: BOOL };
 
@@ -212,6 +214,14 @@ export const PROVIDER_OPTIONS: Readonly<Record<ProviderName, Readonly<Partial<Re
   fireworks: { stream: FIREWORKS_STREAM },
   openai: { batch: OPENAI_BATCH },
 };
+
+/**
+ * The job option `multichannel` (true or 'true'): transcribe each channel of the source on its own
+ * (the providers that take it read the audio with `AudioInput.pcmChannels`).
+ */
+export function wantsMultichannel(options: Readonly<Record<string, unknown>>): boolean {
+  return options.multichannel === true || options.multichannel === 'true';
+}
 
 /** Every option name some provider takes in some mode, sorted. */
 export function knownOptionNames(): string[] {

@@ -6,9 +6,18 @@ import { isPhasedClock, type PhaseLease } from './scheduler';
 export const PCM_SAMPLE_RATE = 16_000;
 export const PCM_BYTES_PER_SECOND = PCM_SAMPLE_RATE * 2;
 
-export function chunkBytesFor(chunkMs: number, byteRate = PCM_BYTES_PER_SECOND): number {
+/** Bytes per second of 16 kHz s16le PCM of `channels` interleaved channels (multichannel streams). */
+export function pcmByteRate(channels = 1): number {
+  return PCM_BYTES_PER_SECOND * channels;
+}
+
+/**
+ * Bytes of `chunkMs` of audio at `byteRate`, in whole frames of `frameBytes` (2: one s16le sample;
+ * 2 × N for N interleaved channels, so no chunk splits a frame).
+ */
+export function chunkBytesFor(chunkMs: number, byteRate = PCM_BYTES_PER_SECOND, frameBytes = 2): number {
   const bytes = Math.round((chunkMs / 1000) * byteRate);
-  return bytes - (bytes % 2);
+  return bytes - (bytes % frameBytes);
 }
 
 /**

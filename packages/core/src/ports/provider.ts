@@ -33,8 +33,12 @@ export interface MultichannelPcm {
 export type SessionEvent =
   | { type: 'session:open'; requestId?: string }
   | { type: 'session:first-result'; audioSeconds: number }
-  /** A final result; `segment` (audio time of this session) lets the worker checkpoint long streams. */
-  | { type: 'session:final'; index: number; start: number; end: number; segment?: Segment }
+  /**
+   * A final result; `segment` (audio time of this session) lets the worker checkpoint long streams.
+   * A multichannel stream's segments carry their `channel`, and `channels` is the stream's count (a
+   * checkpoint resumes where every channel is final).
+   */
+  | { type: 'session:final'; index: number; start: number; end: number; segment?: Segment; channels?: number }
   | { type: 'session:reconnect'; attempt: number; reason: string }
   | { type: 'session:chunk-lateness'; ms: number }
   | { type: 'session:closed'; code?: number; reason?: string };

@@ -69,7 +69,14 @@
  *   the documented body for it, written before the body is read, then the connection is closed.
  * - `serviceTimeMs`: pre-recorded benchmark mode (below); a number or `live` also delays the
  *   end-of-stream answer to CloseStream (final Results → Metadata → close) by that many ms.
- * - Not implemented: live `multichannel` (audio is downmixed, `channel_index` is always [0, 1]);
+ * - Live channels (live/ingest.ts): raw `linear16`/`mulaw` of `channels=N` is split per channel;
+ *   with `multichannel=true` each channel has its own recogniser (N taken from the pool at the
+ *   handshake; N above the pool's capacity → 400) and its own Results, interims, SpeechStarted and
+ *   UtteranceEnd tagged `[c, N]`; `{"type":"Finalize","channel":c}` flushes channel c only. Without
+ *   `multichannel` the channels are mixed to mono (`[0, 1]`). Pacing and the rate check count the
+ *   real byte rate (N × sample bytes × sample_rate); Metadata has `channels: N`, the sha256 of every
+ *   byte received and the duration of one channel.
+ * - Not implemented: `multichannel` on containers (no `encoding`, or a headered one: decoded to mono);
  *   decoding of `alaw`, `linear32`, raw `opus`, `speex`, `g729` (accepted at handshake, the audio is
  *   then refused with 1008 DATA-0000).
  *

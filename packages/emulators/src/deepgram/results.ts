@@ -146,11 +146,23 @@ export interface LiveWord {
   confidence: number;
 }
 
-export function liveResults(q: URLSearchParams, model: string, requestId: string, start: number, end: number, words: LiveWord[], flags: ResultFlags): Record<string, unknown> {
+/** `[this channel, total channels]` (§2.4): `[0, 1]` unless the session is `multichannel`. */
+export type ChannelIndex = [number, number];
+
+export function liveResults(
+  q: URLSearchParams,
+  model: string,
+  requestId: string,
+  start: number,
+  end: number,
+  words: LiveWord[],
+  flags: ResultFlags,
+  channelIndex: ChannelIndex = [0, 1],
+): Record<string, unknown> {
   const out = outWords({ start, end, words }, wantsPunctuation(q), wantsDiarization(q));
   return {
     type: 'Results',
-    channel_index: [0, 1],
+    channel_index: channelIndex,
     duration: round(end - start),
     start: round(start),
     ...flags,

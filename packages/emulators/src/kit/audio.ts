@@ -76,3 +76,65 @@ export class PcmConverter {
     return buf;
   }
 }
+
+/**
+ * Splits interleaved raw audio (frames of `channels` samples of `sampleBytes` bytes each) into one
+ * buffer per channel. A WebSocket frame need not end on a frame boundary: the partial frame at its
+ * end is carried over to the next call.
+ */
+export class FrameSplitter {
+  private carry: Buffer = Buffer.alloc(0);
+
+  constructor(
+    readonly channels: number,
+    readonly sampleBytes: number,
+  ) {
+    if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`channels must be an integer >= 1, got ${channels}`);
+  }
+
+  /** Bytes of one frame (one sample of every channel). */
+  get frameBytes(): number {
+    return this.channels * this.sampleBytes;
+  }
+
+  /** Bytes held back (a partial frame). */
+  get pending(): number {
+    return this.carry.length;
+  }
+
+  split(data: Buffer): Buffer[] {
+    const buf = this.carry.length ? Buffer.concat([this.carry, data]) : data;
+    const whole = buf.length - (buf.length % this.frameBytes);
+    this.carry = whole < buf.length ? Buffer.from(buf.subarray(whole)) : Buffer.alloc(0);
+    return deinterleave(buf.subarray(0, whole), this.channels, this.sampleBytes);
+  }
+}
+
+/** Interleaved whole frames → one buffer per channel (`sampleBytes` per sample). */
+export function deinterleave(buf: Buffer, channels: number, sampleBytes: number): Buffer[] {
+  if (channels === 1) return [buf];
+  const frameBytes = channels * sampleBytes;
+  const frames = Math.floor(buf.length / frameBytes);
+  const out = Array.from({ length: channels }, () => Buffer.allocUnsafe(frames * sampleBytes));
+  for (let f = 0, src = 0; f < frames; f++) {
+    const dst = f * sampleBytes;
+    for (let c = 0; c < channels; c++) {
+      buf.copy(out[c]!, dst, src, src + sampleBytes);
+      src += sampleBytes;
+    }
+  }
+  return out;
+}
+
+/** The mono mix of equal-length 16-bit s16le channel buffers: the mean of each frame's samples. */
+export function downmix(channels: Buffer[]): Buffer {
+  if (channels.length === 1) return channels[0]!;
+  const n = Math.min(...channels.map((c) => c.length)) >> 1;
+  const out = Buffer.allocUnsafe(n * 2);
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (const c of channels) sum += c.readInt16LE(i * 2);
+    out.writeInt16LE(Math.round(sum / channels.length), i * 2);
+  }
+  return out;
+}

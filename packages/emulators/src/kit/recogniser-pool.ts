@@ -33,13 +33,18 @@ export class RecogniserPool {
     return this.waiters.length;
   }
 
-  /** A recogniser now, or null at capacity (the caller refuses the work as its provider does). */
-  tryAcquire(): (() => void) | null {
-    if (this.used >= this.capacity) {
+  /**
+   * `n` recognisers now (all or none; e.g. one per channel of a multichannel stream), or null when
+   * fewer are free (the caller refuses the work as its provider does). The returned function gives
+   * them all back.
+   */
+  tryAcquire(n = 1): (() => void) | null {
+    if (this.used + n > this.capacity) {
       this.refused += 1;
       return null;
     }
-    return this.take();
+    const releases = Array.from({ length: n }, () => this.take());
+    return n === 1 ? releases[0]! : () => releases.forEach((r) => r());
   }
 
   /** A recogniser, waiting in FIFO order while all are busy; rejects with the signal's reason on abort. */

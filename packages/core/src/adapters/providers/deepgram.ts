@@ -3,7 +3,8 @@
  * (stream), normalised into the Transcript model. Wire reference: providers.md §1, §2, Appendix A.
  *
  * Batch streams the original object bytes as the request body (or, with `batchBody: 'url'`, sends a
- * presigned URL for Deepgram to fetch). Stream decodes to 16 kHz mono linear16, prefetches the first
+ * presigned URL for Deepgram to fetch). Stream decodes to 16 kHz mono linear16 (with the job option
+ * `multichannel`, the source's channels interleaved, `channels=N`), prefetches the first
  * chunk before opening the socket, paces chunks on absolute deadlines, keeps the socket alive while
  * the source stalls, never sends an empty frame, and ends with CloseStream → finals → Metadata →
  * close 1000 (§2.7), waiting for that as long as Deepgram makes progress. Metadata's `sha256` must
@@ -23,9 +24,10 @@ import {
   ScribeError,
   toScribeError,
 } from '../../domain/errors';
-import { chunkBytesFor, pacedSend, rechunk, PCM_BYTES_PER_SECOND, PCM_SAMPLE_RATE, type PacingReport } from '../../domain/pacing';
+import { wantsMultichannel } from '../../domain/catalogue';
+import { chunkBytesFor, pacedSend, pcmByteRate, rechunk, PCM_SAMPLE_RATE, type PacingReport } from '../../domain/pacing';
 import { segmentFromWords, type Segment, type Transcript, type Word } from '../../domain/transcript';
-import type { AudioForm, Provider, ProviderResult, SessionContext, SessionStats, TranscribeRequest } from '../../ports/provider';
+import type { AudioForm, Provider, ProviderResult, SessionContext, SessionEvent, SessionStats, TranscribeRequest } from '../../ports/provider';
 import { postStreaming } from './http-upload';
 import { within } from './shared/deferred';
 import { finalizeLimits, finalizeWithinProgress } from './shared/finalize-wait';
@@ -95,6 +97,8 @@ interface DgPrerecordedResponse {
 
 interface DgResults {
   type: 'Results';
+  /** `[this channel, total channels]` (§2.4). */
+  channel_index?: [number, number];
   start: number;
   duration: number;
   is_final?: boolean;
@@ -340,10 +344,8 @@ export class DeepgramProvider implements Provider {
     const keepAliveMs = this.opts.keepAliveMs ?? 4000;
     const stop = new AbortController(); // aborted when the server closes early or on failure
     const signal = AbortSignal.any([ctx.signal, stop.signal]);
-    const query = listenQuery({ encoding: 'linear16', sample_rate: String(PCM_SAMPLE_RATE), channels: '1', model: req.model }, req.options);
-    const url = `${this.base.replace(/^http/, 'ws')}/v1/listen?${query}`;
     const stats: SessionStats = { requestId: '', bytesSent: 0, chunksSent: 0, finalResults: 0, reconnects: 0 };
-    const source = rechunk(req.audio.pcm(signal), chunkBytesFor(chunkMs))[Symbol.asyncIterator]();
+    let source: AsyncIterator<Buffer> | undefined;
     let live: WsSession | undefined;
     let keepAlive: NodeJS.Timeout | undefined;
     let closeStreamSent = false;
@@ -357,9 +359,25 @@ export class DeepgramProvider implements Provider {
       ctx.onEvent?.(e);
     };
     try {
+      // §2.2: with `multichannel`, the source's channels go out interleaved as `channels=N` and
+      // Deepgram answers per channel (`channel_index`); otherwise (or when this audio input cannot
+      // keep channels) the audio is decoded to mono. A mono source is one channel either way.
+      let channels = 1;
+      let pcm: AsyncIterable<Buffer>;
+      if (wantsMultichannel(req.options) && req.audio.pcmChannels) {
+        const decoded = await req.audio.pcmChannels(signal);
+        channels = decoded.channels;
+        pcm = decoded.pcm;
+      } else pcm = req.audio.pcm(signal);
+      // Chunks are `chunkMs` of every channel, in whole frames, paced at the N-channel byte rate.
+      const byteRate = pcmByteRate(channels);
+      const chunkSource = rechunk(pcm, chunkBytesFor(chunkMs, byteRate, 2 * channels))[Symbol.asyncIterator]();
+      source = chunkSource;
+      const query = listenQuery({ encoding: 'linear16', sample_rate: String(PCM_SAMPLE_RATE), channels: String(channels), model: req.model }, req.options);
+      const url = `${this.base.replace(/^http/, 'ws')}/v1/listen?${query}`;
       // Appendix A: the first audio must reach Deepgram within 10 s of open, so the first chunk is
       // fetched (S3 read + decoder start) before the socket is opened.
-      const first = await source.next();
+      const first = await chunkSource.next();
       if (first.done || first.value.length === 0) throw new EmptyDecodeError('deepgram: the audio decoded to nothing; nothing to stream');
       const firstChunk: Buffer = first.value;
       live = await this.openLive(url, signal);
@@ -372,7 +390,8 @@ export class DeepgramProvider implements Provider {
       const segments: Segment[] = [];
       let metadata: { duration?: number; request_id?: string; sha256?: unknown } | undefined;
       let firstResult = false;
-      let finalThroughSeconds = 0; // audio covered by final Results
+      let protocolError: string | undefined;
+      const finalThrough = new Array<number>(channels).fill(0); // audio covered by final Results, per channel
       const sentHash = createHash('sha256'); // of exactly the audio bytes handed to the socket
       onText(sock, (msg) => {
         if (msg.type === 'Results') {
@@ -383,13 +402,22 @@ export class DeepgramProvider implements Provider {
             ctx.onEvent?.({ type: 'session:first-result', audioSeconds: r.start + r.duration });
           }
           if (!r.is_final) return;
+          // Results of a multichannel stream say their channel; those of a mono one are channel 0 of 1.
+          const c = r.channel_index?.[0] ?? 0;
+          if (!Number.isInteger(c) || c < 0 || c >= channels) {
+            protocolError ??= `deepgram: a final Results message has channel_index ${JSON.stringify(r.channel_index)} in a stream of ${channels} channel(s)`;
+            return;
+          }
           stats.finalResults += 1;
-          if (typeof r.start === 'number' && typeof r.duration === 'number') finalThroughSeconds = Math.max(finalThroughSeconds, r.start + r.duration);
+          if (typeof r.start === 'number' && typeof r.duration === 'number') finalThrough[c] = Math.max(finalThrough[c]!, r.start + r.duration);
           const words = (alt?.words ?? []).map(toWord);
           if (!words.length) return;
-          const seg = segmentFromWords(words);
+          const seg = segmentFromWords(words, channels > 1 ? c : undefined);
           if (alt?.transcript) seg.text = alt.transcript;
-          ctx.onEvent?.({ type: 'session:final', index: segments.length, start: seg.start, end: seg.end, segment: seg });
+          // A multichannel final says how many channels there are: a checkpoint resumes where all are final.
+          const e: SessionEvent = { type: 'session:final', index: segments.length, start: seg.start, end: seg.end, segment: seg };
+          if (channels > 1) e.channels = channels;
+          ctx.onEvent?.(e);
           segments.push(seg);
         } else if (msg.type === 'Metadata') {
           metadata = msg as { duration?: number; request_id?: string; sha256?: unknown };
@@ -417,7 +445,7 @@ export class DeepgramProvider implements Provider {
       async function* chunks(): AsyncGenerator<Buffer> {
         yield firstChunk;
         for (;;) {
-          const r = await source.next();
+          const r = await chunkSource.next();
           if (r.done) return;
           yield r.value;
         }
@@ -427,6 +455,7 @@ export class DeepgramProvider implements Provider {
       try {
         pacing = await pacedSend({
           chunks: chunks(),
+          byteRate,
           clock: ctx.clock,
           signal,
           onLateness: (ms) => ctx.onEvent?.({ type: 'session:chunk-lateness', ms }),
@@ -467,7 +496,8 @@ export class DeepgramProvider implements Provider {
         after: 'CloseStream',
         clock: ctx.clock,
         limits: finalizeLimits(this.opts, this.opts.closeTimeoutMs),
-        pendingAudioSeconds: () => stats.bytesSent / PCM_BYTES_PER_SECOND - finalThroughSeconds,
+        // Audio seconds (of every channel) not yet in a final: the channel furthest behind decides.
+        pendingAudioSeconds: () => stats.bytesSent / byteRate - Math.min(...finalThrough),
         activity: (onFrame) => sock.onActivity(onFrame),
         signal: ctx.signal,
       });
@@ -475,6 +505,7 @@ export class DeepgramProvider implements Provider {
       if (c.code !== 1000 || !metadata) {
         throw deepgramCloseError(c.code, this.clean(c.reason), metadata ? 'after CloseStream' : 'after CloseStream without Metadata');
       }
+      if (protocolError) throw new ProviderProtocolError(protocolError);
       // Integrity: Deepgram's sha256 of the audio it received must be that of what was sent.
       const sent = sentHash.digest('hex');
       if (typeof metadata.sha256 === 'string' && metadata.sha256.toLowerCase() !== sent) {
@@ -487,9 +518,10 @@ export class DeepgramProvider implements Provider {
         provider: PROVIDER,
         model: req.model,
         requestId: metadata.request_id ?? requestId,
-        duration: typeof metadata.duration === 'number' ? metadata.duration : stats.bytesSent / PCM_BYTES_PER_SECOND,
-        channels: 1,
-        segments,
+        duration: typeof metadata.duration === 'number' ? metadata.duration : stats.bytesSent / byteRate,
+        channels,
+        // The channels' finals arrive interleaved: in time order (ties by channel), as a batch transcript.
+        segments: channels > 1 ? segments.sort((a, b) => a.start - b.start || a.channel! - b.channel!) : segments,
       };
       return { transcript, stats };
     } catch (err) {
@@ -504,7 +536,7 @@ export class DeepgramProvider implements Provider {
     } finally {
       clearTimeout(keepAlive);
       if (!stop.signal.aborted) stop.abort(new Error('session over'));
-      await source.return?.(undefined).catch(() => undefined);
+      await source?.return?.(undefined).catch(() => undefined);
       // On success the server has closed already; on failure or abort, close our side.
       live?.shutdown();
     }

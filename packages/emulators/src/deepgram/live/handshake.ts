@@ -12,10 +12,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import { msUntil, type FaultHit } from '../../kit';
 import { refuseUpgrade } from '../../kit';
-import { DgError, paymentRequired, serverError, unauthorized, unavailable } from '../errors';
+import { badRequest, DgError, paymentRequired, serverError, unauthorized, unavailable } from '../errors';
 import { poolKey, type DeepgramLiveRecord } from '../options';
 import { authenticate, queryRecord, validateQuery } from '../query';
 import type { DeepgramState } from '../state';
+import { liveChannels } from './ingest';
 import { LiveSession, toBuffer } from './session';
 
 export async function onLiveUpgrade(st: DeepgramState, req: IncomingMessage, socket: Duplex, accept: () => Promise<WebSocket>): Promise<void> {
@@ -50,8 +51,15 @@ export async function onLiveUpgrade(st: DeepgramState, req: IncomingMessage, soc
     return refuse(st.errors.stormLimited('live streaming'));
   }
   if (hit?.kind === '5xx') return refuse(serverError(hit.status));
-  // A session that never answers recognises nothing: it takes no recogniser.
-  const release = hit?.kind === 'never-answer' ? () => undefined : st.recognisers.tryAcquire();
+  // A recogniser per transcribed channel (multichannel); a session that never answers recognises
+  // nothing: it takes none. More channels than the emulator has recognisers could never be served:
+  // refused as a bad request rather than a 429 the client would retry forever (emulator-specific).
+  const { outputs } = liveChannels(q);
+  if (outputs > st.recognisers.capacity) {
+    hit?.refund();
+    return refuse(badRequest(`Bad Request: multichannel with ${outputs} channels needs ${outputs} recognisers; this emulator has ${st.recognisers.capacity} (--recognisers)`, 'INVALID_QUERY_PARAMETER'));
+  }
+  const release = hit?.kind === 'never-answer' ? () => undefined : st.recognisers.tryAcquire(outputs);
   if (!release) {
     hit?.refund();
     st.concurrency.noteRefusal(poolKey(project, 'live'));

@@ -10,7 +10,7 @@
  */
 import type { RecognisedUtterance } from '../../kit';
 import { isTrue, utteranceEndMs } from '../query';
-import { liveResults, round, type LiveWord, type ResultFlags } from '../results';
+import { liveResults, round, type ChannelIndex, type LiveWord, type ResultFlags } from '../results';
 import { UtteranceEndRule } from './utterance-end';
 
 export type BoundaryKind = 'pause' | 'max' | 'finalize' | 'idle';
@@ -38,6 +38,8 @@ export interface OutputContext {
   send(msg: Record<string, unknown>): void;
   /** Seconds of audio fed to the recogniser so far. */
   fedSeconds(): number;
+  /** The channel this output speaks for, `[c, N]` (default `[0, 1]`): Results `channel_index`, SpeechStarted/UtteranceEnd `channel`. */
+  channel?: ChannelIndex;
 }
 
 export class LiveOutput {
@@ -48,12 +50,14 @@ export class LiveOutput {
   private readonly vadEvents: boolean;
   private readonly interims: boolean;
   private readonly utteranceEnd: UtteranceEndRule | undefined;
+  private readonly channel: ChannelIndex;
 
   constructor(private readonly ctx: OutputContext) {
+    this.channel = ctx.channel ?? [0, 1];
     this.vadEvents = isTrue(ctx.q, 'vad_events');
     this.interims = isTrue(ctx.q, 'interim_results');
     const ue = utteranceEndMs(ctx.q);
-    if (ue !== null) this.utteranceEnd = new UtteranceEndRule(ue, (lastWordEnd) => ctx.send({ type: 'UtteranceEnd', channel: [0, 1], last_word_end: lastWordEnd }));
+    if (ue !== null) this.utteranceEnd = new UtteranceEndRule(ue, (lastWordEnd) => ctx.send({ type: 'UtteranceEnd', channel: this.channel, last_word_end: lastWordEnd }));
   }
 
   /** The recogniser is flushed at `at`; call the returned function once that flush delivered its finals. */
@@ -76,7 +80,7 @@ export class LiveOutput {
     this.releaseHeld(FLAGS.within);
     if (this.vadEvents && !this.speechStarted) {
       this.speechStarted = true;
-      this.ctx.send({ type: 'SpeechStarted', channel: [0, 1], timestamp: round(this.cursor) });
+      this.ctx.send({ type: 'SpeechStarted', channel: this.channel, timestamp: round(this.cursor) });
     }
     if (!this.interims) return;
     const start = this.cursor;
@@ -91,7 +95,7 @@ export class LiveOutput {
     this.cross((b) => b.at <= u.start);
     this.releaseHeld(FLAGS.within);
     if (this.vadEvents && !this.speechStarted && u.words.length) {
-      this.ctx.send({ type: 'SpeechStarted', channel: [0, 1], timestamp: round(u.words[0]!.start) });
+      this.ctx.send({ type: 'SpeechStarted', channel: this.channel, timestamp: round(u.words[0]!.start) });
     }
     this.speechStarted = false;
     this.held = u;
@@ -132,6 +136,6 @@ export class LiveOutput {
   }
 
   private results(start: number, end: number, words: LiveWord[], flags: ResultFlags): void {
-    this.ctx.send(liveResults(this.ctx.q, this.ctx.model, this.ctx.requestId, start, end, words, flags));
+    this.ctx.send(liveResults(this.ctx.q, this.ctx.model, this.ctx.requestId, start, end, words, flags, this.channel));
   }
 }

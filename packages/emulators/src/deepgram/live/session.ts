@@ -2,6 +2,8 @@
  * One live session (providers.md §2, §7.3): frames in (audio, KeepAlive, Finalize, CloseStream), the
  * real-time accounting of received audio (strict pacing, audio-time faults), the idle close, and the
  * end of the stream. Audio goes ingest → pacing gate → transcriber; results go out through `send`.
+ * With `multichannel=true` on raw audio of `channels=N` there is one transcriber per channel, each
+ * sending its own Results (`channel_index: [c, N]`); otherwise one transcriber hears the mono mix.
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -11,7 +13,7 @@ import { closeReason, RateMonitor } from '../../kit';
 import { NET0000_REASON, NET0001_REASON, PACING_CLOSE_CODE, serviceTimeFor, type DeepgramLiveRecord, type ResolvedDeepgramOptions } from '../options';
 import { SNIFFED_ENCODINGS } from '../query';
 import { liveMetadata } from '../results';
-import { openIngest, PacingGate, type Ingest } from './ingest';
+import { liveChannels, openIngest, PacingGate, type Ingest } from './ingest';
 import { LiveTranscriber } from './transcriber';
 
 export interface LiveHooks {
@@ -28,7 +30,8 @@ export class LiveSession {
   private readonly rate = new RateMonitor();
   private readonly faults: ReturnType<LiveHooks['takeFaults']>;
   private readonly gate: PacingGate;
-  private readonly transcriber: LiveTranscriber;
+  /** One per transcribed channel (one for mono or a mix). */
+  private readonly transcribers: LiveTranscriber[];
   private ingest: Ingest | undefined;
   private idle: NodeJS.Timeout | undefined;
   /** CloseStream or the idle close is under way: frames are ignored. */
@@ -48,10 +51,15 @@ export class LiveSession {
   ) {
     this.requestId = rec.requestId;
     this.faults = hooks.takeFaults();
-    this.gate = new PacingGate(options, () => rec.firstAudioAt, (pcm) => this.transcriber.feed(pcm));
-    this.transcriber = new LiveTranscriber(
-      { q, model: rec.model, requestId: rec.requestId, send: (m) => this.send(m) },
-      { interimEveryMs: options.interimEveryMs, maxSegmentMs: options.maxSegmentMs, onError: () => this.serverClose(1011, NET0000_REASON) },
+    this.gate = new PacingGate(options, () => rec.firstAudioAt, (pcm) => pcm.forEach((p, c) => this.transcribers[c]?.feed(p)));
+    const { outputs } = liveChannels(q);
+    this.transcribers = Array.from(
+      { length: outputs },
+      (_, c) =>
+        new LiveTranscriber(
+          { q, model: rec.model, requestId: rec.requestId, send: (m) => this.send(m), channel: [c, outputs] },
+          { interimEveryMs: options.interimEveryMs, maxSegmentMs: options.maxSegmentMs, onError: () => this.serverClose(1011, NET0000_REASON) },
+        ),
     );
     ws.on('message', (data, isBinary) => this.onFrame(toBuffer(data), isBinary));
     ws.on('close', (code, reason) => this.onClosed(code, reason.toString('utf8')));
@@ -103,7 +111,8 @@ export class LiveSession {
       case 'KeepAlive':
         return; // no reply (§2.3)
       case 'Finalize':
-        void this.finalize();
+        // §2.3: `{"type":"Finalize","channel":c}` flushes that channel only.
+        void this.finalize((msg as { channel?: unknown }).channel);
         return;
       case 'CloseStream':
         void this.closeStream();
@@ -161,10 +170,11 @@ export class LiveSession {
 
   // -- control messages and the end of the stream
 
-  private async finalize(): Promise<void> {
+  private async finalize(channel: unknown): Promise<void> {
     await this.gate.drained();
     if (this.ended || this.closing) return;
-    await this.transcriber.finalize();
+    const only = typeof channel === 'number' ? this.transcribers[channel] : undefined;
+    await Promise.all((only ? [only] : this.transcribers).map((t) => t.finalize()));
   }
 
   /** §2.7: remaining finals → exactly one Metadata → close 1000. */
@@ -180,9 +190,10 @@ export class LiveSession {
       await this.ingest?.end();
       await this.gate.drained();
       if (this.ended) return;
-      await this.transcriber.finish('finalize');
+      await Promise.all(this.transcribers.map((t) => t.finish('finalize')));
       if (this.ended) return;
-      const seconds = this.rec.audioBytes > 0 ? this.transcriber.fedSeconds : null;
+      // Seconds of audio (per channel: every channel heard as much).
+      const seconds = this.rec.audioBytes > 0 ? this.transcribers[0]!.fedSeconds : null;
       this.send(liveMetadata(this.q, this.rec.model, this.requestId, this.hash.digest('hex'), seconds));
       this.rec.metadataSent = true;
       this.serverClose(1000, '');
@@ -201,7 +212,7 @@ export class LiveSession {
     try {
       await this.ingest?.end();
       this.gate.release();
-      if (!this.ended) await this.transcriber.finish('idle');
+      if (!this.ended) await Promise.all(this.transcribers.map((t) => t.finish('idle')));
     } finally {
       this.serverClose(1011, NET0001_REASON);
     }
@@ -257,7 +268,7 @@ export class LiveSession {
     clearTimeout(this.idle);
     this.gate.stop();
     this.ingest?.destroy();
-    this.transcriber.kill();
+    for (const t of this.transcribers) t.kill();
     if (this.stopped) return;
     this.stopped = true;
     this.hooks.releaseRecogniser();
