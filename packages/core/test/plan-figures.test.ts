@@ -1,3 +1,4 @@
+import { loadConfig } from '../src/domain/config';
 import { choiceFigures, parseSpeeds, speedFor, type ChoiceInputs } from '../src/domain/plan';
 import { DEFAULT_PRICES, parsePriceTable, priceFor, type PriceEntry } from '../src/domain/prices';
 
@@ -81,5 +82,9 @@ describe('plan figures', () => {
     expect(speedFor('openai', 'batch', o)).toEqual({ speed: 20, overheadSeconds: 3 });
     expect(() => parseSpeeds('deepgram:batch=0')).toThrow(/bad speed/);
     expect(() => parseSpeeds('deepgram=3')).toThrow(/bad speed/);
+    // Through the config module: the variable is named, its value parsed.
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', PLAN_SPEEDS: 'deepgram:batch=fast' })).toThrow(/PLAN_SPEEDS: bad speed/);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', PLAN_SPEEDS: 'openai:batch=30' }).PLAN_SPEEDS).toEqual({ 'openai:batch': { speed: 30, overheadSeconds: 3 } });
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:1' }).PLAN_TTL_SECONDS).toBe(30 * 24 * 3600);
   });
 });

@@ -9,6 +9,19 @@ import { parseSpeeds } from './plan';
  * names the variable. README.md documents the same table.
  */
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+/** A text variable (default empty) turned into a value by `parse`; what `parse` throws is the variable's error. */
+const parsedText = <T>(parse: (text: string) => T) =>
+  z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return parse(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
 const bool = (def: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -138,34 +151,14 @@ export const ConfigSchema = z.object({
 
   // ---- fleet-wide concurrency caps (see domain/caps.ts) ----
   /** Cap overrides: `provider:account:class:mode=N,…` (`*` for any account) or a JSON object. */
-  SCRIBE_CAPS: z
-    .string()
-    .default('')
-    .transform((s, ctx) => {
-      try {
-        return parseCapOverrides(s);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
+  SCRIBE_CAPS: parsedText(parseCapOverrides),
   // ---- plans (scribe plan, POST /v1/plans: domain/plan.ts, domain/prices.ts) ----
   /** How long a plan is kept to be run by its id (`scribe enqueue --plan`). */
   PLAN_TTL_SECONDS: int(30 * 24 * 3600, 60),
   /** A JSON price table read first (entries as domain/prices.ts PriceEntry); the shipped defaults fill the rest. */
   PRICES_FILE: z.string().min(1).optional(),
   /** Batch speeds and per-file overheads: `provider:batch|stream=speed[/overhead s],…` (defaults: domain/plan.ts). */
-  PLAN_SPEEDS: z
-    .string()
-    .default('')
-    .transform((s, ctx) => {
-      try {
-        return parseSpeeds(s);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
+  PLAN_SPEEDS: parsedText(parseSpeeds),
   /** Deepgram Whisper Cloud plan: `payg` (5 concurrent) or `paid` (15). */
   DEEPGRAM_WHISPER_PLAN: z.enum(['payg', 'paid']).default('payg'),
   /** Deepgram live streams per project (50 in newer docs, 100 in older ones). */
