@@ -8,7 +8,7 @@ import { sha256Hex } from '../domain/canonical';
 import { InvalidRequestError, InvalidS3UrlError } from '../domain/errors';
 import { outcomeOfFinishedJob } from '../domain/job-end';
 import { jobIdFor, outputKey, type JobSpec, type JobSpecInput } from '../domain/job-spec';
-import { formatS3Url, type S3Location } from '../domain/s3-url';
+import { asPrefix, formatS3Url, type S3Location } from '../domain/s3-url';
 import type { BatchJobEntry } from '../ports/batch-store';
 import type { ObjectInfo } from '../ports/storage';
 import { nowIso, nowMs, type BatchDeps } from './deps';
@@ -61,7 +61,7 @@ export type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobS
  */
 export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest, opts: CreateBatchOptions = {}): Promise<CreateBatchResult> {
   const { out, source, routing } = validateCreateBatch(deps.config, req);
-  const outPrefix = out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`;
+  const outPrefix = asPrefix(out.key);
   let pages: AsyncIterable<Page> | undefined;
   if (source) {
     // The first page is listed before the batch exists: a missing bucket or an empty prefix is

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { ScribeError } from '../domain/errors';
 import { jobIdFor } from '../domain/job-spec';
-import type { S3Location } from '../domain/s3-url';
+import { asPrefix, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
 import { bookPage, enqueueBooked, removeFinished, type CreateBatchDeps, type CreateBatchOptions, type CreateBatchProgress } from './create-batch';
 import type { BatchDeps } from './deps';
@@ -126,7 +126,7 @@ async function feedPage(
     await endFeed(deps, batchId, after);
     return 'ended';
   }
-  const outPrefix = out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`;
+  const outPrefix = asPrefix(out.key);
   const outputs = req.force ? undefined : new ListingCursor(deps.storage, out.bucket, outPrefix);
   const local: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
   const { entries, toAdd } = await bookPage(deps, batchId, req, out, objects.map((obj) => ({ obj, listedPrefix: source.key })), outputs, local, jobIds, opts);

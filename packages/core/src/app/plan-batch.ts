@@ -16,7 +16,7 @@ import { choiceFigures, speedFor, type ChoiceFigures, type Range, type SpeedSett
 import { priceFor, type PriceEntry } from '../domain/prices';
 import { estimateTotalBySize, KeySampler } from '../domain/sampling';
 import { ScribeError } from '../domain/errors';
-import { formatS3Url } from '../domain/s3-url';
+import { asPrefix, formatS3Url } from '../domain/s3-url';
 import type { ObjectInfo, Storage } from '../ports/storage';
 import { bookPage, type CreateBatchProgress, type Page } from './create-batch';
 import { nowIso, type BatchDeps } from './deps';
@@ -96,14 +96,14 @@ export interface PlanDeps extends Pick<BatchDeps, 'config' | 'storage' | 'clock'
   speeds?: Readonly<Record<string, SpeedSetting>>;
 }
 
-/** A plan id: `plan_` and 16 random hex digits. */
+/** A new plan id (PLAN_ID_PATTERN). */
 export function newPlanId(): string {
   return `plan_${randomBytes(8).toString('hex')}`;
 }
 
 export async function planBatch(deps: PlanDeps, req: PlanRequest): Promise<Plan> {
   const { out, source, routing, choices } = validatePlanRequest(deps.config, req);
-  const outPrefix = out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`;
+  const outPrefix = asPrefix(out.key);
   const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
   const outputs = req.force ? undefined : new ListingCursor(deps.storage, out.bucket, outPrefix);
   // Files to do: every one kept when measuring all of them, else a seeded sample drawn as the listing

@@ -22,7 +22,7 @@ import {
 } from '../domain/errors';
 import { isJobId, normaliseEtag, parseJobSpec, StoredFeedRequestSchema, type JobSpec, type JobSpecInput } from '../domain/job-spec';
 import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/manifest';
-import { formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
+import { asPrefix, formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
 import type { Plan } from './plan-batch';
 
@@ -215,7 +215,7 @@ export function reportLocation(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, batch
   const out = parseS3Url(batchOut);
   assertBucketAllowed(config.S3_ALLOWED_BUCKETS, out.bucket, 'report ');
   assertBatchId(batchId);
-  return { bucket: out.bucket, base: `${out.key === '' || out.key.endsWith('/') ? out.key : `${out.key}/`}_reports/${batchId}` };
+  return { bucket: out.bucket, base: `${asPrefix(out.key)}_reports/${batchId}` };
 }
 
 /** An id shown back in an error message: JSON, and cut short (it came from a client). */

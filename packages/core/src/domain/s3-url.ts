@@ -79,6 +79,11 @@ export function formatS3Url(loc: S3Location): string {
   return `s3://${loc.bucket}/${loc.key}`;
 }
 
+/** A key as a folder prefix: empty stays empty (the whole bucket), anything else ends with `/`. */
+export function asPrefix(key: string): string {
+  return key === '' || key.endsWith('/') ? key : `${key}/`;
+}
+
 /**
  * Where the outputs of one source object go: the output prefix plus the key relative to the listed
  * prefix's folder, like `aws s3 cp --recursive` (in/a/b.wav listed under in/ to out/ → out/a/b.wav).
@@ -91,7 +96,7 @@ export function formatS3Url(loc: S3Location): string {
 export function outputKeyBase(sourceKey: string, listedPrefix: string, outPrefix: string): string {
   const folder = listedPrefix.includes('/') ? listedPrefix.slice(0, listedPrefix.lastIndexOf('/') + 1) : '';
   const rel = sourceKey.startsWith(folder) ? sourceKey.slice(folder.length) : sourceKey;
-  const out = outPrefix === '' || outPrefix.endsWith('/') ? outPrefix : `${outPrefix}/`;
+  const out = asPrefix(outPrefix);
   const unsafe = unsafeKeyReason(out, { prefix: true }) ?? unsafeKeyReason(rel);
   const key = out + rel;
   if (unsafe || !key.startsWith(out) || key.length === out.length) {
