@@ -3,7 +3,7 @@
  * validate with (the same objects), served at GET /openapi.json. A test checks that every route the
  * server registers is described here.
  */
-import { BATCH_ID_PATTERN, BATCH_JOB_STATES, JOB_ID_PATTERN, OUTPUT_FORMATS } from '@scribe-fleet/core';
+import { BATCH_ID_PATTERN, BATCH_JOB_STATES, JOB_ID_PATTERN, OUTPUT_FORMATS, PLAN_ID_PATTERN } from '@scribe-fleet/core';
 
 type Schema = Record<string, unknown>;
 
@@ -67,7 +67,7 @@ export const CreatePlanBody: Schema = {
 export const PlanIdParams: Schema = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: '^plan_[0-9a-f]{16}$' } },
+  properties: { id: { type: 'string', pattern: PLAN_ID_PATTERN } },
 };
 
 const Range: Schema = { type: 'object', properties: { estimate: { type: 'number' }, low: { type: 'number' }, high: { type: 'number' } } };

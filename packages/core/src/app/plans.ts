@@ -1,12 +1,12 @@
 /**
  * Plans kept and run (issue 15): a plan is stored (PlanStore, PLAN_TTL_SECONDS) when it is made, read
  * back by its id for `GET /v1/plans/{id}`, and turned into the create-batch request of one of its
- * choices for `scribe enqueue --plan <id> [--choice N]` / `POST /v1/batches {"plan": …}`.
+ * choices for `scribe enqueue --plan <id> [--choice N]`.
  */
 import { InvalidRequestError, PlanNotFoundError } from '../domain/errors';
 import type { PlanStore } from '../ports/plan-store';
 import { planBatch, type Plan, type PlanDeps } from './plan-batch';
-import { parseStoredPlan, type CreateBatchRequest, type PlanRequest } from './validate';
+import { assertPlanId, parseStoredPlan, type CreateBatchRequest, type PlanRequest } from './validate';
 
 export interface PlansDeps extends PlanDeps {
   plans: PlanStore;
@@ -21,7 +21,8 @@ export async function createPlan(deps: PlansDeps, req: PlanRequest): Promise<Pla
 
 /** A stored plan (NOT_FOUND when unknown or expired). */
 export async function getPlan(deps: Pick<PlansDeps, 'plans'>, planId: string): Promise<Plan> {
-  const raw = await deps.plans.getRaw(parsePlanIdOrThrow(planId));
+  assertPlanId(planId);
+  const raw = await deps.plans.getRaw(planId);
   if (raw === null) throw new PlanNotFoundError(`plan ${planId} not found (plans are kept PLAN_TTL_SECONDS)`);
   return parseStoredPlan(raw);
 }
@@ -36,9 +37,4 @@ export async function planRequest(deps: Pick<PlansDeps, 'plans'>, planId: string
   const c = plan.choices[choice - 1];
   if (!Number.isInteger(choice) || !c) throw new InvalidRequestError(`plan ${planId} has choices 1 to ${plan.choices.length} (got ${choice})`);
   return { ...plan.request, source: plan.source, provider: c.provider, model: c.model, mode: c.mode, account: c.account };
-}
-
-function parsePlanIdOrThrow(planId: string): string {
-  if (!/^plan_[0-9a-f]{16}$/.test(planId)) throw new InvalidRequestError(`not a plan id: ${JSON.stringify(planId.slice(0, 64))} (want plan_ and 16 hex digits)`);
-  return planId;
 }

@@ -10,6 +10,7 @@
 import { checkCombination, checkOptions, isProviderName, PROVIDERS, CATALOGUE, type Mode, type ProviderName } from '../domain/catalogue';
 import type { Config } from '../domain/config';
 import { isBatchId } from '../domain/batch';
+import { isPlanId } from '../domain/plan';
 import {
   BucketNotAllowedError,
   InvalidManifestError,
@@ -232,6 +233,11 @@ export function assertJobId(id: unknown): asserts id is string {
 /** A batch id from a client: exactly the shape `newBatchId` makes (400 INVALID_REQUEST otherwise). */
 export function assertBatchId(id: unknown): asserts id is string {
   if (!isBatchId(id)) throw new InvalidRequestError(`not a batch id: ${shownId(id)} (expected b_<yyyymmdd>-<hhmmss>_<8 hex>)`);
+}
+
+/** A plan id from a client: exactly the shape `newPlanId` makes (400 INVALID_REQUEST otherwise). */
+export function assertPlanId(id: unknown): asserts id is string {
+  if (!isPlanId(id)) throw new InvalidRequestError(`not a plan id: ${shownId(id)} (expected plan_ and 16 hex digits)`);
 }
 
 /**

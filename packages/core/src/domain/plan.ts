@@ -103,3 +103,12 @@ export function choiceFigures(c: ChoiceInputs): ChoiceFigures {
     workers: c.files === 0 ? 0 : Math.ceil(Math.min(cap, c.files) / Math.max(1, c.perWorker)),
   };
 }
+
+/** A plan id: `plan_` and 16 hex digits (what `newPlanId` makes; route schemas and validate.ts check it). */
+export const PLAN_ID_PATTERN = '^plan_[0-9a-f]{16}$';
+const PLAN_ID_RE = new RegExp(PLAN_ID_PATTERN);
+
+/** Whether `id` has the shape of a plan id. */
+export function isPlanId(id: unknown): boolean {
+  return typeof id === 'string' && PLAN_ID_RE.test(id);
+}
