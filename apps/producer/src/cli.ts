@@ -170,22 +170,41 @@ function enqueueLines(p: CreateBatchProgress, what: string, elapsedS: number, to
   return [`listing ${what}: ${formatCount(p.listed)} objects · ${rate.toFixed(0)}/s · ${formatDuration(elapsedS)}`, `        ${counts}`];
 }
 
+/** The options that say where a batch's jobs run: provider, model, mode, provider options, account. */
+function withRouting(cmd: Command): Command {
+  return cmd
+    .option('--provider <name>', 'provider', 'local')
+    .option('--model <id>', 'model (provider default if omitted)')
+    .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
+    .option('--option <key=value>', 'provider option (repeatable)', parseOption, {})
+    .option('--account <id>', 'provider account/project the jobs bill to');
+}
+
+interface RoutingFlags {
+  provider: string;
+  model?: string;
+  mode: string;
+  option: Record<string, string | number | boolean>;
+  account?: string;
+}
+
+/** The request fields of `withRouting`'s options. */
+function routingOf(o: RoutingFlags): Pick<CreateBatchRequest, 'provider' | 'model' | 'mode' | 'options' | 'account'> {
+  return { provider: o.provider, mode: o.mode, options: o.option, ...(o.model ? { model: o.model } : {}), ...(o.account ? { account: o.account } : {}) };
+}
+
 export function buildCli(): Command {
   const program = new Command('scribe').description('Enqueue, follow and operate bulk transcription batches').showHelpAfterError().exitOverride();
 
-  program
+  const enqueue = program
     .command('enqueue')
     .description('create a batch: one job per object under an S3 prefix, or per line of a manifest')
     .argument('[source]', 's3://bucket/prefix of the audio files (with --manifest: s3://bucket of bare keys)')
     .option('--out <s3url>', 's3://bucket/prefix/ for the transcripts and the batch report (required unless --plan)')
     .option('--manifest <file>', 'a JSONL (.jsonl/.ndjson) or CSV (.csv) list of files instead of a prefix; any bad line refuses it whole')
     .option('--plan <id>', 'run a stored plan (scribe plan): its source, output, options and the choice --choice picks')
-    .option('--choice <n>', "with --plan: which of the plan's choices (1-based)", parseInteger('--choice'))
-    .option('--provider <name>', 'provider', 'local')
-    .option('--model <id>', 'model (provider default if omitted)')
-    .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
-    .option('--option <key=value>', 'provider option (repeatable)', parseOption, {})
-    .option('--account <id>', 'provider account/project the jobs bill to')
+    .option('--choice <n>', "with --plan: which of the plan's choices (1-based)", parseInteger('--choice'));
+  withRouting(enqueue)
     .option('--format <f>', 'output format, repeatable: json, txt, srt, vtt (default: all four)', collectFormat)
     .option('--priority <n>', 'BullMQ priority of every job, 1 (highest) … 2097152', parseInteger('--priority'))
     .option('--force', 'transcribe again even where outputs exist')
@@ -208,11 +227,7 @@ export function buildCli(): Command {
         await withService(json, async ({ producer, service }) => {
           let req: CreateBatchRequest = {
             out: o.out ?? '',
-            provider: o.provider,
-            mode: o.mode,
-            options: o.option,
-            ...(o.model ? { model: o.model } : {}),
-            ...(o.account ? { account: o.account } : {}),
+            ...routingOf(o),
             ...(o.format?.length ? { formats: o.format as CreateBatchRequest['formats'] } : {}),
             ...(o.priority !== undefined ? { priority: o.priority } : {}),
             ...(o.force ? { force: true } : {}),
@@ -274,17 +289,13 @@ export function buildCli(): Command {
       },
     );
 
-  program
+  const plan = program
     .command('plan')
     .description('plan a batch without enqueuing it: files, audio hours, and cost, time and workers per provider/model/mode')
     .argument('[source]', 's3://bucket/prefix of the audio files (with --manifest: s3://bucket of bare keys)')
     .requiredOption('--out <s3url>', 's3://bucket/prefix/ the batch would write to (files whose outputs exist there are counted as done)')
-    .option('--manifest <file>', 'a JSONL or CSV list of files instead of a prefix')
-    .option('--provider <name>', 'provider', 'local')
-    .option('--model <id>', 'model (provider default if omitted)')
-    .addOption(new Option('--mode <mode>', 'batch request or real-time paced stream').choices(['batch', 'stream']).default('batch'))
-    .option('--option <key=value>', 'provider option (repeatable)', parseOption, {})
-    .option('--account <id>', 'provider account/project')
+    .option('--manifest <file>', 'a JSONL or CSV list of files instead of a prefix');
+  withRouting(plan)
     .option('--format <f>', 'output formats the batch would write, repeatable (default: all four)', collectFormat)
     .option('--compare <choice>', 'another choice to price and time, provider[:model[:mode[:account]]] (repeatable)', parseChoice)
     .option('--sample <n>', 'files measured at random when there are more (default 200)', parseInteger('--sample'))
@@ -301,11 +312,7 @@ export function buildCli(): Command {
         await withService(json, async ({ producer }) => {
           const req: PlanRequest = {
             out: o.out,
-            provider: o.provider,
-            mode: o.mode,
-            options: o.option,
-            ...(o.model ? { model: o.model } : {}),
-            ...(o.account ? { account: o.account } : {}),
+            ...routingOf(o),
             ...(o.format?.length ? { formats: o.format as PlanRequest['formats'] } : {}),
             ...(o.force ? { force: true } : {}),
             ...(o.compare?.length ? { choices: [{}, ...o.compare] } : {}),
