@@ -16,6 +16,7 @@ import { planLines } from './cli/plan-table';
 import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
 import type { PlanChoice, PlanRequest } from '@scribe-fleet/core/app/plan-batch';
 import { queueStatus } from './status';
+import { validateResume } from '@scribe-fleet/core/app/validate';
 
 /** Exit codes scripts can rely on (README "CLI exit codes" lists them). */
 export const EXIT = {
@@ -59,6 +60,20 @@ function parseInteger(name: string) {
     if (!/^-?\d+$/.test(v)) throw new InvalidRequestError(`${name} expects an integer, got ${JSON.stringify(v)}`);
     return Number(v);
   };
+}
+
+/** A positive number (a budget's hours or dollars). */
+function parsePositive(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new InvalidRequestError(`${name} expects a number above 0, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+/** The budget flags as request fields. */
+function budgetOf(o: { maxAudioHours?: number; maxCost?: number }): { maxAudioHours?: number; maxCost?: number } {
+  return { ...(o.maxAudioHours !== undefined ? { maxAudioHours: o.maxAudioHours } : {}), ...(o.maxCost !== undefined ? { maxCost: o.maxCost } : {}) };
 }
 
 function config(): Config {
@@ -209,11 +224,13 @@ export function buildCli(): Command {
     .option('--priority <n>', 'BullMQ priority of every job, 1 (highest) … 2097152', parseInteger('--priority'))
     .option('--force', 'transcribe again even where outputs exist')
     .option('--webhook <url>', 'http(s) URL for signed job and batch events of this batch')
+    .option('--max-audio-hours <h>', 'budget: no new session starts once the batch would pass this much audio (it pauses: scribe resume)', parsePositive('--max-audio-hours'))
+    .option('--max-cost <usd>', 'budget: the same for its estimated cost in US dollars (the price table)', parsePositive('--max-cost'))
     .option('--json', 'print a JSON result (no progress output)')
     .action(
       async (
         source: string | undefined,
-        o: { out?: string; manifest?: string; plan?: string; choice?: number; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; format?: string[]; priority?: number; force?: boolean; webhook?: string; json?: boolean },
+        o: { out?: string; manifest?: string; plan?: string; choice?: number; provider: string; model?: string; mode: string; option: Record<string, string | number | boolean>; account?: string; format?: string[]; priority?: number; force?: boolean; webhook?: string; maxAudioHours?: number; maxCost?: number; json?: boolean },
         cmd: Command,
       ) => {
         const json = Boolean(o.json);
@@ -232,11 +249,14 @@ export function buildCli(): Command {
             ...(o.priority !== undefined ? { priority: o.priority } : {}),
             ...(o.force ? { force: true } : {}),
             ...(o.webhook ? { webhookUrl: o.webhook } : {}),
+            ...budgetOf(o),
           };
           let total: number | undefined;
           if (o.plan) {
             // A stored plan's request, validated again as any create request is.
             req = await openPlans(producer).request(o.plan, o.choice ?? 1);
+            // A budget is the run's, not the plan's: it goes beside --plan.
+            req = { ...req, ...budgetOf(o) };
           } else if (o.manifest) {
             const manifest = manifestInput(o.manifest, source);
             req.manifest = manifest;
@@ -371,7 +391,7 @@ export function buildCli(): Command {
                 `${'BATCH'.padEnd(28)} ${'STATUS'.padEnd(9)} ${'CREATED'.padEnd(20)} ${'DONE'.padStart(15)} ${'FAILED'.padStart(7)} ${'AUDIO'.padStart(9)}  SOURCE`,
                 ...batches.map(
                   (b) =>
-                    `${b.id.padEnd(28)} ${(b.listing ? 'listing' : b.status).padEnd(9)} ${b.createdAt.slice(0, 19).replace('T', ' ').padEnd(20)} ${`${formatCount(b.progress.done)}/${formatCount(b.total)}`.padStart(15)} ${formatCount(b.counts.failed).padStart(7)} ${formatHours(b.audioSecondsDone).padStart(9)}  ${b.source}`,
+                    `${b.id.padEnd(28)} ${(b.listing ? 'listing' : b.paused ? 'paused' : b.status).padEnd(9)} ${b.createdAt.slice(0, 19).replace('T', ' ').padEnd(20)} ${`${formatCount(b.progress.done)}/${formatCount(b.total)}`.padStart(15)} ${formatCount(b.counts.failed).padStart(7)} ${formatHours(b.audioSecondsDone).padStart(9)}  ${b.source}`,
                 ),
               ].join('\n'),
         );
@@ -443,6 +463,22 @@ export function buildCli(): Command {
         print(json, { id, kind: r.kind, ...r.result }, () =>
           r.kind === 'batch' ? `batch ${id}: ${String(r.result.redriven)} failed job(s) queued again` : `job ${id}: queued again`,
         );
+      });
+    });
+
+  program
+    .command('resume')
+    .description('resume a batch paused by its budget: raise (or remove) its limits; its waiting jobs are admitted again')
+    .argument('<batchId>')
+    .option('--max-audio-hours <h>', 'the new audio limit of the batch', parsePositive('--max-audio-hours'))
+    .option('--max-cost <usd>', 'the new cost limit of the batch (US dollars)', parsePositive('--max-cost'))
+    .option('--unlimited', 'remove the batch budget')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { maxAudioHours?: number; maxCost?: number; unlimited?: boolean; json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ service }) => {
+        const r = await service.resumeBatch(id, validateResume({ ...budgetOf(o), ...(o.unlimited ? { unlimited: true } : {}) }));
+        print(json, { batchId: id, ...r }, () => `batch ${id}: resumed, ${r.promoted} waiting job(s) admitted again (a job that still does not fit pauses it again)`);
       });
     });
 

@@ -2,12 +2,14 @@
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
 import { configOrExit } from '@scribe-fleet/core/adapters/bootstrap';
+import { loadPrices } from '@scribe-fleet/core/adapters/plan-services';
 import { createDeps } from './deps';
 import { createWorkerMetrics, serveMetrics } from './metrics';
 import { startWorker } from '@scribe-fleet/core/adapters/bullmq/worker-host';
 
 async function main() {
-  const config = configOrExit('scribe-worker');
+  // The price table (budgets' cost figures) is checked with the config: a bad PRICES_FILE exits 78 too.
+  const config = configOrExit('scribe-worker', process.env, (c) => void loadPrices(c));
   const metrics = config.METRICS_PORT > 0 ? createWorkerMetrics({ defaultMetrics: true }) : undefined;
   const running = startWorker(config, createDeps(config, {}, metrics));
   const metricsServer = metrics ? await serveMetrics(metrics, config.METRICS_PORT, config.METRICS_HOST) : undefined;

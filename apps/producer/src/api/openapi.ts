@@ -40,6 +40,19 @@ export const CreateBatchBody: Schema = {
     priority: { type: 'integer', minimum: 1, maximum: 2097152, description: 'BullMQ priority of every job: 1 is the highest; omitted = FIFO ahead of nothing.' },
     force: { type: 'boolean', description: 'Transcribe again even where outputs exist (and re-run finished jobs).' },
     webhookUrl: { type: 'string', description: 'http(s) URL that receives signed `job.completed`, `job.failed` and `batch.completed` events of this batch (needs WEBHOOK_SECRET on the workers).' },
+    maxAudioHours: { type: 'number', exclusiveMinimum: 0, maximum: 1e9, description: 'Budget: no new session starts once the audio of the batch (spent plus running) would pass this many hours; the batch shows `paused: budget` until resumed.' },
+    maxCost: { type: 'number', exclusiveMinimum: 0, maximum: 1e9, description: 'Budget: the same for its estimated cost in US dollars (the price table: PRICES_FILE, then the shipped defaults).' },
+  },
+};
+
+/** New limits for a batch paused by its budget (all optional: none keeps the limits and only re-admits). */
+export const ResumeBatchBody: Schema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    maxAudioHours: { type: 'number', exclusiveMinimum: 0, maximum: 1e9 },
+    maxCost: { type: 'number', exclusiveMinimum: 0, maximum: 1e9 },
+    unlimited: { type: 'boolean', description: 'Remove the batch budget.' },
   },
 };
 
@@ -390,6 +403,17 @@ export const OPERATIONS: Operation[] = [
     auth: true,
     params: BatchIdParams,
     responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { redriven: { type: 'integer' } } } }, '400': err(BAD_ID), '404': err('BATCH_NOT_FOUND.'), ...AUTH_ERRORS },
+  },
+  {
+    method: 'post',
+    path: '/v1/batches/{id}/resume',
+    operationId: 'resumeBatch',
+    summary: 'Resume a batch paused by its budget',
+    description: 'Replaces the given limits (or removes them: `unlimited`), clears `paused: budget` and promotes the batch\'s waiting jobs, which are admitted again against the new limits (a job that still does not fit pauses the batch again). A running session was never cut.',
+    auth: true,
+    params: BatchIdParams,
+    body: ResumeBatchBody,
+    responses: { '200': { description: 'Done.', schema: { type: 'object', properties: { promoted: { type: 'integer' } } } }, '400': err(BAD_ID), '404': err('BATCH_NOT_FOUND.'), '409': err('INVALID_STATE: the batch is not running.'), ...AUTH_ERRORS },
   },
   {
     method: 'get',

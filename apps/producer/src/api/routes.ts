@@ -6,7 +6,8 @@ import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
 import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
 import type { PlanRequest } from '@scribe-fleet/core/app/plan-batch';
-import { BatchIdParams, BatchJobsQuery, CreateBatchBody, CreatePlanBody, JobIdParams, PagingQuery, PlanIdParams } from './openapi';
+import { validateResume } from '@scribe-fleet/core/app/validate';
+import { BatchIdParams, BatchJobsQuery, CreateBatchBody, ResumeBatchBody, CreatePlanBody, JobIdParams, PagingQuery, PlanIdParams } from './openapi';
 import type { ApiContext } from './server';
 
 type Id = { Params: { id: string } };
@@ -118,6 +119,11 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
   app.post<Id>('/v1/batches/:id/cancel', { schema: { params: BatchIdParams } }, async (req) => service.cancelBatch(req.params.id));
 
   app.post<Id>('/v1/batches/:id/redrive', { schema: { params: BatchIdParams } }, async (req) => service.redriveBatch(req.params.id));
+
+  // A batch paused by its budget: new limits (or none), then its waiting jobs are admitted again.
+  app.post<Id & { Body: { maxAudioHours?: number; maxCost?: number; unlimited?: boolean } | undefined }>('/v1/batches/:id/resume', { schema: { params: BatchIdParams, body: ResumeBatchBody } }, async (req) =>
+    service.resumeBatch(req.params.id, validateResume(req.body ?? {})),
+  );
 
   app.get<Id & { Querystring: Paging }>('/v1/batches/:id/webhooks', { schema: { params: BatchIdParams, querystring: PagingQuery } }, async (req) => {
     await service.getBatch(req.params.id); // 404 for an unknown batch

@@ -19,6 +19,9 @@ export interface WatchTick extends BatchProgress {
   realtimeFactor: number | null;
   report?: string;
   listError?: string;
+  /** `budget`: no new session starts (a budget refused a job): `scribe resume`. */
+  paused?: 'budget';
+  pausedReason?: string;
 }
 
 /** How a finished batch ends for a script: all done, some failed, or cancelled. */
@@ -49,6 +52,7 @@ export function tickOf(batch: BatchRecord, progress: BatchProgress, type: WatchT
     realtimeFactor: elapsed > 0 ? progress.audioSecondsDone / elapsed : null,
     ...(batch.report ? { report: batch.report } : {}),
     ...(batch.listError ? { listError: batch.listError } : {}),
+    ...(batch.paused ? { paused: batch.paused, ...(batch.pausedReason ? { pausedReason: batch.pausedReason } : {}) } : {}),
   };
 }
 
@@ -62,7 +66,8 @@ export function barLines(t: WatchTick): string[] {
   return [
     `files  ${bar(t.fraction)} ${percent(t.fraction)}  ${formatCount(t.done)} / ${formatCount(t.total)}${t.listing ? '+ (listing)' : ''}${extra ? `  (${extra})` : ''}`,
     `audio  ${bar(audioFraction)} ${percent(audioFraction)}  ${formatHours(t.audioSecondsDone)} / ${audioTotal === null ? '?' : `~${formatHours(audioTotal)}`}`,
-    `rate   ${t.filesPerSecond.toFixed(2)} files/s · ${t.realtimeFactor === null ? '–' : `${t.realtimeFactor.toFixed(1)}× real time`} · ETA ${t.etaSeconds === 0 && t.status === 'running' ? 'finishing' : formatDuration(t.etaSeconds)} · ${t.status}`,
+    `rate   ${t.filesPerSecond.toFixed(2)} files/s · ${t.realtimeFactor === null ? '–' : `${t.realtimeFactor.toFixed(1)}× real time`} · ETA ${t.etaSeconds === 0 && t.status === 'running' ? 'finishing' : formatDuration(t.etaSeconds)} · ${t.status}${t.paused ? ` · paused: ${t.paused}` : ''}`,
+    ...(t.paused ? [`paused ${t.pausedReason ?? t.paused} (scribe resume ${t.batchId} --max-audio-hours H | --max-cost USD)`] : []),
   ];
 }
 

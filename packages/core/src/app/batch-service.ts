@@ -18,6 +18,7 @@ import { finalizeBatch, scheduleFinalize } from './finalize-batch';
 import { jobEnded, jobHandedBack, jobStarted, recordFinishedJob } from './job-lifecycle';
 import { cancelBatch, cancelJob, getBatch, getJob, listBatchJobs, redriveBatch, redriveJob, type JobView } from './operations';
 import { reconcile } from './reconcile';
+import { resumeBatch, type BudgetRefusal, type ResumeRequest } from './budgets';
 import { validateCreateBatch, type CreateBatchRequest } from './validate';
 import { queueWebhook, webhookDeliveries } from './webhooks';
 
@@ -50,8 +51,8 @@ export class BatchService {
 
   // ---- worker hooks (app/job-lifecycle.ts, app/reconcile.ts, app/finalize-batch.ts) ----------------
 
-  /** Called by the worker when an attempt starts; `cancelled` if its batch was cancelled. */
-  jobStarted(spec: JobSpec, jobId: string): Promise<{ cancelled: boolean }> {
+  /** Called by the worker when an attempt starts; `cancelled` if its batch was cancelled, `paused` if a budget refused it. */
+  jobStarted(spec: JobSpec, jobId: string): Promise<{ cancelled: boolean; paused?: BudgetRefusal }> {
     return jobStarted(this.deps, spec, jobId);
   }
 
@@ -61,7 +62,7 @@ export class BatchService {
   }
 
   /** THE one place a job's end is recorded (see jobEnded in app/job-lifecycle.ts). */
-  jobEnded(spec: Pick<JobSpec, 'batchId' | 'source'>, jobId: string, createdAt: number, end: JobEnd): Promise<{ first: boolean; result: BatchJobResult }> {
+  jobEnded(spec: Pick<JobSpec, 'batchId' | 'source' | 'provider' | 'account' | 'model' | 'mode'>, jobId: string, createdAt: number, end: JobEnd): Promise<{ first: boolean; result: BatchJobResult }> {
     return jobEnded(this.deps, spec, jobId, createdAt, end);
   }
 
@@ -119,6 +120,11 @@ export class BatchService {
 
   redriveBatch(id: string): Promise<{ redriven: number }> {
     return redriveBatch(this.deps, id);
+  }
+
+  /** Resume a batch paused by its budget, its limits raised or removed (app/budgets.ts). */
+  resumeBatch(id: string, req: ResumeRequest): Promise<{ promoted: number }> {
+    return resumeBatch(this.deps, id, req);
   }
 
   // ---- webhooks (app/webhooks.ts) ----------------------------------------------------------------

@@ -11,6 +11,7 @@ import { jobIdFor, outputKey, type JobSpec, type JobSpecInput } from '../domain/
 import { asPrefix, formatS3Url, type S3Location } from '../domain/s3-url';
 import type { BatchJobEntry } from '../ports/batch-store';
 import type { ObjectInfo } from '../ports/storage';
+import { hasLimits, limitsOf } from '../domain/budget';
 import { nowIso, nowMs, type BatchDeps } from './deps';
 import { scheduleFinalize } from './finalize-batch';
 import { jobEnded } from './job-lifecycle';
@@ -50,7 +51,7 @@ export interface CreateBatchOptions {
   decorate?: (spec: JobSpec) => JobSpec;
 }
 
-export type CreateBatchDeps = Pick<BatchDeps, 'config' | 'storage' | 'queue' | 'batches' | 'jobEnds' | 'finalizeQueue' | 'outbox' | 'clock'>;
+export type CreateBatchDeps = Pick<BatchDeps, 'config' | 'storage' | 'queue' | 'batches' | 'jobEnds' | 'finalizeQueue' | 'outbox' | 'clock' | 'budgets' | 'prices'>;
 
 export type Page = Array<{ obj: ObjectInfo; listedPrefix: string; options?: JobSpecInput['options'] }>;
 
@@ -77,6 +78,8 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
     pages = manifestPages(req.manifest!, checked, deps.config);
   }
 
+  const limits = limitsOf(req);
+  if (hasLimits(limits) && !deps.budgets) throw new InvalidRequestError('budgets are not enforced by this front end: leave maxAudioHours / maxCost out');
   const batchId = newBatchId(new Date(nowMs(deps)));
   await deps.batches.create({
     id: batchId,
@@ -90,6 +93,8 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
     ...(req.webhookUrl ? { webhookUrl: req.webhookUrl } : {}),
     ...(source ? { feed: storedFeedRequest(req) } : {}),
   });
+  // Its budget, before any of its jobs can start (domain/budget.ts).
+  if (hasLimits(limits)) await deps.budgets!.setLimits(batchId, limits);
   opts.onCreated?.(batchId);
   const progress: CreateBatchProgress = { listed: 0, ignored: 0, added: 0, duplicates: 0, skipped: 0 };
   const jobIds: string[] = [];

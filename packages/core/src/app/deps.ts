@@ -8,6 +8,8 @@ import type { Config } from '../domain/config';
 import type { BatchStore, FleetLock, JobEndStore } from '../ports/batch-store';
 import type { FinalizeQueue, JobQueue, WebhookOutbox } from '../ports/job-queue';
 import type { Storage } from '../ports/storage';
+import type { BudgetStore } from '../ports/budget-store';
+import type { PriceEntry } from '../domain/prices';
 
 /** Wall-clock time (not the monotonic `Clock` of domain/clock.ts): record and report timestamps. */
 export interface WallClock {
@@ -28,6 +30,10 @@ export interface BatchDeps {
   lock: FleetLock;
   finalizeQueue: FinalizeQueue;
   outbox: WebhookOutbox;
+  /** The budget books (none: budgets are not enforced, e.g. a front end that only reads). */
+  budgets?: BudgetStore;
+  /** The operator's price table (PRICES_FILE), read before the shipped defaults: budgets' cost figures. */
+  prices?: readonly PriceEntry[];
   /** Default: the system's (Date.now). */
   clock?: WallClock;
 }

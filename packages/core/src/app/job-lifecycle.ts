@@ -9,11 +9,12 @@ import type { QueuedJob, WebhookEvent } from '../ports/job-queue';
 import type { BatchDeps } from './deps';
 import { scheduleFinalize } from './finalize-batch';
 import { queueWebhook } from './webhooks';
+import { admitJob, settleJob, type BudgetDeps, type BudgetRefusal } from './budgets';
 
 export type { JobEnd } from '../domain/job-end';
 
 /** What recording a job's end needs. */
-export type JobEndDeps = Pick<BatchDeps, 'config' | 'batches' | 'jobEnds' | 'finalizeQueue' | 'outbox' | 'clock'>;
+export type JobEndDeps = Pick<BatchDeps, 'config' | 'batches' | 'jobEnds' | 'finalizeQueue' | 'outbox' | 'clock' | 'budgets' | 'prices'>;
 
 /** The batches a job reports to: its own, and those that adopted it (enqueued it again while it existed). */
 export async function batchesOf(deps: Pick<BatchDeps, 'batches'>, spec: Pick<JobSpec, 'batchId'>, jobId: string): Promise<string[]> {
@@ -21,9 +22,15 @@ export async function batchesOf(deps: Pick<BatchDeps, 'batches'>, spec: Pick<Job
   return [...new Set([...(spec.batchId ? [spec.batchId] : []), ...extra])];
 }
 
-/** Called by the worker when an attempt starts; throws JobCancelled if its batch was cancelled. */
-export async function jobStarted(deps: Pick<BatchDeps, 'batches'>, spec: JobSpec, jobId: string): Promise<{ cancelled: boolean }> {
+/**
+ * Called by the worker when an attempt starts, before any session: `cancelled` if its batch was
+ * cancelled, `paused` (with when to look again) if a budget does not admit it (app/budgets.ts);
+ * otherwise the job is active in its batches' books.
+ */
+export async function jobStarted(deps: BudgetDeps, spec: JobSpec, jobId: string): Promise<{ cancelled: boolean; paused?: BudgetRefusal }> {
   if (spec.batchId && (await deps.batches.isCancelled(spec.batchId))) return { cancelled: true };
+  const admission = await admitJob(deps, spec, jobId);
+  if (!admission.admitted) return { cancelled: false, paused: admission };
   for (const b of await batchesOf(deps, spec, jobId)) {
     await deps.batches.transition(b, jobId, 'active');
     await deps.batches.markStarted(b);
@@ -44,9 +51,11 @@ export async function jobHandedBack(deps: Pick<BatchDeps, 'batches'>, spec: JobS
  * calling this twice — after a crash between its steps, say — repairs instead of duplicating.
  * `first` is true for the one call that recorded the end (metrics count that one).
  */
-export async function jobEnded(deps: JobEndDeps, spec: Pick<JobSpec, 'batchId' | 'source'>, jobId: string, createdAt: number, end: JobEnd): Promise<{ first: boolean; result: BatchJobResult }> {
+export async function jobEnded(deps: JobEndDeps, spec: Pick<JobSpec, 'batchId' | 'source' | 'provider' | 'account' | 'model' | 'mode'>, jobId: string, createdAt: number, end: JobEnd): Promise<{ first: boolean; result: BatchJobResult }> {
   const claim = await deps.jobEnds.claim(jobId, createdAt, resultOfEnd(spec.source.key, end));
   const r = claim.outcome;
+  // Its budget reservations become what it used (idempotent: only a held reservation counts).
+  await settleJob(deps, spec, jobId, r.state === 'completed' ? (r.duration ?? 0) : 0);
   const event: WebhookEvent = r.state === 'completed' ? 'job.completed' : 'job.failed';
   for (const b of await batchesOf(deps, spec, jobId)) {
     const t = await deps.batches.transition(b, jobId, r.state, r, r.duration ?? 0, spec.source.size ?? 0);

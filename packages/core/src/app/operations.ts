@@ -9,6 +9,7 @@
 import { batchProgress, type BatchJobState, type BatchProgress, type BatchRecord } from '../domain/batch';
 import { BatchNotFoundError, InvalidStateError, JobNotFoundError, parseFailedReason } from '../domain/errors';
 import { formatS3Url } from '../domain/s3-url';
+import { budgetView, hasLimits } from '../domain/budget';
 import { nowMs, type BatchDeps } from './deps';
 import { scheduleFinalize } from './finalize-batch';
 import { batchesOf, jobEnded, type JobEndDeps } from './job-lifecycle';
@@ -37,10 +38,13 @@ export type OperationDeps = JobEndDeps & Pick<BatchDeps, 'queue'>;
 
 // ---- reading ----------------------------------------------------------------------------------
 
-export async function getBatch(deps: Pick<BatchDeps, 'batches' | 'clock'>, id: string): Promise<{ batch: BatchRecord; progress: BatchProgress }> {
+export async function getBatch(deps: Pick<BatchDeps, 'batches' | 'clock' | 'budgets'>, id: string): Promise<{ batch: BatchRecord; progress: BatchProgress }> {
   assertBatchId(id);
   const batch = await deps.batches.get(id);
   if (!batch) throw new BatchNotFoundError(`batch ${id} not found`);
+  // Its budget, when it has one: limits, spent and running (reserved) use.
+  const budget = await deps.budgets?.get(id);
+  if (budget && hasLimits(budget.limits)) batch.budget = budgetView(budget.limits, budget.book);
   return { batch, progress: batchProgress(batch, nowMs(deps)) };
 }
 

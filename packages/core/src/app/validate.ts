@@ -48,6 +48,32 @@ export interface CreateBatchRequest {
   /** Transcribe again even where outputs exist (and re-run finished jobs). */
   force?: boolean;
   webhookUrl?: string;
+  /** Budget: no new session starts once the batch's audio would pass this many hours (domain/budget.ts). */
+  maxAudioHours?: number;
+  /** Budget: … or its estimated cost (the price table) would pass this many US dollars. */
+  maxCost?: number;
+}
+
+/** The largest budget figure accepted (hours or dollars): beyond it, leave the limit out. */
+export const MAX_BUDGET_FIGURE = 1e9;
+
+/** A budget figure (`maxAudioHours`, `maxCost`) from a request: a finite positive number. */
+export function assertBudgetFigure(name: string, v: unknown): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_BUDGET_FIGURE) throw new InvalidRequestError(`${name} must be a number above 0 and at most ${MAX_BUDGET_FIGURE}`);
+}
+
+/** A resume request (`scribe resume`, POST /v1/batches/{id}/resume): new limits, or none. */
+export function validateResume(req: { maxAudioHours?: unknown; maxCost?: unknown; unlimited?: unknown }): { maxAudioHours?: number; maxCost?: number; unlimited?: boolean } {
+  assertBudgetFigure('maxAudioHours', req.maxAudioHours);
+  assertBudgetFigure('maxCost', req.maxCost);
+  if (req.unlimited !== undefined && typeof req.unlimited !== 'boolean') throw new InvalidRequestError('unlimited must be true or false');
+  if (req.unlimited && (req.maxAudioHours !== undefined || req.maxCost !== undefined)) throw new InvalidRequestError('give new limits or unlimited, not both');
+  return {
+    ...(req.maxAudioHours !== undefined ? { maxAudioHours: req.maxAudioHours as number } : {}),
+    ...(req.maxCost !== undefined ? { maxCost: req.maxCost as number } : {}),
+    ...(req.unlimited ? { unlimited: true } : {}),
+  };
 }
 
 /** The lowest priority a job may have (BullMQ's limit); 1 is the highest. */
@@ -101,6 +127,8 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
     throw new InvalidRequestError('priority must be an integer from 1 (highest) to 2097152');
   }
   if (req.webhookUrl !== undefined && !/^https?:\/\//.test(req.webhookUrl)) throw new InvalidRequestError('webhookUrl must be an http(s) URL');
+  assertBudgetFigure('maxAudioHours', req.maxAudioHours);
+  assertBudgetFigure('maxCost', req.maxCost);
   // Options, formats and account are checked now on a stand-in file, so no page can fail on them later.
   const stand = parseJobSpec({
     source: { bucket: out.bucket, key: 'validate', etag: 'validate' },
@@ -118,9 +146,10 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   return source ? { out, source, routing } : { out, routing };
 }
 
-/** What a drip-fed batch's record keeps of its request: the request without a manifest. */
+/** What a drip-fed batch's record keeps of its request: the request without a manifest or budget. */
 export function storedFeedRequest(req: CreateBatchRequest): string {
-  const { manifest: _manifest, ...rest } = req;
+  // The budget is kept in its own book (BudgetStore), not in what the feeder enqueues from.
+  const { manifest: _manifest, maxAudioHours: _h, maxCost: _c, ...rest } = req;
   return JSON.stringify(rest);
 }
 

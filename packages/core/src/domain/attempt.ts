@@ -6,14 +6,15 @@ import type { ScribeError } from './errors';
  * typed error, attempts spent, the job's reschedule counters) and carries out the answer.
  *
  * - `rescheduled`: back to `delayed` without spending an attempt: a rate limit (at most
- *   `maxRateLimitDelays` times), storage away (for `storageRetryMs` from its first failure), or a
- *   worker shutting down handing the job back.
+ *   `maxRateLimitDelays` times), storage away (for `storageRetryMs` from its first failure), a
+ *   worker shutting down handing the job back, or a budget that does not admit it (for as long as
+ *   its batch stays paused: a pause, not a retry loop; resuming the batch promotes it).
  * - `failed`: the job's last word: an unrecoverable error, or a failure on its last attempt
  *   (stalls count as spent attempts).
  * - `retrying`: BullMQ retries it with backoff.
  */
 export type AttemptOutcome = 'completed' | 'failed' | 'retrying' | 'rescheduled';
-export type RescheduleReason = 'RATE_LIMITED' | 'STORAGE_UNAVAILABLE' | 'HANDED_BACK';
+export type RescheduleReason = 'RATE_LIMITED' | 'STORAGE_UNAVAILABLE' | 'HANDED_BACK' | 'BUDGET_PAUSED';
 
 export type AttemptDecision =
   | { outcome: 'rescheduled'; reason: RescheduleReason; code?: string; delayMs: number; progress: Record<string, number> }
@@ -46,6 +47,8 @@ export function decideFailedAttempt(a: FailedAttempt): AttemptDecision {
   const { error: err, progress } = a;
   const random = a.random ?? Math.random;
   if (a.handBack && a.canReschedule) return { outcome: 'rescheduled', reason: 'HANDED_BACK', delayMs: 0, progress: {} };
+  // Refused by a budget before any session: no attempt spent, looked at again later (or on resume).
+  if (err.code === 'BUDGET_PAUSED' && a.canReschedule) return { outcome: 'rescheduled', reason: 'BUDGET_PAUSED', code: err.code, delayMs: err.retryAfterMs ?? 300_000, progress: {} };
   // Storage away (an S3 outage): wait it out without spending attempts, for storageRetryMs from the
   // first such failure; past that it is an ordinary transient failure.
   if (err.code === 'STORAGE_UNAVAILABLE' && a.canReschedule) {

@@ -3,6 +3,7 @@
  * together. Pure types and arithmetic; the Redis side is adapters/redis/batch-store.ts.
  */
 import { randomBytes } from 'node:crypto';
+import type { BudgetView } from './budget';
 
 /** Where a job of a batch stands, from the batch's point of view. */
 export const BATCH_JOB_STATES = ['queued', 'active', 'completed', 'failed', 'cancelled', 'skipped'] as const;
@@ -38,6 +39,14 @@ export interface BatchRecord {
   bytesDone: number;
   audioSecondsDone: number;
   counts: Record<BatchJobState, number>;
+  /**
+   * `budget`: a job of the batch was refused by a budget (its own, or its account's of the day), so
+   * no new session starts for it; cleared when a job of it is admitted again (`scribe resume`).
+   */
+  paused?: 'budget';
+  pausedReason?: string;
+  /** The batch's budget, when it has one: limits and use (read views only). */
+  budget?: BudgetView;
   /** S3 URL of the report, once written. */
   report?: string;
   webhookUrl?: string;

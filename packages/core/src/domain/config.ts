@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CapBuckets, parseCapOverrides, type CapSettings, type FleetCapSettings } from './caps';
 import { ConfigError } from './errors';
 import { parseSpeeds } from './plan';
+import { parseAccountBudgets } from './budget';
 
 /**
  * The one configuration module. Every setting comes from the environment (or an env-style object in
@@ -159,6 +160,11 @@ export const ConfigSchema = z.object({
   PRICES_FILE: z.string().min(1).optional(),
   /** Batch speeds and per-file overheads: `provider:batch|stream=speed[/overhead s],…` (defaults: domain/plan.ts). */
   PLAN_SPEEDS: parsedText(parseSpeeds),
+  // ---- budgets (domain/budget.ts, app/budgets.ts) ----
+  /** Per account per UTC day: `provider:account=<hours>h/$<usd>,…` (`*` for every account), e.g. `deepgram:projA=100h/$40`. Empty: none. */
+  SCRIBE_BUDGETS: parsedText(parseAccountBudgets),
+  /** A job refused by a budget is looked at again after this long (sooner when its batch is resumed). */
+  BUDGET_RECHECK_MS: int(300_000, 1000),
   /** Deepgram Whisper Cloud plan: `payg` (5 concurrent) or `paid` (15). */
   DEEPGRAM_WHISPER_PLAN: z.enum(['payg', 'paid']).default('payg'),
   /** Deepgram live streams per project (50 in newer docs, 100 in older ones). */

@@ -75,6 +75,11 @@ export class InvalidStateError extends define('INVALID_STATE', 'unrecoverable') 
 /** The file decodes to much less audio than its container declares (cut-off upload, broken copy). */
 export class TruncatedInputError extends define('TRUNCATED_INPUT', 'unrecoverable') {}
 /** The job's worker died (kill -9, OOM, lost host) in as many attempts as the job may spend. */
+/**
+ * Not an end: a job not admitted by a budget goes back to the queue without spending an attempt,
+ * to be looked at again after `retryAfterMs` (its batch shows `paused: budget`).
+ */
+export class BudgetPausedError extends define('BUDGET_PAUSED', 'retry') {}
 export class WorkerLostError extends define('WORKER_LOST', 'unrecoverable') {}
 
 // ---- provider errors ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ export interface BatchJobEntry {
   result?: BatchJobResult;
 }
 
-export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report' | 'feeding'> & {
+export type BatchCreate = Omit<BatchRecord, 'counts' | 'total' | 'bytesTotal' | 'bytesDone' | 'audioSecondsDone' | 'status' | 'finishedAt' | 'report' | 'feeding' | 'paused' | 'pausedReason' | 'budget'> & {
   /** A drip-fed batch: its request (JSON, validated again by whoever feeds it), fed from an empty cursor. */
   feed?: string;
 };
@@ -53,6 +53,8 @@ export interface BatchStore {
   seal(id: string): Promise<boolean>;
   transition(id: string, jobId: string, state: BatchJobState, result?: BatchJobResult, audioSeconds?: number, bytes?: number, rule?: TransitionRule): Promise<TransitionResult>;
   markStarted(id: string, at?: string): Promise<void>;
+  /** Mark the batch paused by a budget (with why), or clear the mark (null). */
+  setPaused(id: string, pause: { paused: 'budget'; reason: string } | null): Promise<void>;
   /** Where the books have a job now (null: not in this batch's books). */
   stateOf(id: string, jobId: string): Promise<BatchJobState | null>;
   isCancelled(id: string): Promise<boolean>;

@@ -47,6 +47,8 @@ export interface JobQueue {
   abortRunning(id: string): Promise<void>;
   /** A failed job back to waiting, its attempts and stalls counted from zero again. */
   retry(id: string): Promise<void>;
+  /** Run a delayed job now (a batch resumed after its budget paused it). False if it was not delayed. */
+  promote(id: string): Promise<boolean>;
   /**
    * The cap bucket a job with this routing runs in: how many jobs its queue holds that have not
    * finished (waiting, prioritized, delayed, active), and the most a drip feed lets it hold (BACKLOG_PER_BUCKET).

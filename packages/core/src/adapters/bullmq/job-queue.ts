@@ -73,6 +73,18 @@ export class BullmqJobQueue implements JobQueue {
     return { bucket: b.key, pending, window: backlogWindow(this.fleet.config.BACKLOG_PER_BUCKET, b.activeLimit) };
   }
 
+  async promote(id: string): Promise<boolean> {
+    const job = await this.fleet.getJob(id);
+    if (!job) return false;
+    try {
+      await job.promote();
+      return true;
+    } catch {
+      // Not delayed (any more): waiting, taken by a worker meanwhile, or finished.
+      return false;
+    }
+  }
+
   async retry(id: string): Promise<void> {
     const job = await this.fleet.getJob(id);
     if (!job) throw new JobNotFoundError(`job ${id} not found`);

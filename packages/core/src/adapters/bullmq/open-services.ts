@@ -1,6 +1,6 @@
 /**
  * The batch application (app/batch-service.ts) composed over Redis and BullMQ: the books
- * (RedisBatchStore, JobEnds, RedisFleetLock), the transcription jobs (BullmqJobQueue over the
+ * (RedisBatchStore, JobEnds, RedisFleetLock, RedisBudgetStore; the price table of PRICES_FILE), the transcription jobs (BullmqJobQueue over the
  * cap-bucket FleetQueues) and the control and webhook queues (ControlQueues). The one place the
  * front ends and the worker get a BatchService from.
  */
@@ -14,6 +14,8 @@ import { RedisBatchStore } from '../redis/batch-store';
 import { RedisFleetLock } from '../redis/fleet-lock';
 import { JobEnds } from '../redis/job-ends';
 import { RedisKeys } from '../redis/keys';
+import { RedisBudgetStore } from '../redis/budget-store';
+import { loadPrices } from '../plan-services';
 import { ControlQueues } from './control-queues';
 import { FleetQueues } from './fleet-queues';
 import { BullmqJobQueue } from './job-queue';
@@ -50,6 +52,8 @@ export function batchServiceOver(deps: { config: Config; redis: Redis; storage: 
     queue,
     batches,
     jobEnds,
+    budgets: new RedisBudgetStore(redis, base),
+    prices: loadPrices(config),
     lock: new RedisFleetLock(redis, base),
     finalizeQueue: controlQueues,
     outbox: controlQueues,

@@ -3,7 +3,7 @@ import { decideFailedAttempt, type AttemptProgress, type JobOutcome } from '../.
 import { BucketSlots } from '../../domain/bucket-slots';
 import type { CapBucket } from '../../domain/caps';
 import type { Config } from '../../domain/config';
-import { formatFailedReason, JobCancelledError, toScribeError, WorkerLostError } from '../../domain/errors';
+import { BudgetPausedError, formatFailedReason, JobCancelledError, toScribeError, WorkerLostError } from '../../domain/errors';
 import type { JobResult } from '../../domain/job-result';
 import { parseJobSpec, type JobSpec } from '../../domain/job-spec';
 import { createProcessor, type ProcessorDeps } from '../../app/process-attempt';
@@ -128,7 +128,10 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
     try {
       if (spent >= attempts) throw new WorkerLostError(`the job's worker was lost ${job.stalledCounter} time(s) and ${job.attemptsMade} attempt(s) failed: ${attempts} attempts allowed`);
       if (handingBack) throw new HandBack();
-      if (spec && (await service.jobStarted(spec, id)).cancelled) throw new JobCancelledError('its batch was cancelled');
+      const started = spec ? await service.jobStarted(spec, id) : { cancelled: false };
+      if (started.cancelled) throw new JobCancelledError('its batch was cancelled');
+      // A budget does not admit it: back to the queue before any session, no attempt spent.
+      if (started.paused) throw new BudgetPausedError(`not admitted by its ${started.paused.reason}: its batch is paused`, { retryAfterMs: started.paused.retryInMs });
       const result = await processor(job.data, {
         id,
         attempt: spent + 1,
@@ -168,6 +171,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       if (d.outcome === 'rescheduled') {
         if (d.reason === 'HANDED_BACK') {
           if (spec) await service.jobHandedBack(spec, id).catch(() => undefined);
+        } else if (d.reason === 'BUDGET_PAUSED') {
+          // Never started: nothing to record but the wait (it stays queued in its batch's books).
         } else {
           await job.updateProgress({ ...progress, ...d.progress });
           await ended(spec, { outcome: d.reason === 'RATE_LIMITED' ? 'rate_limited' : 'retry', code: err.code });

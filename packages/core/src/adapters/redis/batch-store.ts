@@ -265,7 +265,21 @@ export class RedisBatchStore implements BatchStore {
     if (h.report) rec.report = h.report;
     if (h.webhookUrl) rec.webhookUrl = h.webhookUrl;
     if (h.feedAfter !== undefined) rec.feeding = true;
+    if (h.paused === 'budget') {
+      rec.paused = 'budget';
+      if (h.pausedReason) rec.pausedReason = h.pausedReason;
+    }
     return rec;
+  }
+
+  async setPaused(id: string, pause: { paused: 'budget'; reason: string } | null): Promise<void> {
+    const key = this.keys.batch(id);
+    if (!pause) {
+      await this.redis.hdel(key, 'paused', 'pausedReason');
+      return;
+    }
+    // Only on a batch that still has its record (never a stray partial record).
+    if (await this.redis.hexists(key, 'id')) await this.redis.hset(key, { paused: pause.paused, pausedReason: pause.reason.slice(0, 500) });
   }
 
   async setFields(id: string, fields: Partial<Record<'status' | 'finishedAt' | 'report' | 'listError', string>>): Promise<void> {

@@ -14,6 +14,9 @@ import type { Config } from '../../domain/config';
  *   p:q:batch:<id>:webhooks     zset     its webhook deliveries                   (ControlQueues)
  *   p:q:batches                 zset     batch ids by creation time               (BatchStore)
  *   p:q:job-end:<jobId>         hash     the first terminal outcome of a job      (JobEnds)
+ *   p:q:budget:batch:<id>       hash     a batch's budget: limits, spent, reserved (RedisBudgetStore)
+ *   p:q:budget:acct:<provider>:<account>:<yyyy-mm-dd>
+ *                               hash     an account's budget book of one UTC day  (RedisBudgetStore)
  *   p:q:job-batches:<jobId>     set      further batches a job belongs to         (BatchStore)
  *   p:q:cancel                  channel  job ids to abort on their workers        (BullmqJobQueue)
  *   p:q:reconcile-lock          string   one reconciler sweep at a time           (RedisFleetLock)
@@ -77,6 +80,15 @@ export class RedisKeys {
   /** A stored plan (string: its JSON), kept PLAN_TTL_SECONDS. */
   plan(id: string): string {
     return `${this.base}:plan:${id}`;
+  }
+
+  /** A batch's budget book (hash: limits, spent and reserved audio seconds and cost, one reservation per admitted job). */
+  budgetBatch(batchId: string): string {
+    return `${this.base}:budget:batch:${batchId}`;
+  }
+  /** An account's budget book of one UTC day (hash, as a batch's; its limits come from SCRIBE_BUDGETS). */
+  budgetAccount(provider: string, account: string, day: string): string {
+    return `${this.base}:budget:acct:${provider}:${account}:${day}`;
   }
 
   /** The first terminal outcome of a job's life (hash). */

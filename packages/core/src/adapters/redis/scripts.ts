@@ -21,7 +21,7 @@ export function scriptsDir(moduleDir: string): string {
 export const SCRIPTS_DIR = scriptsDir(__dirname);
 
 /** Every script the code registers; each has one file `<name>-<N>.lua`. */
-export const SCRIPT_NAMES = ['batchMove', 'batchSeal', 'batchFeed', 'batchFeedSettle', 'batchFeedEnd', 'batchSpill', 'jobEndClaim', 'capAcquire', 'capRenew', 'capRelease', 'capDecrease', 'jobLockReassert', 'attemptHit', 'attemptForgive'] as const;
+export const SCRIPT_NAMES = ['batchMove', 'batchSeal', 'batchFeed', 'batchFeedSettle', 'batchFeedEnd', 'batchSpill', 'jobEndClaim', 'capAcquire', 'capRenew', 'capRelease', 'capDecrease', 'jobLockReassert', 'attemptHit', 'attemptForgive', 'budgetAdmit', 'budgetSettle'] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export interface RedisScript {
