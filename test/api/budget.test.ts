@@ -74,6 +74,9 @@ describe('a batch budget (maxAudioHours)', () => {
     expect(paused.budget.spentAudioHours * 3600).toBeGreaterThan(2 * d * 0.97);
     expect(paused.budget.spentAudioHours).toBeLessThanOrEqual(limitHours);
     expect(paused.budget.reservedAudioHours).toBeCloseTo(0, 6);
+    // The dashboard's view says so too (its batches table renders `outcome`, the reason as a title).
+    const fleet = (await api.call('GET', '/v1/fleet')).body;
+    expect(fleet.batches.find((b: { id: string }) => b.id === batchId)).toMatchObject({ outcome: 'paused: budget', pausedReason: expect.stringMatching(/batch budget/) });
     const done2 = (await api.call('GET', `/v1/batches/${batchId}/jobs?state=completed`)).body.jobs as Array<{ result: { duration: number } }>;
     for (const j of done2) expect(j.result.duration).toBeGreaterThan(d * 0.97);
     // It stays paused: the refused jobs are not retried into failure (their check comes back after BUDGET_RECHECK_MS).

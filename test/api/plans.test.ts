@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RedisKeys } from '@scribe-fleet/core/adapters/redis/keys';
 import { uniqueBucket } from '../helpers/env';
 import { startApi, type ApiHarness } from './harness';
 
@@ -64,4 +65,56 @@ it('refusals: unknown plan, malformed id, unknown field, a choice the catalogue 
   expect([option.status, option.body.error.code]).toEqual([400, 'UNSUPPORTED_OPTION']);
   const badSample = await api.call('POST', '/v1/plans', { body: { ...base, sample: 1 } });
   expect(badSample.status).toBe(400);
+});
+
+it('POST /v1/batches with a plan link: kept on the batch, GET /v1/batches/{id} shows the plan beside its progress; none once the plan is gone', async () => {
+  const base = { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out-linked/` };
+  const plan = (await api.call('POST', '/v1/plans', { body: { ...base, provider: 'deepgram', exact: true } })).body;
+  expect(plan.choices).toHaveLength(1);
+  const created = await api.call('POST', '/v1/batches', { body: { ...base, provider: 'deepgram', plan: { id: plan.planId, choice: 1 } } });
+  expect([created.status, created.body.error]).toEqual([201, undefined]);
+  const got = await api.call('GET', `/v1/batches/${created.body.batchId}`);
+  expect(got.status).toBe(200);
+  expect(got.body.plan).toEqual({ id: plan.planId, choice: 1 });
+  const c = plan.choices[0];
+  expect(got.body.planProgress).toMatchObject({
+    planId: plan.planId,
+    choice: 1,
+    provider: 'deepgram',
+    model: c.model,
+    mode: 'batch',
+    method: 'exact',
+    sameRouting: true,
+    files: { planned: 2, batch: 2 },
+    // Nothing has run (no worker here): nothing done, nothing projected yet.
+    audioSeconds: { planned: plan.audio.seconds, done: 0, projected: null, versus: null },
+    costUsd: { planned: c.costUsd, usdPerMinute: 0.003, done: 0, projected: null, versus: null },
+    wallSeconds: { planned: c.wallSeconds, projected: null, etaSeconds: null },
+  });
+  expect(Date.parse(got.body.planProgress.plannedEndAt)).toBe(Date.parse(got.body.createdAt) + Math.round(c.wallSeconds.estimate * 1000));
+  // The list does not read plans (one batch's view does).
+  const list = await api.call('GET', '/v1/batches?limit=5');
+  expect(list.body.batches.find((b: any) => b.id === created.body.batchId)).toMatchObject({ plan: { id: plan.planId, choice: 1 } });
+  expect(list.body.batches.find((b: any) => b.id === created.body.batchId).planProgress).toBeUndefined();
+  // A link to a plan that is not (or no longer) stored: the batch is made and shows no comparison.
+  const gone = await api.call('POST', '/v1/batches', { body: { ...base, out: `s3://${bucket}/out-gone/`, plan: { id: 'plan_0000000000000000', choice: 1 } } });
+  expect(gone.status).toBe(201);
+  const goneView = (await api.call('GET', `/v1/batches/${gone.body.batchId}`)).body;
+  expect(goneView.plan).toEqual({ id: 'plan_0000000000000000', choice: 1 });
+  expect(goneView.planProgress).toBeUndefined();
+  // The record's one JSON field is read back defensively: damaged, the batch reads without a link.
+  await api.redis.hset(RedisKeys.forQueue(api.config).batch(gone.body.batchId), 'plan', '{"id":"plan_0000000000000000"');
+  const damaged = await api.call('GET', `/v1/batches/${gone.body.batchId}`);
+  expect([damaged.status, damaged.body.plan, damaged.body.id]).toEqual([200, undefined, gone.body.batchId]);
+});
+
+it('a plan link is checked: a plan id, a choice from 1 to 20, no other field; a plan request takes none', async () => {
+  const base = { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out-refused/` };
+  for (const plan of [{ id: 'nope', choice: 1 }, { id: 'plan_0123456789abcdef', choice: 0 }, { id: 'plan_0123456789abcdef', choice: 21 }, { id: 'plan_0123456789abcdef' }, { id: 'plan_0123456789abcdef', choice: 1, x: 1 }, 'plan_0123456789abcdef']) {
+    const res = await api.call('POST', '/v1/batches', { body: { ...base, plan } });
+    expect([JSON.stringify(plan), res.status]).toEqual([JSON.stringify(plan), 400]);
+  }
+  const planOfPlan = await api.call('POST', '/v1/plans', { body: { ...base, plan: { id: 'plan_0123456789abcdef', choice: 1 } } });
+  expect(planOfPlan.status).toBe(400);
+  expect(await api.service.batches.count()).toBe(2); // the two of the test before
 });

@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { capBucketsFromConfig, choiceFigures, priceFor, speedFor } from '@scribe-fleet/core';
 import { batchServiceOver, type BatchServices } from '@scribe-fleet/core/adapters/bullmq/open-services';
 import { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
+import { openPlanReader } from '@scribe-fleet/core/adapters/plan-services';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { EXIT } from '../../apps/producer/src/cli';
 import { runCli } from '../helpers/processes';
@@ -172,16 +173,23 @@ it('enqueue --plan runs the plan (the worker completes it); refusals have their 
   expect(summary).toMatchObject({ listed: CONTAINERS.length + 1, added: CONTAINERS.length + 1 });
   const watch = await scribe(['watch', summary.batchId, '--json', '--interval', '200']);
   expect(watch.code).toBe(EXIT.OK);
-  const { batch } = await services.service.getBatch(summary.batchId);
+  const { batch, progress } = await services.service.getBatch(summary.batchId);
   expect(batch).toMatchObject({ provider: 'local', source: `s3://${bucket}/mix/` });
   expect(batch.counts.completed).toBe(CONTAINERS.length + 1);
+  // The batch remembers the plan it runs; beside it, the plan's exact audio is what the workers decoded (1 %).
+  expect(batch.plan).toEqual({ id: made.planId, choice: 1 });
+  const beside = await openPlanReader({ config, redis }).beside(batch, progress);
+  expect(beside).toMatchObject({ planId: made.planId, choice: 1, provider: 'local', method: 'exact', sameRouting: true, files: { planned: CONTAINERS.length + 1, batch: CONTAINERS.length + 1 } });
+  expect(beside!.audioSeconds.projected).toBe(batch.audioSecondsDone);
+  expect(Math.abs(batch.audioSecondsDone / made.audio.seconds.estimate - 1)).toBeLessThan(0.01);
+  expect(beside!.audioSeconds.versus).toBe('within');
 
   const unknown = await scribe(['enqueue', '--plan', 'plan_0000000000000000', '--json']);
   expect(unknown.code).toBe(EXIT.NOT_FOUND);
   expect(JSON.parse(unknown.stdout).error.code).toBe('PLAN_NOT_FOUND');
-  const beside = await scribe(['enqueue', '--plan', made.planId, '--provider', 'deepgram']);
-  expect(beside.code).toBe(EXIT.BAD_INPUT);
-  expect(beside.stderr).toMatch(/drop --provider/);
+  const flagBeside = await scribe(['enqueue', '--plan', made.planId, '--provider', 'deepgram']);
+  expect(flagBeside.code).toBe(EXIT.BAD_INPUT);
+  expect(flagBeside.stderr).toMatch(/drop --provider/);
   const badChoice = await scribe(['enqueue', '--plan', made.planId, '--choice', '3']);
   expect(badChoice.code).toBe(EXIT.BAD_INPUT);
   const refused = await scribe(['plan', `s3://${bucket}/mix/`, '--out', `s3://${bucket}/out/`, '--compare', 'openai::stream', '--json']);

@@ -2,17 +2,20 @@
  * The dashboard in a real browser (Debian's chromium driven by playwright-core; never a downloaded
  * browser): the API with the dashboard and metrics extensions, an in-process worker with the local
  * recogniser, and a batch of synthesised files in stream mode (paced at real time, so it runs for
- * half a minute). Log in through the login page, watch the fleet page and Bull Board while the batch
- * runs and check that what they show matches the API at that moment, then the final counts.
- * Screenshots go to test-output/dashboard/.
+ * half a minute), made from a stored plan as `scribe enqueue --plan` makes it. Log in through the
+ * login page, watch the fleet page and Bull Board while the batch runs and check that what they show
+ * matches the API at that moment (the plan's figures beside the progress too), then the final counts,
+ * and that the plan's figures go once the plan has expired. Screenshots go to test-output/dashboard/.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
+import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
+import { RedisKeys } from '@scribe-fleet/core/adapters/redis/keys';
 import { registerDashboard } from '../../apps/producer/src/api/dashboard';
 import { registerMetrics } from '../../apps/producer/src/api/metrics';
 import { createWorkerMetrics } from '../../apps/worker/src/metrics';
@@ -33,8 +36,12 @@ let api: ApiHarness;
 let worker: RunningWorker;
 let context: BrowserContext;
 let profile: string;
+let pricesDir: string;
 let batchId: string;
 let queueName: string;
+let plan: { planId: string; audio: { seconds: { estimate: number } }; choices: Array<{ costUsd: { estimate: number }; wallSeconds: { estimate: number } }> };
+/** The price the test's PRICES_FILE gives the local recogniser in stream mode (it has none by default: $0). */
+const USD_PER_MINUTE = 0.6;
 
 /** Retry `check` until it returns a value (not undefined) or `ms` pass; the last failure explains. */
 async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>, lastSeen: () => string): Promise<T> {
@@ -77,6 +84,38 @@ async function shownBatch(page: Page): Promise<{ status: string; counts: Counts;
   }, batchId);
 }
 
+type ShownPlan = Record<'audioPlanned' | 'audioDone' | 'audioProjected' | 'costPlanned' | 'costDone' | 'costProjected' | 'timePlanned' | 'timeElapsed' | 'timeProjected', number | null> & {
+  planId: string;
+  choice: number;
+  audioVersus: string | null;
+};
+
+/** The plan's figures beside the batch's progress, as shown (null: no plan cell), read in one go. */
+async function shownPlan(page: Page): Promise<ShownPlan | null> {
+  return page.evaluate((id) => {
+    const cell = document.querySelector(`[data-testid="batch-row"][data-batch-id="${id}"] [data-testid="batch-plan"]`);
+    if (!cell) return null;
+    const num = (testid: string) => {
+      const v = cell.querySelector(`[data-testid="${testid}"]`)?.getAttribute('data-value');
+      return v === null || v === undefined || v === '' ? null : Number(v);
+    };
+    return {
+      planId: cell.getAttribute('data-plan-id') ?? '',
+      choice: Number(cell.getAttribute('data-choice')),
+      audioPlanned: num('plan-audio-planned'),
+      audioDone: num('plan-audio-done'),
+      audioProjected: num('plan-audio-projected'),
+      audioVersus: cell.querySelector('[data-testid="plan-audio-projected"]')?.getAttribute('data-versus') ?? null,
+      costPlanned: num('plan-cost-planned'),
+      costDone: num('plan-cost-done'),
+      costProjected: num('plan-cost-projected'),
+      timePlanned: num('plan-time-planned'),
+      timeElapsed: num('plan-time-elapsed'),
+      timeProjected: num('plan-time-projected'),
+    };
+  }, batchId);
+}
+
 /** Bull Board's queue page: the count on each status tab's badge (none = 0), read in one go. */
 async function boardCounts(page: Page): Promise<Record<string, number>> {
   return page.evaluate(() => {
@@ -92,18 +131,27 @@ async function boardCounts(page: Page): Promise<Record<string, number>> {
 beforeAll(async () => {
   expect(existsSync(CHROMIUM)).toBe(true); // installed by infra/local/ensure.js
   await mkdir(SHOTS, { recursive: true });
+  profile = await mkdtemp(join(tmpdir(), 'scribe-chromium-'));
+  pricesDir = await mkdtemp(join(tmpdir(), 'scribe-prices-'));
+  const prices = join(pricesDir, 'prices.json');
+  await writeFile(prices, JSON.stringify([{ provider: 'local', model: '*', mode: 'stream', usdPerMinute: USD_PER_MINUTE, source: 'dashboard test', asOf: '2026-12-07' }]));
   // One job at a time, so the batch passes through distinct states slowly enough to watch.
-  api = await startApi({ QUEUE_PREFIX: `tb-${randomBytes(3).toString('hex')}`, LOCAL_CONCURRENCY: '1', JOB_ATTEMPTS: '1' }, [registerMetrics, registerDashboard]);
+  api = await startApi({ QUEUE_PREFIX: `tb-${randomBytes(3).toString('hex')}`, LOCAL_CONCURRENCY: '1', JOB_ATTEMPTS: '1', PRICES_FILE: prices }, [registerMetrics, registerDashboard]);
   queueName = `${api.config.QUEUE_NAME}.local.default.default.stream`;
   worker = startWorker(api.config, createDeps(api.config, {}, createWorkerMetrics()));
   const bucket = uniqueBucket('dashboard');
   await uploadSamples(api.storage, bucket, 'in/', await sampleFiles());
-  const created = await api.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, mode: 'stream' } });
+  // Planned first (every file measured), then created from the plan's request as `scribe enqueue --plan` does.
+  const planned = await api.call('POST', '/v1/plans', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out/`, mode: 'stream', exact: true } });
+  expect([planned.status, planned.body.error]).toEqual([201, undefined]);
+  plan = planned.body;
+  const request = await openPlans(api).request(plan.planId, 1);
+  expect(request.plan).toEqual({ id: plan.planId, choice: 1 });
+  const created = await api.call('POST', '/v1/batches', { body: request });
   expect(created.status).toBeLessThan(300);
   batchId = created.body.batchId;
   await worker.discover();
 
-  profile = await mkdtemp(join(tmpdir(), 'scribe-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -115,6 +163,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await context?.close();
   if (profile) await rm(profile, { recursive: true, force: true });
+  if (pricesDir) await rm(pricesDir, { recursive: true, force: true });
   await worker?.close();
   await api?.close();
 });
@@ -192,6 +241,34 @@ it('logs in, and while the batch runs shows the counts the API has', async () =>
   expect(running.shown.total).toBe(4);
   expect(running.shown.done).toBeLessThan(4);
 
+  // Beside the progress: the plan's figures, the same as GET /v1/batches/:id's planProgress at that moment.
+  const planShown = await eventually(
+    'fleet page plan figures = API planProgress while running',
+    20_000,
+    async () => {
+      const shown = await shownPlan(page);
+      const b = (await api.call('GET', `/v1/batches/${batchId}`)).body;
+      const p = b.planProgress;
+      last = JSON.stringify({ shown, api: p });
+      if (!shown || !p || b.status !== 'running' || p.audioSeconds.done === 0) return undefined;
+      const same = shown.audioDone === p.audioSeconds.done && shown.audioProjected === p.audioSeconds.projected && shown.costDone === p.costUsd.done;
+      return same ? shown : undefined;
+    },
+    () => last,
+  );
+  expect(planShown).toMatchObject({
+    planId: plan.planId,
+    choice: 1,
+    audioPlanned: plan.audio.seconds.estimate,
+    costPlanned: plan.choices[0]!.costUsd.estimate,
+    timePlanned: plan.choices[0]!.wallSeconds.estimate,
+  });
+  expect(planShown.costPlanned).toBeGreaterThan(0);
+  expect(planShown.costDone).toBeCloseTo((planShown.audioDone! / 60) * USD_PER_MINUTE, 9);
+  expect(planShown.audioDone).toBeLessThan(plan.audio.seconds.estimate);
+  expect(planShown.timeElapsed).toBeGreaterThan(0);
+  await expect(page.locator(`[data-testid="batch-row"][data-batch-id="${batchId}"] [data-testid="batch-plan"]`).innerText()).resolves.toMatch(new RegExp(`plan ${plan.planId} choice 1`));
+
   // The cap bucket's row: configured cap, and slots in use as the API's /metrics reports them.
   const capRow = page.locator(`[data-testid="cap-row"][data-bucket="${STREAM}"]`);
   await expect(capRow.locator('[data-testid="cap-configured"]').getAttribute('data-value')).resolves.toBe('64');
@@ -268,6 +345,37 @@ it('after the batch, shows the final counts, throughput and audio hours', async 
   expect(await page.locator('[data-testid="summary-backlog"]').getAttribute('data-value')).toBe('0');
   expect(Number(await page.locator('body').getAttribute('data-polls'))).toBeGreaterThan(3);
   await page.screenshot({ path: join(SHOTS, '04-fleet-finished.png'), fullPage: true });
+
+  // The plan beside the finished batch: the actual audio and cost, against an exact plan (1 %).
+  const planDone = await eventually(
+    'fleet page plan figures of the finished batch',
+    15_000,
+    async () => {
+      const p = await shownPlan(page);
+      last = JSON.stringify(p);
+      return p && p.audioDone === final.audioSecondsDone ? p : undefined;
+    },
+    () => last,
+  );
+  expect(planDone.audioProjected).toBe(final.audioSecondsDone);
+  expect(planDone.audioVersus).toBe('within');
+  expect(Math.abs(final.audioSecondsDone / plan.audio.seconds.estimate - 1)).toBeLessThan(0.01);
+  expect(planDone.costDone).toBeCloseTo((final.audioSecondsDone / 60) * USD_PER_MINUTE, 9);
+  expect(planDone.costProjected).toBe(planDone.costDone);
+  expect(planDone.timeProjected).toBe(planDone.timeElapsed);
+  expect(planDone.timeElapsed).toBeGreaterThan(0);
+
+  // Once the plan has expired (its key deleted, as its TTL would), the batch keeps its link and shows nothing of it.
+  await api.redis.del(RedisKeys.forQueue(api.config).plan(plan.planId));
+  await eventually(
+    'fleet page drops the plan figures once the plan is gone',
+    15_000,
+    async () => ((await shownPlan(page)) === null && (await shownBatch(page)) !== null ? true : undefined),
+    () => 'still shown',
+  );
+  const after = (await api.call('GET', `/v1/batches/${batchId}`)).body;
+  expect(after.plan).toEqual({ id: plan.planId, choice: 1 });
+  expect(after.planProgress).toBeUndefined();
 
   const board = await context.newPage();
   await board.goto(`${api.url}/dashboard/queues/queue/${encodeURIComponent(queueName)}`);

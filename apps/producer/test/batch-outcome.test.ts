@@ -8,6 +8,7 @@ it('a finished batch with failures is not shown as plainly finished', () => {
   expect(batchOutcome({ status: 'finished', counts: counts({ completed: 3, failed: 1 }) })).toBe('finished with failures');
   expect(batchOutcome({ status: 'finished', counts: counts({ skipped: 2, failed: 1 }) })).toBe('finished with failures');
   expect(batchOutcome({ status: 'finished', counts: counts({ failed: 4 }) })).toBe('failed');
+  expect(batchOutcome({ status: 'running', paused: 'budget', counts: counts({ completed: 2, queued: 3 }) })).toBe('paused: budget');
   expect(batchOutcome({ status: 'running', counts: counts({ failed: 4, queued: 1 }) })).toBe('running');
   expect(batchOutcome({ status: 'cancelled', counts: counts({ failed: 1, cancelled: 3 }) })).toBe('cancelled');
 });

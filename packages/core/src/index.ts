@@ -29,4 +29,5 @@ export * from './domain/checkpoint';
 export * from './domain/attempt';
 export * from './domain/bucket-slots';
 export * from './domain/plan';
+export * from './domain/plan-progress';
 export * from './domain/prices';

@@ -9,7 +9,8 @@
  *                                (LOGIN_ATTEMPTS_PER_MINUTE, fleet-wide): past it 429 `RATE_LIMITED`.
  *   GET|POST /logout             ends the session in Redis and clears the cookie
  *   GET  /dashboard              the fleet page: caps in use per bucket, throughput, audio hours,
- *                                failures by code, recent batches with progress (server-rendered, then
+ *                                failures by code, recent batches with progress and, for a batch made
+ *                                from a plan still kept, the plan beside it (server-rendered, then
  *                                refreshed from GET /v1/fleet by a small inline script)
  *   GET  /v1/fleet               the same data as JSON (auth by the API's /v1 hook)
  *   /dashboard/queues/…          Bull Board over every cap-bucket queue and the control and webhook
@@ -76,7 +77,7 @@ const FLEET_VIEW_SCHEMA = {
     throughput: { type: 'object', description: 'Jobs finished per minute over the last hour (fleet history in Redis).' },
     audio: { type: 'object', description: 'Audio hours per hour over the last 24 hours.' },
     failures: { type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, count: { type: 'integer' } } } },
-    batches: { type: 'array', description: 'Recent batches, newest first, with counts by state, audio seconds and ETA.' },
+    batches: { type: 'array', description: "Recent batches, newest first, with counts by state, audio seconds and ETA, and (`planProgress`, see getBatch) the plan a batch was made from beside its progress while the plan is stored." },
   },
 };
 /** The login rate limit's window: LOGIN_ATTEMPTS_PER_MINUTE attempts per client address in it. */

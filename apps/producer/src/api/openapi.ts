@@ -4,10 +4,14 @@
  * server registers is described here.
  */
 import { BATCH_ID_PATTERN, BATCH_JOB_STATES, JOB_ID_PATTERN, OUTPUT_FORMATS, PLAN_ID_PATTERN } from '@scribe-fleet/core';
+import { MAX_PLAN_CHOICES } from '@scribe-fleet/core/app/validate';
 
 type Schema = Record<string, unknown>;
 
 // ---- shared schemas (also used by the routes for validation) ----------------------------------
+
+/** A figure with its 95 % interval (domain/plan.ts Range). */
+const Range: Schema = { type: 'object', properties: { estimate: { type: 'number' }, low: { type: 'number' }, high: { type: 'number' } } };
 
 const optionValue: Schema = { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'array', items: { type: 'string' } }] };
 
@@ -40,6 +44,14 @@ export const CreateBatchBody: Schema = {
     priority: { type: 'integer', minimum: 1, maximum: 2097152, description: 'BullMQ priority of every job: 1 is the highest; omitted = FIFO ahead of nothing.' },
     force: { type: 'boolean', description: 'Transcribe again even where outputs exist (and re-run finished jobs).' },
     webhookUrl: { type: 'string', description: 'http(s) URL that receives signed `job.completed`, `job.failed` and `batch.completed` events of this batch (needs WEBHOOK_SECRET on the workers).' },
+    plan: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'choice'],
+      description:
+        'The plan (and its 1-based choice) this batch runs, as `scribe enqueue --plan` sets it: kept on the batch, whose view then shows the plan\'s figures beside its progress (`planProgress`) while the plan is stored (PLAN_TTL_SECONDS). The request itself is what runs: the link is not checked against the plan.',
+      properties: { id: { type: 'string', pattern: PLAN_ID_PATTERN }, choice: { type: 'integer', minimum: 1, maximum: MAX_PLAN_CHOICES } },
+    },
     maxAudioHours: { type: 'number', exclusiveMinimum: 0, maximum: 1e9, description: 'Budget: no new session starts once the audio of the batch (spent plus running) would pass this many hours; the batch shows `paused: budget` until resumed.' },
     maxCost: { type: 'number', exclusiveMinimum: 0, maximum: 1e9, description: 'Budget: the same for its estimated cost in US dollars (the price table: PRICES_FILE, then the shipped defaults).' },
   },
@@ -56,6 +68,9 @@ export const ResumeBatchBody: Schema = {
   },
 };
 
+/** A batch request's fields a plan request takes too (not `plan`: a plan is not made from a plan). */
+const { plan: _planLink, ...planRequestFields } = CreateBatchBody.properties as Record<string, Schema>;
+
 /** A plan request: a batch request (nothing is enqueued) and what to compare and how to measure. */
 export const CreatePlanBody: Schema = {
   type: 'object',
@@ -63,7 +78,7 @@ export const CreatePlanBody: Schema = {
   required: ['out'],
   description: 'A batch request (the fields of `createBatch`, validated the same way) plus the choices to compare and how to measure the audio. Nothing is enqueued.',
   properties: {
-    ...(CreateBatchBody.properties as Record<string, Schema>),
+    ...planRequestFields,
     choices: {
       type: 'array',
       minItems: 1,
@@ -83,7 +98,6 @@ export const PlanIdParams: Schema = {
   properties: { id: { type: 'string', pattern: PLAN_ID_PATTERN } },
 };
 
-const Range: Schema = { type: 'object', properties: { estimate: { type: 'number' }, low: { type: 'number' }, high: { type: 'number' } } };
 const Plan: Schema = {
   type: 'object',
   description: 'A plan: what the source holds, its audio, and each choice\'s cost (USD), wall time (seconds) and worker processes under the caps in force.',
@@ -189,6 +203,34 @@ const Progress: Schema = {
   },
 };
 
+const Versus: Schema = { type: ['string', 'null'], enum: ['below', 'within', 'above', null], description: "Where the projection falls against the plan's interval (1 % slack); null while not projected." };
+
+/** domain/plan-progress.ts PlanProgress. */
+export const PlanProgress: Schema = {
+  type: 'object',
+  description:
+    "The batch beside the plan it was made from (only when the plan is still stored): the plan's figures for its choice vs the batch so far and projected. Audio in seconds (projected: audio per byte so far × all bytes), cost in USD at the plan's price, wall time from the batch's creation (projected: elapsed + ETA). Nothing is projected while the batch is still listing.",
+  properties: {
+    planId: { type: 'string' },
+    choice: { type: 'integer' },
+    provider: { type: 'string' },
+    model: { type: 'string' },
+    mode: { type: 'string' },
+    account: { type: 'string' },
+    method: { type: 'string', enum: ['exact', 'sampled'] },
+    sameRouting: { type: 'boolean', description: "False when the batch does not run the choice's provider, model and mode." },
+    files: { type: 'object', properties: { planned: { type: 'integer' }, batch: { type: 'integer' } } },
+    audioSeconds: { type: 'object', properties: { planned: Range, done: { type: 'number' }, projected: { type: ['number', 'null'] }, versus: Versus } },
+    costUsd: {
+      anyOf: [{ type: 'object', properties: { planned: Range, usdPerMinute: { type: 'number' }, done: { type: 'number' }, projected: { type: ['number', 'null'] }, versus: Versus } }, { type: 'null' }],
+      description: 'Null when the plan had no price for the choice.',
+    },
+    wallSeconds: { type: 'object', properties: { planned: Range, elapsed: { type: 'number' }, etaSeconds: { type: ['number', 'null'] }, projected: { type: ['number', 'null'] }, versus: Versus } },
+    plannedEndAt: { type: 'string', format: 'date-time' },
+    projectedEndAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
+
 const Batch: Schema = {
   type: 'object',
   properties: {
@@ -214,6 +256,8 @@ const Batch: Schema = {
     reportDownloadUrl: { type: 'string', description: 'A presigned HTTPS URL of the report, valid for an hour.' },
     webhookUrl: { type: 'string' },
     progress: Progress,
+    plan: { type: 'object', properties: { id: { type: 'string' }, choice: { type: 'integer' } }, description: 'The plan (and its 1-based choice) the batch was made from.' },
+    planProgress: PlanProgress,
   },
 };
 

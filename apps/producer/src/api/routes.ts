@@ -1,10 +1,10 @@
 /** The /v1 routes: batches (create, list, read, jobs, cancel, redrive, webhooks) and jobs. */
 import type { FastifyInstance } from 'fastify';
-import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord } from '@scribe-fleet/core';
+import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord, type PlanProgress } from '@scribe-fleet/core';
 import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/app/batch-service';
 import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
-import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
+import { openPlanReader, openPlans, type PlanReader } from '@scribe-fleet/core/adapters/plan-services';
 import type { PlanRequest } from '@scribe-fleet/core/app/plan-batch';
 import { validateResume } from '@scribe-fleet/core/app/validate';
 import { BatchIdParams, BatchJobsQuery, CreateBatchBody, ResumeBatchBody, CreatePlanBody, JobIdParams, PagingQuery, PlanIdParams } from './openapi';
@@ -13,13 +13,20 @@ import type { ApiContext } from './server';
 type Id = { Params: { id: string } };
 type Paging = { offset: number; limit: number };
 
-/** What GET /v1/batches/:id (and each item of GET /v1/batches) answers. */
-export type BatchView = BatchRecord & { progress: BatchProgress; reportDownloadUrl?: string };
+/**
+ * What GET /v1/batches/:id (and each item of GET /v1/batches) answers. The one batch's view also
+ * has its plan beside its progress (`planProgress`), when it was made from a plan still stored.
+ */
+export type BatchView = BatchRecord & { progress: BatchProgress; reportDownloadUrl?: string; planProgress?: PlanProgress };
 
-async function batchView(ctx: ApiContext, id: string, withDownload: boolean): Promise<BatchView> {
+async function batchView(ctx: ApiContext, id: string, detail: PlanReader | null): Promise<BatchView> {
   const { batch, progress } = await ctx.service.getBatch(id);
   const view: BatchView = { ...batch, progress };
-  if (withDownload && batch.report) {
+  if (detail && batch.plan) {
+    const beside = await detail.beside(batch, progress);
+    if (beside) view.planProgress = beside;
+  }
+  if (detail && batch.report) {
     try {
       const loc = parseS3Url(batch.report);
       view.reportDownloadUrl = await ctx.storage.presignGet(loc.bucket, loc.key, 3600);
@@ -103,11 +110,12 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
   app.get<{ Querystring: Paging }>('/v1/batches', { schema: { querystring: PagingQuery } }, async (req) => {
     const { offset, limit } = req.query;
     const [ids, total] = await Promise.all([service.batches.recent(limit, offset), service.batches.count()]);
-    const batches = (await Promise.all(ids.map((id) => batchView(ctx, id, false).catch(() => null)))).filter((b): b is BatchView => b !== null);
+    const batches = (await Promise.all(ids.map((id) => batchView(ctx, id, null).catch(() => null)))).filter((b): b is BatchView => b !== null);
     return { total, offset, limit, batches };
   });
 
-  app.get<Id>('/v1/batches/:id', { schema: { params: BatchIdParams } }, async (req) => batchView(ctx, req.params.id, true));
+  const planReader = openPlanReader(ctx);
+  app.get<Id>('/v1/batches/:id', { schema: { params: BatchIdParams } }, async (req) => batchView(ctx, req.params.id, planReader));
 
   app.get<Id & { Querystring: Paging & { state?: BatchJobState } }>('/v1/batches/:id/jobs', { schema: { params: BatchIdParams, querystring: BatchJobsQuery } }, async (req) => {
     const { offset, limit, state } = req.query;

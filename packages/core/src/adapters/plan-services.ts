@@ -5,11 +5,13 @@
  * the streamed object: app/probe-duration.ts, adapters/s3/ffmpeg-audio-probe.ts).
  */
 import { readFileSync } from 'node:fs';
+import type { BatchProgress, BatchRecord } from '../domain/batch';
 import type { Config } from '../domain/config';
 import { ConfigError } from '../domain/errors';
 import { parsePriceTable, type PriceEntry } from '../domain/prices';
 import type { Plan, PlanRequest } from '../app/plan-batch';
-import { createPlan, getPlan, planRequest, type PlansDeps } from '../app/plans';
+import { createPlan, getPlan, planBeside, planRequest, type PlansDeps } from '../app/plans';
+import type { PlanProgress } from '../domain/plan-progress';
 import type { CreateBatchRequest } from '../app/validate';
 import type { Storage } from '../ports/storage';
 import { probeDuration } from '../app/probe-duration';
@@ -23,6 +25,17 @@ export interface PlanServices {
   get(planId: string): Promise<Plan>;
   /** The create-batch request of a stored plan's choice (1-based). */
   request(planId: string, choice?: number): Promise<CreateBatchRequest>;
+}
+
+/** Reading a batch's plan beside its progress (null: no plan, or it expired). */
+export interface PlanReader {
+  beside(batch: BatchRecord, progress: BatchProgress): Promise<PlanProgress | null>;
+}
+
+/** Only the stored plans (no prices, no probes): what GET /v1/batches/{id} and the dashboard need. */
+export function openPlanReader(deps: { config: Pick<Config, 'QUEUE_PREFIX' | 'QUEUE_NAME'>; redis: RedisClient }): PlanReader {
+  const plans = new RedisPlanStore(deps.redis, RedisKeys.forQueue(deps.config).base);
+  return { beside: (batch, progress) => planBeside({ plans }, batch, progress) };
 }
 
 /** The operator's price table (PRICES_FILE), or none; a file that cannot be read or parsed is a ConfigError. */

@@ -91,6 +91,7 @@ export async function createBatch(deps: CreateBatchDeps, req: CreateBatchRequest
     ...(req.model ? { model: req.model } : {}),
     ...(req.priority !== undefined ? { priority: req.priority } : {}),
     ...(req.webhookUrl ? { webhookUrl: req.webhookUrl } : {}),
+    ...(req.plan ? { plan: { id: req.plan.id, choice: req.plan.choice } } : {}),
     ...(source ? { feed: storedFeedRequest(req) } : {}),
   });
   // Its budget, before any of its jobs can start (domain/budget.ts).

@@ -11,6 +11,7 @@ import { checkCombination, checkOptions, isProviderName, PROVIDERS, CATALOGUE, t
 import type { Config } from '../domain/config';
 import { isBatchId } from '../domain/batch';
 import { isPlanId } from '../domain/plan';
+import type { PlanLink } from '../domain/plan-progress';
 import {
   BucketNotAllowedError,
   InvalidManifestError,
@@ -48,6 +49,8 @@ export interface CreateBatchRequest {
   /** Transcribe again even where outputs exist (and re-run finished jobs). */
   force?: boolean;
   webhookUrl?: string;
+  /** The plan the batch runs (`scribe enqueue --plan`: app/plans.ts planRequest), kept on its record and shown beside its progress. */
+  plan?: PlanLink;
   /** Budget: no new session starts once the batch's audio would pass this many hours (domain/budget.ts). */
   maxAudioHours?: number;
   /** Budget: … or its estimated cost (the price table) would pass this many US dollars. */
@@ -129,6 +132,7 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   if (req.webhookUrl !== undefined && !/^https?:\/\//.test(req.webhookUrl)) throw new InvalidRequestError('webhookUrl must be an http(s) URL');
   assertBudgetFigure('maxAudioHours', req.maxAudioHours);
   assertBudgetFigure('maxCost', req.maxCost);
+  if (req.plan !== undefined) assertPlanLink(req.plan);
   // Options, formats and account are checked now on a stand-in file, so no page can fail on them later.
   const stand = parseJobSpec({
     source: { bucket: out.bucket, key: 'validate', etag: 'validate' },
@@ -146,10 +150,9 @@ export function validateCreateBatch(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   return source ? { out, source, routing } : { out, routing };
 }
 
-/** What a drip-fed batch's record keeps of its request: the request without a manifest or budget. */
+/** What a drip-fed batch's record keeps of its request: the request without a manifest, plan link or budget (the record and the budget book keep those). */
 export function storedFeedRequest(req: CreateBatchRequest): string {
-  // The budget is kept in its own book (BudgetStore), not in what the feeder enqueues from.
-  const { manifest: _manifest, maxAudioHours: _h, maxCost: _c, ...rest } = req;
+  const { manifest: _manifest, plan: _plan, maxAudioHours: _h, maxCost: _c, ...rest } = req;
   return JSON.stringify(rest);
 }
 
@@ -267,6 +270,19 @@ export function assertBatchId(id: unknown): asserts id is string {
 /** A plan id from a client: exactly the shape `newPlanId` makes (400 INVALID_REQUEST otherwise). */
 export function assertPlanId(id: unknown): asserts id is string {
   if (!isPlanId(id)) throw new InvalidRequestError(`not a plan id: ${shownId(id)} (expected plan_ and 16 hex digits)`);
+}
+
+/**
+ * A create request's plan link: `{id, choice}` and nothing else, a plan id (assertPlanId) and a
+ * choice from 1 to MAX_PLAN_CHOICES. Whether the plan still exists is not checked: a plan is kept
+ * PLAN_TTL_SECONDS, a batch may outlive it (the comparison is then not shown).
+ */
+export function assertPlanLink(link: unknown): asserts link is PlanLink {
+  if (link === null || typeof link !== 'object' || Array.isArray(link)) throw new InvalidRequestError('plan must be {id, choice}');
+  for (const k of Object.keys(link)) if (k !== 'id' && k !== 'choice') throw new InvalidRequestError(`plan: unknown field ${shownId(k)}`);
+  const { id, choice } = link as Record<string, unknown>;
+  assertPlanId(id);
+  if (!(typeof choice === 'number' && Number.isInteger(choice) && choice >= 1 && choice <= MAX_PLAN_CHOICES)) throw new InvalidRequestError(`plan.choice must be an integer from 1 to ${MAX_PLAN_CHOICES}`);
 }
 
 /**
@@ -390,6 +406,7 @@ export function validatePlanRequest(config: Pick<Config, 'S3_ALLOWED_BUCKETS'>, 
   }
   if (req.seed !== undefined && !(Number.isInteger(req.seed) && req.seed >= 0 && req.seed <= 0xffffffff)) throw new InvalidRequestError('seed must be an integer from 0 to 4294967295');
   if (req.exact !== undefined && typeof req.exact !== 'boolean') throw new InvalidRequestError('exact must be true or false');
+  if (req.plan !== undefined) throw new InvalidRequestError('a plan request cannot name a plan (plan is for creating a batch from one)');
   if (req.choices !== undefined && !(Array.isArray(req.choices) && req.choices.length >= 1 && req.choices.length <= MAX_PLAN_CHOICES)) {
     throw new InvalidRequestError(`choices must be a list of 1 to ${MAX_PLAN_CHOICES} {provider, model, mode, account}`);
   }

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { BudgetView } from './budget';
+import type { PlanLink } from './plan-progress';
 
 /** Where a job of a batch stands, from the batch's point of view. */
 export const BATCH_JOB_STATES = ['queued', 'active', 'completed', 'failed', 'cancelled', 'skipped'] as const;
@@ -50,6 +51,8 @@ export interface BatchRecord {
   /** S3 URL of the report, once written. */
   report?: string;
   webhookUrl?: string;
+  /** The plan it was made from (`scribe enqueue --plan`, or a create request's `plan`): shown beside its progress. */
+  plan?: PlanLink;
 }
 
 /** What the batch keeps of each finished job (for the report), small on purpose. */

@@ -4,7 +4,8 @@
  * (throughput, audio hours, failures by code), and the recent batches. Shared by GET /v1/fleet (the
  * dashboard) and GET /metrics (Prometheus), which read it at request/scrape time.
  */
-import { capBucketKey, type BatchJobState, type BatchRecord, type CapBucket, type Config } from '@scribe-fleet/core';
+import { capBucketKey, type BatchJobState, type BatchProgress, type BatchRecord, type CapBucket, type Config, type PlanProgress } from '@scribe-fleet/core';
+import { openPlanReader, type PlanReader } from '@scribe-fleet/core/adapters/plan-services';
 import type { BatchService } from '@scribe-fleet/core/app/batch-service';
 import type { ControlQueues } from '@scribe-fleet/core/adapters/bullmq/control-queues';
 import type { FleetQueues } from '@scribe-fleet/core/adapters/bullmq/fleet-queues';
@@ -62,7 +63,8 @@ export interface BatchView {
   status: string;
   /**
    * What the page shows for the status: `failed` for a finished batch none of whose files
-   * completed, `finished with failures` when some failed, else the status itself.
+   * completed, `finished with failures` when some failed, `paused: budget` for a running batch
+   * a budget paused (`pausedReason` beside it), else the status itself.
    */
   outcome: string;
   /** The output prefix (`s3://bucket/prefix/`). */
@@ -75,6 +77,8 @@ export interface BatchView {
   mode: string;
   total: number;
   listing: boolean;
+  /** Why a budget paused it (with `outcome` `paused: budget`). */
+  pausedReason?: string;
   counts: Record<BatchJobState, number>;
   done: number;
   fraction: number;
@@ -82,6 +86,8 @@ export interface BatchView {
   audioSecondsTotalEstimate: number | null;
   filesPerSecond: number;
   etaSeconds: number | null;
+  /** The plan the batch was made from, beside its progress (absent: no plan, or it expired). */
+  planProgress?: PlanProgress;
 }
 
 export interface FleetView {
@@ -118,6 +124,7 @@ const countsOf = (q: Parameters<typeof queueJobCounts>[0]): Promise<QueueCounts>
 export class FleetReader {
   readonly limiter: RedisLimiter;
   readonly stats: FleetStats;
+  readonly plans: PlanReader;
   private cached?: { at: number; value: Promise<BucketView[]> };
 
   constructor(private readonly ctx: FleetContext) {
@@ -125,6 +132,7 @@ export class FleetReader {
     // Scrapes report Redis being down rather than wait for it.
     this.limiter = limiterFromConfig(config, { role: 'reader' });
     this.stats = new FleetStats(ctx.redis, config);
+    this.plans = openPlanReader(ctx);
   }
 
   /** Every registered bucket with its queue counts and cap slots. */
@@ -192,7 +200,11 @@ export class FleetReader {
     const views = await Promise.all(
       ids.map((id) =>
         service.getBatch(id).then(
-          ({ batch, progress }) => batchView(batch, progress),
+          async ({ batch, progress }) => {
+            // The plan is an addition: a plan that cannot be read now leaves the batch without it.
+            const plan = batch.plan ? await this.plans.beside(batch, progress).catch(() => null) : null;
+            return batchView(batch, progress, plan);
+          },
           () => null, // removed meanwhile
         ),
       ),
@@ -230,13 +242,14 @@ export class FleetReader {
   }
 }
 
-/** A finished batch's outcome as the page names it (see BatchView.outcome). */
-export function batchOutcome(batch: Pick<BatchRecord, 'status' | 'counts'>): string {
+/** A batch's outcome as the page names it (see BatchView.outcome); a running batch a budget paused: `paused: budget`. */
+export function batchOutcome(batch: Pick<BatchRecord, 'status' | 'counts' | 'paused'>): string {
+  if (batch.status === 'running' && batch.paused) return `paused: ${batch.paused}`;
   if (batch.status !== 'finished' || batch.counts.failed === 0) return batch.status;
   return batch.counts.completed + batch.counts.skipped === 0 ? 'failed' : 'finished with failures';
 }
 
-function batchView(batch: BatchRecord, progress: { done: number; fraction: number; audioSecondsDone: number; audioSecondsTotalEstimate: number | null; filesPerSecond: number; etaSeconds: number | null }): BatchView {
+function batchView(batch: BatchRecord, progress: BatchProgress, plan: PlanProgress | null): BatchView {
   return {
     id: batch.id,
     status: batch.status,
@@ -257,6 +270,8 @@ function batchView(batch: BatchRecord, progress: { done: number; fraction: numbe
     audioSecondsTotalEstimate: progress.audioSecondsTotalEstimate,
     filesPerSecond: progress.filesPerSecond,
     etaSeconds: progress.etaSeconds,
+    ...(plan ? { planProgress: plan } : {}),
+    ...(batch.pausedReason ? { pausedReason: batch.pausedReason } : {}),
   };
 }
 

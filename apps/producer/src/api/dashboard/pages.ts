@@ -57,8 +57,10 @@ code { font-size: .85rem; }
 .seg-completed { background: #4a9e5c; } .seg-failed { background: #c8423b; } .seg-cancelled { background: #9aa3ad; }
 .seg-skipped { background: #b9d7be; } .seg-active { background: #2f7ed8; } .seg-queued { background: #eceff3; }
 .count { margin-right: .4rem; white-space: nowrap; }
+.plan-table { width: auto; font-size: .8rem; } .plan-table th, .plan-table td { padding: .1rem .4rem; border: 0; }
+.plan-above { color: #a35c00; font-weight: 600; } .plan-below { color: #2e7d3e; }
 .status-running { color: #2f7ed8; font-weight: 600; } .status-finished { color: #2e7d3e; } .status-cancelled { color: #6b7684; }
-.status-finished-with-failures { color: #a35c00; font-weight: 600; } .status-failed { color: #b3261e; font-weight: 600; }
+.status-finished-with-failures { color: #a35c00; font-weight: 600; } .status-failed { color: #b3261e; font-weight: 600; } .status-paused-budget { color: #a35c00; font-weight: 600; }
 form.login { max-width: 24rem; margin: 4rem auto; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 1.2rem 1.4rem; }
 form.login label { display: block; font-weight: 600; margin-bottom: .3rem; }
 form.login input[type=password] { width: 100%; padding: .45rem .5rem; font: inherit; border: 1px solid #aab3bd; border-radius: 4px; }

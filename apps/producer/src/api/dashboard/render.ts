@@ -60,6 +60,41 @@ export function fleetRenderer(): FleetRenderer {
 
   const STATES = ['completed', 'failed', 'cancelled', 'skipped', 'active', 'queued'] as const;
 
+  // A batch's plan beside its progress: plan | so far | projected, for audio hours, cost and wall time.
+  // Decimals by the largest figure shown together (`ref`), so a range reads in one precision.
+  const hours = (s: number, ref = s) => `${fixed(s / 3600, ref < 360_000 ? 3 : 1)} h`;
+  const money = (usd: number, ref = usd) => `$${fixed(usd, ref < 1 ? 4 : 2)}`;
+  const range = (r: { estimate: number; low: number; high: number }, f: (n: number, ref?: number) => string) =>
+    r.low === r.high ? f(r.estimate) : `${f(r.estimate, r.high)} <span class="sub">(${f(r.low, r.high)}–${f(r.high)})</span>`;
+  const figure = (testid: string, value: number | null, text: string, versus?: string | null) =>
+    `<td class="num${versus ? ` plan-${versus}` : ''}" data-testid="${testid}" data-value="${value ?? ''}"${versus ? ` data-versus="${esc(versus)}" title="${esc(versus)} the plan"` : ''}>${text}</td>`;
+  const planCell = (b: FleetView['batches'][number]): string => {
+    const p = b.planProgress;
+    if (!p) return '<td class="plan-cell"></td>';
+    const projecting = b.status === 'running' ? 'projected' : 'actual';
+    const rows =
+      `<tr data-testid="plan-audio"><th>audio</th>${figure('plan-audio-planned', p.audioSeconds.planned.estimate, range(p.audioSeconds.planned, hours))}` +
+      figure('plan-audio-done', p.audioSeconds.done, hours(p.audioSeconds.done)) +
+      figure('plan-audio-projected', p.audioSeconds.projected, p.audioSeconds.projected === null ? '—' : hours(p.audioSeconds.projected), p.audioSeconds.versus) +
+      `</tr>` +
+      (p.costUsd
+        ? `<tr data-testid="plan-cost"><th>cost</th>${figure('plan-cost-planned', p.costUsd.planned.estimate, range(p.costUsd.planned, money))}` +
+          figure('plan-cost-done', p.costUsd.done, money(p.costUsd.done)) +
+          figure('plan-cost-projected', p.costUsd.projected, p.costUsd.projected === null ? '—' : money(p.costUsd.projected), p.costUsd.versus) +
+          `</tr>`
+        : `<tr data-testid="plan-cost"><th>cost</th><td colspan="3" class="sub" data-testid="plan-cost-unpriced">no price for this choice</td></tr>`) +
+      `<tr data-testid="plan-time"><th>time</th>${figure('plan-time-planned', p.wallSeconds.planned.estimate, range(p.wallSeconds.planned, duration))}` +
+      figure('plan-time-elapsed', p.wallSeconds.elapsed, duration(p.wallSeconds.elapsed)) +
+      figure('plan-time-projected', p.wallSeconds.projected, p.wallSeconds.projected === null ? (b.listing ? 'listing…' : '—') : duration(p.wallSeconds.projected), p.wallSeconds.versus) +
+      `</tr>`;
+    return (
+      `<td class="plan-cell" data-testid="batch-plan" data-plan-id="${esc(p.planId)}" data-choice="${p.choice}">` +
+      `<div class="sub">plan <code>${esc(p.planId)}</code> choice ${p.choice}: ${esc(p.provider)} ${esc(p.model)} · ${esc(p.mode)}${p.method === 'sampled' ? ' (sampled)' : ''}` +
+      `${p.sameRouting ? '' : ' <b data-testid="plan-other-routing">(the batch runs another provider, model or mode)</b>'}</div>` +
+      `<table class="plan-table"><thead><tr><th></th><th>plan</th><th>so far</th><th>${projecting}</th></tr></thead><tbody>${rows}</tbody></table></td>`
+    );
+  };
+
   return {
     summary(v) {
       const inUse = v.buckets.reduce((n, b) => n + (b.slots?.inUse ?? 0), 0);
@@ -145,16 +180,17 @@ export function fleetRenderer(): FleetRenderer {
           return (
             `<tr data-testid="batch-row" data-batch-id="${esc(b.id)}">` +
             `<td><code>${esc(b.id)}</code><div class="sub">${esc(b.provider)} · ${esc(b.mode)} · ${esc(b.source)}</div><div class="sub" data-testid="batch-out">→ ${esc(b.out)}</div><div class="sub">created ${esc(b.createdAt.replace('T', ' ').slice(0, 19))} UTC</div></td>` +
-            `<td data-testid="batch-status" data-status="${esc(b.status)}" class="status status-${esc(b.outcome.replace(/ /g, '-'))}">${esc(b.outcome)}</td>` +
+            `<td data-testid="batch-status" data-status="${esc(b.status)}" class="status status-${esc(b.outcome.replace(/[^a-z]+/g, '-'))}"${b.pausedReason ? ` title="${esc(b.pausedReason)}"` : ''}>${esc(b.outcome)}</td>` +
             `<td class="progress-cell"><div class="bar" data-testid="batch-progress" data-value="${b.fraction}">${segs}</div>` +
             `<div class="sub"><span data-testid="batch-done" data-value="${b.done}">${int(b.done)}</span> / <span data-testid="batch-total" data-value="${b.total}">${int(b.total)}</span> done (${fixed(b.fraction * 100, 0)} %) · ${counts}</div></td>` +
+            planCell(b) +
             `<td data-testid="batch-audio-seconds" data-value="${b.audioSecondsDone}">${audio}</td>` +
             `<td data-testid="batch-eta" data-value="${b.etaSeconds ?? ''}">${eta}</td>` +
             `</tr>`
           );
         })
         .join('');
-      return `<table data-testid="batches-table"><thead><tr><th>batch</th><th>status</th><th>progress</th><th>audio</th><th>ETA</th></tr></thead><tbody>${rows}</tbody></table>`;
+      return `<table data-testid="batches-table"><thead><tr><th>batch</th><th>status</th><th>progress</th><th>plan vs actual</th><th>audio</th><th>ETA</th></tr></thead><tbody>${rows}</tbody></table>`;
     },
 
     queues(v) {

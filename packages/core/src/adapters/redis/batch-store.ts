@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { BATCH_JOB_STATES, TERMINAL_STATES, type BatchJobResult, type BatchJobState, type BatchRecord } from '../../domain/batch';
+import { parsePlanLink } from '../../domain/plan-progress';
 import type { BatchCreate, BatchJobEntry, BatchStore, FeedState, TransitionResult, TransitionRule } from '../../ports/batch-store';
 import { RedisKeys } from './keys';
 import { defineScript, loadScript } from './scripts';
@@ -77,6 +78,7 @@ export class RedisBatchStore implements BatchStore {
     if (b.model) fields.model = b.model;
     if (b.priority !== undefined) fields.priority = String(b.priority);
     if (b.webhookUrl) fields.webhookUrl = b.webhookUrl;
+    if (b.plan) fields.plan = JSON.stringify({ id: b.plan.id, choice: b.plan.choice });
     if (b.feed !== undefined) {
       fields.feed = b.feed;
       fields.feedAfter = '';
@@ -264,6 +266,9 @@ export class RedisBatchStore implements BatchStore {
     if (h.finishedAt) rec.finishedAt = h.finishedAt;
     if (h.report) rec.report = h.report;
     if (h.webhookUrl) rec.webhookUrl = h.webhookUrl;
+    // One JSON field; a damaged one reads as no link rather than failing the batch.
+    const plan = parsePlanLink(h.plan);
+    if (plan) rec.plan = plan;
     if (h.feedAfter !== undefined) rec.feeding = true;
     if (h.paused === 'budget') {
       rec.paused = 'budget';
