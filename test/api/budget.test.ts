@@ -9,6 +9,7 @@
 import { createDeps, startWorker, type RunningWorker } from '@scribe-fleet/worker';
 import { uniqueBucket } from '../helpers/env';
 import { readObject, sampleFiles, uploadSamples } from '../helpers/fleet';
+import { registerDashboard } from '../../apps/producer/src/api/dashboard';
 import { startApi, type ApiHarness } from './harness';
 
 jest.setTimeout(240_000);
@@ -23,7 +24,7 @@ let d = 0;
 beforeAll(async () => {
   const samples = await sampleFiles(Array.from({ length: FILES }, (_, i) => ({ name: `same-${i}.wav`, voice: 'kal16' as const, format: 'wav' as const, text: TEXT })));
   // Three jobs at a time: two are admitted and stream (paced at real time) while the third is refused.
-  api = await startApi({ LOCAL_CONCURRENCY: '3', JOB_ATTEMPTS: '2' });
+  api = await startApi({ LOCAL_CONCURRENCY: '3', JOB_ATTEMPTS: '2' }, [registerDashboard]);
   await uploadSamples(api.storage, bucket, 'in/', samples);
   // The audio of one file, from its WAV header: 16-bit PCM, so bytes after the 44-byte header / byte rate.
   const wav = await readObject(api.storage, bucket, 'in/same-0.wav');
