@@ -2,12 +2,14 @@
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
 import { configOrExit } from '@scribe-fleet/core/adapters/bootstrap';
+import { loadPrices } from '@scribe-fleet/core/adapters/price-table';
 import { createDeps } from './deps';
 import { createWorkerMetrics, serveMetrics } from './metrics';
 import { startWorker } from '@scribe-fleet/core/adapters/bullmq/worker-host';
 
 async function main() {
-  const config = configOrExit('scribe-worker');
+  // A price file that cannot be read or parsed stops the start (exit 78): batch summaries state their cost from it.
+  const config = configOrExit('scribe-worker', process.env, (c) => void loadPrices(c));
   const metrics = config.METRICS_PORT > 0 ? createWorkerMetrics({ defaultMetrics: true }) : undefined;
   const running = startWorker(config, createDeps(config, {}, metrics));
   const metricsServer = metrics ? await serveMetrics(metrics, config.METRICS_PORT, config.METRICS_HOST) : undefined;

@@ -30,3 +30,4 @@ export * from './domain/attempt';
 export * from './domain/bucket-slots';
 export * from './domain/plan';
 export * from './domain/prices';
+export * from './domain/usage';

@@ -5,6 +5,7 @@
  * (app/batch-service.ts) holds them for the front ends and the worker.
  */
 import type { Config } from '../domain/config';
+import type { PriceEntry } from '../domain/prices';
 import type { BatchStore, FleetLock, JobEndStore } from '../ports/batch-store';
 import type { FinalizeQueue, JobQueue, WebhookOutbox } from '../ports/job-queue';
 import type { Storage } from '../ports/storage';
@@ -30,6 +31,8 @@ export interface BatchDeps {
   outbox: WebhookOutbox;
   /** Default: the system's (Date.now). */
   clock?: WallClock;
+  /** The operator's price table (PRICES_FILE), read before the shipped defaults: a batch summary's estimated cost. */
+  prices?: readonly PriceEntry[];
 }
 
 /** Now, by the deps' clock (ms since the epoch). */
