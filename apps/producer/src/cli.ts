@@ -13,6 +13,9 @@ import { watchBatch } from './cli/watch';
 import { openProducer, type ProducerContext } from './context';
 import { enqueueBatch } from './enqueue';
 import { planLines } from './cli/plan-table';
+import { usageLines } from './cli/usage-table';
+import { openUsage } from '@scribe-fleet/core/adapters/usage-services';
+import type { UsageQuery } from '@scribe-fleet/core/app/validate';
 import { openPlans } from '@scribe-fleet/core/adapters/plan-services';
 import type { PlanChoice, PlanRequest } from '@scribe-fleet/core/app/plan-batch';
 import { queueStatus } from './status';
@@ -479,6 +482,26 @@ export function buildCli(): Command {
       await withService(json, async ({ service }) => {
         const r = await service.resumeBatch(id, validateResume({ ...budgetOf(o), ...(o.unlimited ? { unlimited: true } : {}) }));
         print(json, { batchId: id, ...r }, () => `batch ${id}: resumed, ${r.promoted} waiting job(s) admitted again (a job that still does not fit pauses it again)`);
+      });
+    });
+
+  program
+    .command('usage')
+    .description('usage by day or by batch: audio, provider sessions, attempts, jobs ended and the estimated cost (the workers\' usage book)')
+    .option('--account <id>', 'only this provider account/project')
+    .option('--provider <name>', 'only this provider')
+    .option('--model <id>', 'only this model')
+    .option('--from <day>', 'first UTC day, YYYY-MM-DD (default: 29 days before --to)')
+    .option('--to <day>', 'last UTC day, YYYY-MM-DD, included (default: today); at most 366 days')
+    .addOption(new Option('--by <what>', 'a row per day or per batch').choices(['day', 'batch']).default('day'))
+    .option('--json', 'print JSON (the API\'s GET /v1/usage answer)')
+    .action(async (o: { account?: string; provider?: string; model?: string; from?: string; to?: string; by: string; json?: boolean }) => {
+      const json = Boolean(o.json);
+      await withService(json, async ({ producer }) => {
+        const q: UsageQuery = { by: o.by };
+        for (const k of ['account', 'provider', 'model', 'from', 'to'] as const) if (o[k] !== undefined) q[k] = o[k];
+        const report = await openUsage(producer).read(q);
+        print(json, report, () => usageLines(report).join('\n'));
       });
     });
 

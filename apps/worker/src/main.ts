@@ -2,13 +2,13 @@
 // First: OpenTelemetry must hook http/ioredis/aws-sdk before they load (CommonJS keeps this order).
 import { shutdownTelemetry } from './instrumentation';
 import { configOrExit } from '@scribe-fleet/core/adapters/bootstrap';
-import { loadPrices } from '@scribe-fleet/core/adapters/plan-services';
+import { loadPrices } from '@scribe-fleet/core/adapters/price-table';
 import { createDeps } from './deps';
 import { createWorkerMetrics, serveMetrics } from './metrics';
 import { startWorker } from '@scribe-fleet/core/adapters/bullmq/worker-host';
 
 async function main() {
-  // The price table (budgets' cost figures) is checked with the config: a bad PRICES_FILE exits 78 too.
+  // A price file that cannot be read or parsed stops the start (exit 78): budgets and batch summaries cost from it.
   const config = configOrExit('scribe-worker', process.env, (c) => void loadPrices(c));
   const metrics = config.METRICS_PORT > 0 ? createWorkerMetrics({ defaultMetrics: true }) : undefined;
   const running = startWorker(config, createDeps(config, {}, metrics));

@@ -31,3 +31,4 @@ export * from './domain/bucket-slots';
 export * from './domain/plan';
 export * from './domain/plan-progress';
 export * from './domain/prices';
+export * from './domain/usage';

@@ -143,6 +143,64 @@ export const PagingQuery: Schema = {
   },
 };
 
+/** GET /v1/usage: the usage book read by day or by batch (checked again by the use case: app/validate.ts validateUsageQuery). */
+export const UsageQuerySchema: Schema = {
+  type: 'object',
+  properties: {
+    account: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Only this provider account/project.' },
+    provider: { type: 'string', description: 'Only this provider (local, deepgram, assemblyai, fireworks, openai).' },
+    model: { type: 'string', minLength: 1, maxLength: 200, description: 'Only this model (as the jobs name it, the provider default filled in).' },
+    from: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', description: 'First UTC day, YYYY-MM-DD (default: 29 days before `to`).', examples: ['2026-12-01'] },
+    to: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', description: 'Last UTC day, included (default: today). At most 366 days from `from`.' },
+    by: { type: 'string', enum: ['day', 'batch'], default: 'day', description: '`day`: a row per day and key; `batch`: a row per batch and key (the part of the batch within the days read).' },
+  },
+};
+
+const UsageFigures: Record<string, Schema> = {
+  provider: { type: 'string' },
+  model: { type: 'string' },
+  mode: { type: 'string' },
+  account: { type: 'string' },
+  audioSeconds: { type: 'number', description: 'Audio seconds of completed jobs (each job once, at its first end).' },
+  sessions: { type: 'integer', description: 'Provider sessions started (a request or a stream; a rate-limited retry is another).' },
+  attempts: { type: 'integer', description: 'Attempt ends: completed, failed, cancelled, retried, re-scheduled after a rate limit.' },
+  completed: { type: 'integer' },
+  failed: { type: 'integer' },
+  cancelled: { type: 'integer' },
+};
+
+const UsageReport: Schema = {
+  type: 'object',
+  properties: {
+    from: { type: 'string' },
+    to: { type: 'string' },
+    by: { type: 'string', enum: ['day', 'batch'] },
+    filter: { type: 'object', properties: { account: { type: 'string' }, provider: { type: 'string' }, model: { type: 'string' } } },
+    rows: {
+      type: 'array',
+      items: {
+        type: 'object',
+        description: 'One (day or batch, provider, model, mode, account). `day` with by=day, `batchId` with by=batch.',
+        properties: {
+          day: { type: 'string' },
+          batchId: { type: 'string' },
+          ...UsageFigures,
+          estimatedCostUsd: { type: ['number', 'null'], description: 'audioSeconds / 60 × usdPerMinute; null when the price table has no entry.' },
+          usdPerMinute: { type: ['number', 'null'], description: 'The price table entry used now (PRICES_FILE, then the shipped defaults).' },
+        },
+      },
+    },
+    totals: {
+      type: 'object',
+      properties: {
+        ...Object.fromEntries(Object.entries(UsageFigures).filter(([k]) => !['provider', 'model', 'mode', 'account'].includes(k))),
+        estimatedCostUsd: { type: 'number', description: 'Sum of the rows priced.' },
+        unpriced: { type: 'integer', description: 'Rows without a price.' },
+      },
+    },
+  },
+};
+
 export const BatchJobsQuery: Schema = {
   type: 'object',
   properties: {
@@ -375,6 +433,21 @@ export const OPERATIONS: Operation[] = [
     responses: { '200': { description: 'The plan.', schema: Plan }, '404': err('PLAN_NOT_FOUND (unknown or older than PLAN_TTL_SECONDS).'), ...AUTH_ERRORS },
   },
   {
+    method: 'get',
+    path: '/v1/usage',
+    operationId: 'getUsage',
+    summary: 'Usage by day or by batch: audio seconds, sessions, attempts, jobs ended, estimated cost',
+    description:
+      "The usage book the workers keep as sessions start and attempts end, per UTC day and per batch, per (provider, model, mode, account); kept USAGE_RETENTION_DAYS. The estimated cost is the audio minutes times the price table's figure now (PRICES_FILE, then the shipped defaults), not a bill. Deepgram requests carry `tag=<batchId>`, so Deepgram's own usage API can be reconciled with the by=batch rows.",
+    auth: true,
+    query: UsageQuerySchema,
+    responses: {
+      '200': { description: 'Rows and totals.', schema: UsageReport },
+      '400': err('INVALID_REQUEST (a day not YYYY-MM-DD, from after to, more than 366 days, a bad account or by), UNKNOWN_PROVIDER.'),
+      ...AUTH_ERRORS,
+    },
+  },
+  {
     method: 'post',
     path: '/v1/batches',
     operationId: 'createBatch',
@@ -594,7 +667,7 @@ export function openApiDocument(opts: { serverUrl?: string } = {}): Record<strin
         bearer: { type: 'http', scheme: 'bearer', description: 'One of API_TOKENS.' },
         cookie: { type: 'apiKey', in: 'cookie', name: 'scribe_session', description: 'A session id set by POST /login (dashboard) for SESSION_TTL_SECONDS; revoked by /logout.' },
       },
-      schemas: { Error: ErrorBody, Batch, Plan, CreatePlanRequest: CreatePlanBody, CreateBatchRequest: CreateBatchBody, CreateBatchResult, BatchJob, Job, WebhookDelivery, Progress },
+      schemas: { Error: ErrorBody, Batch, Plan, UsageReport, CreatePlanRequest: CreatePlanBody, CreateBatchRequest: CreateBatchBody, CreateBatchResult, BatchJob, Job, WebhookDelivery, Progress },
     },
     security: [{ bearer: [] }, { cookie: [] }],
     paths,

@@ -1,4 +1,4 @@
-/** The /v1 routes: batches (create, list, read, jobs, cancel, redrive, webhooks) and jobs. */
+/** The /v1 routes: batches (create, list, read, jobs, cancel, redrive, webhooks), jobs, plans and usage. */
 import type { FastifyInstance } from 'fastify';
 import { parseS3Url, type BatchJobState, type BatchProgress, type BatchRecord, type PlanProgress } from '@scribe-fleet/core';
 import type { CreateBatchProgress, CreateBatchRequest, CreateBatchResult } from '@scribe-fleet/core/app/batch-service';
@@ -6,8 +6,9 @@ import { enqueueBatch } from '../enqueue';
 import { toApiError } from './http-errors';
 import { openPlanReader, openPlans, type PlanReader } from '@scribe-fleet/core/adapters/plan-services';
 import type { PlanRequest } from '@scribe-fleet/core/app/plan-batch';
-import { validateResume } from '@scribe-fleet/core/app/validate';
-import { BatchIdParams, BatchJobsQuery, CreateBatchBody, ResumeBatchBody, CreatePlanBody, JobIdParams, PagingQuery, PlanIdParams } from './openapi';
+import { validateResume, type UsageQuery } from '@scribe-fleet/core/app/validate';
+import { openUsage } from '@scribe-fleet/core/adapters/usage-services';
+import { BatchIdParams, BatchJobsQuery, CreateBatchBody, ResumeBatchBody, CreatePlanBody, JobIdParams, PagingQuery, PlanIdParams, UsageQuerySchema } from './openapi';
 import type { ApiContext } from './server';
 
 type Id = { Params: { id: string } };
@@ -106,6 +107,18 @@ export async function registerV1Routes(app: FastifyInstance, ctx: ApiContext): P
     return reply.code(201).header('location', `/v1/plans/${plan.planId}`).send(plan);
   });
   app.get<Id>('/v1/plans/:id', { schema: { params: PlanIdParams } }, async (req) => plans.get(req.params.id));
+
+  // Usage: the workers' usage book by day or by batch, priced from the price table now.
+  const usage = openUsage(ctx);
+  app.get<{ Querystring: UsageQuery }>('/v1/usage', { schema: { querystring: UsageQuerySchema } }, async (req) => {
+    // Only the known parameters (a query string may carry others, e.g. a cache buster); the use case checks them.
+    const q: UsageQuery = {};
+    for (const k of ['account', 'provider', 'model', 'from', 'to', 'by'] as const) {
+      const v = req.query[k];
+      if (v !== undefined) q[k] = v;
+    }
+    return usage.read(q);
+  });
 
   app.get<{ Querystring: Paging }>('/v1/batches', { schema: { querystring: PagingQuery } }, async (req) => {
     const { offset, limit } = req.query;

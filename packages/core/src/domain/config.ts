@@ -158,6 +158,8 @@ export const ConfigSchema = z.object({
   PLAN_TTL_SECONDS: int(30 * 24 * 3600, 60),
   /** A JSON price table read first (entries as domain/prices.ts PriceEntry); the shipped defaults fill the rest. */
   PRICES_FILE: z.string().min(1).optional(),
+  /** How long the usage book (GET /v1/usage, scribe usage) keeps a day's figures after its last write. */
+  USAGE_RETENTION_DAYS: int(400, 1),
   /** Batch speeds and per-file overheads: `provider:batch|stream=speed[/overhead s],…` (defaults: domain/plan.ts). */
   PLAN_SPEEDS: parsedText(parseSpeeds),
   // ---- budgets (domain/budget.ts, app/budgets.ts) ----

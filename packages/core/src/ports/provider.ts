@@ -54,6 +54,11 @@ export interface TranscribeRequest {
   model: string;
   options: Record<string, string | number | boolean | string[]>;
   audio: AudioInput;
+  /**
+   * A label for the provider's own usage records: the job's batch id, when it has one. A provider
+   * that takes request tags sends it (Deepgram: `tag=<batchId>`); the others ignore it.
+   */
+  tag?: string;
 }
 
 export interface SessionStats {

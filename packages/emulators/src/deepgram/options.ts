@@ -89,6 +89,8 @@ export interface DeepgramRestRecord {
   peer?: string;
   project?: string;
   model: string;
+  /** The request's `tag` values (Deepgram labels usage records with them; the fleet sends its batch id). */
+  tags: string[];
   pool?: DeepgramPool;
   body?: 'binary' | 'url';
   /** Body bytes received (binary) or fetched (url). */
@@ -108,6 +110,8 @@ export interface DeepgramLiveRecord {
   project?: string;
   model: string;
   query: Record<string, string>;
+  /** The handshake's `tag` values (as `query.tag`, but each apart). */
+  tags: string[];
   /** HTTP status of a refused handshake (absent when the upgrade succeeded). */
   handshakeStatus?: number;
   openedAt: number;

@@ -56,7 +56,7 @@ class ListenRequest {
     private readonly q: URLSearchParams,
   ) {
     this.model = q.get('model') ?? 'base';
-    this.rec = { requestId: this.requestId, model: this.model, bytes: 0, startedAt: performance.now() };
+    this.rec = { requestId: this.requestId, model: this.model, tags: q.getAll('tag'), bytes: 0, startedAt: performance.now() };
     if (req.socket.remoteAddress) this.rec.peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     st.requests.push(this.rec);
     st.frames.record({ session: this.requestId, direction: 'in', kind: 'http', size: Number(req.headers['content-length'] ?? 0), type: 'POST /v1/listen' });

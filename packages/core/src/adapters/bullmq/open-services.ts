@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { BatchService } from '../../app/batch-service';
 import type { WallClock } from '../../app/deps';
 import type { Config } from '../../domain/config';
+import type { PriceEntry } from '../../domain/prices';
 import type { Storage } from '../../ports/storage';
 import { openRedis } from '../redis/connection';
 import { RedisBatchStore } from '../redis/batch-store';
@@ -15,7 +16,7 @@ import { RedisFleetLock } from '../redis/fleet-lock';
 import { JobEnds } from '../redis/job-ends';
 import { RedisKeys } from '../redis/keys';
 import { RedisBudgetStore } from '../redis/budget-store';
-import { loadPrices } from '../plan-services';
+import { loadPrices } from '../price-table';
 import { ControlQueues } from './control-queues';
 import { FleetQueues } from './fleet-queues';
 import { BullmqJobQueue } from './job-queue';
@@ -37,9 +38,10 @@ export interface BatchServices {
 /**
  * A BatchService over a connection and a FleetQueues the caller owns (and closes): `close()` closes
  * only the control and webhook queues. `shareConnection` (a worker, whose `redis` waits out outages):
- * the control and webhook queues use `redis` rather than a connection each.
+ * the control and webhook queues use `redis` rather than a connection each. `prices`: the operator's
+ * price table (the worker's, for the batch summaries' estimated cost; the shipped defaults without it).
  */
-export function batchServiceOver(deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues; clock?: WallClock; shareConnection?: boolean }): BatchServices {
+export function batchServiceOver(deps: { config: Config; redis: Redis; storage: Storage; fleet: FleetQueues; clock?: WallClock; shareConnection?: boolean; prices?: readonly PriceEntry[] }): BatchServices {
   const { config, redis, storage, fleet } = deps;
   const { base } = RedisKeys.forQueue(config);
   const batches = new RedisBatchStore(redis, base);
@@ -53,11 +55,12 @@ export function batchServiceOver(deps: { config: Config; redis: Redis; storage: 
     batches,
     jobEnds,
     budgets: new RedisBudgetStore(redis, base),
-    prices: loadPrices(config),
     lock: new RedisFleetLock(redis, base),
     finalizeQueue: controlQueues,
     outbox: controlQueues,
     ...(deps.clock ? { clock: deps.clock } : {}),
+    // The price table: budgets' cost figures and the batch summary's (the caller's, else PRICES_FILE's).
+    prices: deps.prices ?? loadPrices(config),
   });
   return { service, fleet, redis, controlQueues, queueNames: controlQueues.names, cancelChannel: queue.cancelChannel, close: () => controlQueues.close() };
 }

@@ -9,6 +9,9 @@ import { parseJobSpec, type JobSpec } from '../../domain/job-spec';
 import { createProcessor, type ProcessorDeps } from '../../app/process-attempt';
 import { openRedis } from '../redis/connection';
 import { FleetStats } from '../redis/fleet-stats';
+import { RedisUsageBook } from '../redis/usage-book';
+import { loadPrices } from '../price-table';
+import { attemptIncrement, sessionIncrement } from '../../domain/usage';
 import { deliverWebhook } from '../webhooks/http-delivery';
 import { traceAttempts, withDecision } from './attempt-span';
 import { FleetQueues } from './fleet-queues';
@@ -62,7 +65,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
   const processor = createProcessor(deps);
   const redis = openRedis(config, 'worker');
   const fleet = new FleetQueues(config, redis, 'worker');
-  const services = batchServiceOver({ config, redis, storage: deps.storage, fleet, shareConnection: true });
+  // The price table: a finished batch's summary states its estimated cost (a bad PRICES_FILE stops main.ts first).
+  const services = batchServiceOver({ config, redis, storage: deps.storage, fleet, shareConnection: true, prices: loadPrices(config) });
   const { service } = services;
   const workers = new Map<string, Worker<JobSpec, JobResult, string>>();
   /** Workers of buckets given up, finishing their running jobs; a bucket is not reopened before its old Worker closed. */
@@ -74,6 +78,8 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
 
   // Every attempt's end goes to the fleet history (dashboard) and this process's metrics; never throws.
   const fleetStats = new FleetStats(redis, config);
+  // The usage book (GET /v1/usage): sessions started, attempts ended, jobs' first ends; never throws.
+  const usage = new RedisUsageBook(redis, config);
   const ended = async (spec: JobSpec | undefined, o: Omit<JobOutcome, 'bucket'>) => {
     const outcome: JobOutcome = { ...o, bucket: spec ? fleet.bucketOf(spec).key : 'unknown' };
     try {
@@ -82,6 +88,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
       // metrics must not fail a job
     }
     await fleetStats.record(outcome).catch(() => undefined);
+    if (spec) await usage.add(attemptIncrement(spec, outcome, Date.now())).catch(() => undefined);
   };
 
   /** Jobs running here: their lock tokens (re-asserted after a Redis outage) and what they are doing. */
@@ -139,6 +146,7 @@ export function startWorker(config: Config, deps: ProcessorDeps, opts: WorkerOpt
         progress: (p) => job.updateProgress(p),
         onSessionStart: () => {
           entry.inSession = true;
+          if (spec) void usage.add(sessionIncrement(spec, Date.now())).catch(() => undefined);
         },
         // The commit point: outputs are written only while the job is still ours (its lock renewed,
         // or re-taken while the job is still active); otherwise the attempt writes nothing (LOCK_LOST).

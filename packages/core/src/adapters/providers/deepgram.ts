@@ -175,14 +175,19 @@ export function deepgramCloseError(code: number, reason: string, context: string
   return new ProviderUnavailableError(msg, { status: code });
 }
 
-/** Query string per §1.2: booleans as `true`/`false`, arrays as repeated keys; `fixed` wins over options. */
-export function listenQuery(fixed: Record<string, string>, options: TranscribeRequest['options']): URLSearchParams {
+/**
+ * Query string per §1.2: booleans as `true`/`false`, arrays as repeated keys; `fixed` wins over
+ * options. `tag` (the job's batch id) is added as one more `tag` beside any the options give, so
+ * Deepgram's usage API can be reconciled with the fleet's usage book per batch.
+ */
+export function listenQuery(fixed: Record<string, string>, options: TranscribeRequest['options'], tag?: string): URLSearchParams {
   const q = new URLSearchParams(fixed);
   for (const [key, value] of Object.entries(options)) {
     if (key in fixed) continue;
     const values = Array.isArray(value) ? value : [value];
     for (const v of values) q.append(key, typeof v === 'boolean' ? (v ? 'true' : 'false') : String(v));
   }
+  if (tag && !q.getAll('tag').includes(tag)) q.append('tag', tag);
   return q;
 }
 
@@ -274,7 +279,7 @@ export class DeepgramProvider implements Provider {
     const timeoutMs = this.opts.timeoutMs ?? 20 * 60_000;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = AbortSignal.any([ctx.signal, timeout]);
-    const url = `${this.base.replace(/^ws/, 'http')}/v1/listen?${listenQuery({ model: req.model }, req.options)}`;
+    const url = `${this.base.replace(/^ws/, 'http')}/v1/listen?${listenQuery({ model: req.model }, req.options, req.tag)}`;
     const stats: SessionStats = { requestId: '', bytesSent: 0, chunksSent: 0, finalResults: 0, reconnects: 0 };
     let source: Readable | undefined;
     try {
@@ -373,7 +378,7 @@ export class DeepgramProvider implements Provider {
       const byteRate = pcmByteRate(channels);
       const chunkSource = rechunk(pcm, chunkBytesFor(chunkMs, byteRate, 2 * channels))[Symbol.asyncIterator]();
       source = chunkSource;
-      const query = listenQuery({ encoding: 'linear16', sample_rate: String(PCM_SAMPLE_RATE), channels: String(channels), model: req.model }, req.options);
+      const query = listenQuery({ encoding: 'linear16', sample_rate: String(PCM_SAMPLE_RATE), channels: String(channels), model: req.model }, req.options, req.tag);
       const url = `${this.base.replace(/^http/, 'ws')}/v1/listen?${query}`;
       // Appendix A: the first audio must reach Deepgram within 10 s of open, so the first chunk is
       // fetched (S3 read + decoder start) before the socket is opened.

@@ -27,6 +27,10 @@ import type { Config } from '../../domain/config';
  *                                        the current fixed window (TTL = window)
  *   p:{q:fleet}:m:<minute>      hash     fleet history per minute                 (FleetStats)
  *   p:{q:fleet}:h:<hour>        hash     fleet history per hour                   (FleetStats)
+ *   p:{q:usage}:d:<day>         hash     the usage book of a UTC day (YYYY-MM-DD):  (RedisUsageBook)
+ *                                        `<metric>|<provider>|<model>|<mode>|<account>` → figure
+ *   p:{q:usage}:d:<day>:b       hash     the same per batch: `<metric>|<batchId>|<provider>|…`
+ *                                        (both kept USAGE_RETENTION_DAYS after their last write)
  *   p:cap:{<bucket>}:leases     zset     a cap bucket's leases                    (RedisLimiter)
  *   p:cap:{<bucket>}:state      hash     its effective cap                        (RedisLimiter)
  *   p:cap:{<bucket>}:released   channel  a lease of it was released               (RedisLimiter)
@@ -151,6 +155,27 @@ export class FleetStatsKeys {
   /** Counters of one hour (`hour` = whole hours since the epoch). */
   hour(hour: number): string {
     return `${this.base}:h:${hour}`;
+  }
+}
+
+/**
+ * The usage book's hashes (RedisUsageBook): one per UTC day, and one per day holding that day's
+ * figures per batch (so a day range lists its batches without a scan). All under one hash tag, so a
+ * write of both is one MULTI even on Redis Cluster.
+ */
+export class UsageKeys {
+  private readonly base: string;
+  constructor(config: Pick<Config, 'QUEUE_PREFIX' | 'QUEUE_NAME'>) {
+    this.base = `${config.QUEUE_PREFIX}:{${config.QUEUE_NAME}:usage}`;
+  }
+
+  /** A day's figures per key (`day` = YYYY-MM-DD, UTC). */
+  day(day: string): string {
+    return `${this.base}:d:${day}`;
+  }
+  /** A day's figures per batch and key. */
+  dayByBatch(day: string): string {
+    return `${this.base}:d:${day}:b`;
   }
 }
 

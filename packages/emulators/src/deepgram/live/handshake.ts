@@ -91,6 +91,7 @@ function newRecord(q: URLSearchParams): DeepgramLiveRecord {
     requestId: randomUUID(),
     model: q.get('model') ?? 'base',
     query: queryRecord(q),
+    tags: q.getAll('tag'),
     openedAt: performance.now(),
     audioBytes: 0,
     audioSeconds: 0,
