@@ -116,3 +116,53 @@ describe('a batch budget (maxAudioHours)', () => {
     expect(both).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
   });
 });
+
+describe('an account budget per UTC day (SCRIBE_BUDGETS)', () => {
+  it('admits the account’s files while the day’s book has room, then pauses its batch with the account named', async () => {
+    // A second API + worker whose config gives account acct-day 1.5 files of audio a day (hours in the variable).
+    const hours = ((1.5 * d) / 3600).toFixed(6);
+    const day = await startApi({ LOCAL_CONCURRENCY: '1', JOB_ATTEMPTS: '2', SCRIBE_BUDGETS: `local:acct-day=${hours}h` }, [registerDashboard]);
+    const w = startWorker(day.config, createDeps(day.config));
+    try {
+      const r = await day.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out-day/`, account: 'acct-day' } });
+      expect(r.status).toBe(201);
+      const { batchId } = r.body;
+      let seen = '';
+      let changed = Date.now();
+      let b: any;
+      for (;;) {
+        await w.discover();
+        b = (await day.call('GET', `/v1/batches/${batchId}`)).body;
+        if (b.paused === 'budget' && b.counts.completed === 1 && b.counts.active === 0) break;
+        const now = JSON.stringify([b.counts, b.paused]);
+        if (now !== seen) [seen, changed] = [now, Date.now()];
+        else if (Date.now() - changed > 60_000) throw new Error(`stopped moving: ${JSON.stringify(b)}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      expect(b.counts).toMatchObject({ completed: 1, queued: FILES - 1, failed: 0 });
+      expect(b.pausedReason).toMatch(/account local:acct-day budget for \d{4}-\d{2}-\d{2}/);
+      // The batch has no budget of its own.
+      expect(b.budget).toBeUndefined();
+      // Another account of the same provider is not held by it.
+      const other = await day.call('POST', '/v1/batches', { body: { source: `s3://${bucket}/in/`, out: `s3://${bucket}/out-other/`, account: 'acct-other', formats: ['txt'] } });
+      expect(other.status).toBe(201);
+      for (seen = '', changed = Date.now(); ; ) {
+        await w.discover();
+        const o = (await day.call('GET', `/v1/batches/${other.body.batchId}`)).body;
+        if (o.status === 'finished') {
+          expect(o.counts).toMatchObject({ completed: FILES, failed: 0 });
+          expect(o.paused).toBeUndefined();
+          break;
+        }
+        const now = JSON.stringify(o.counts);
+        if (now !== seen) [seen, changed] = [now, Date.now()];
+        else if (Date.now() - changed > 60_000) throw new Error(`other account stopped moving: ${JSON.stringify(o)}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      expect((await day.call('POST', `/v1/batches/${batchId}/cancel`)).status).toBe(200);
+    } finally {
+      await w.close();
+      await day.close();
+    }
+  });
+});
