@@ -123,7 +123,9 @@ export async function planBatch(deps: PlanDeps, req: PlanRequest): Promise<Plan>
       files.toDo += 1;
       files.bytes += obj.size ?? 0;
       if (all) all.push(obj);
-      else sampler.offer(`${obj.bucket}/${obj.key}`, obj);
+      // Ranked by key alone: the same seed draws the same files of the same keys, in any bucket (a
+      // copy of an archive, a test's own bucket), so a sampled plan can be reproduced.
+      else sampler.offer(obj.key, obj);
     }
   }
 
