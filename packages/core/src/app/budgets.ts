@@ -9,7 +9,6 @@
  * again clears the mark. Nothing here ever stops a session that has started.
  */
 import { accountBudgetFor, budgetDay, costOf, estimateFromSize, hasLimits, limitsOf, msToNextDay, type BudgetLimits, type BudgetUse } from '../domain/budget';
-import { isBatchId } from '../domain/batch';
 import { BatchNotFoundError, InvalidStateError } from '../domain/errors';
 import type { JobSpec } from '../domain/job-spec';
 import type { AudioProbe } from '../ports/audio-probe';
@@ -135,14 +134,12 @@ export interface ResumeRequest {
 export async function resumeBatch(deps: BudgetDeps, batchId: string, req: ResumeRequest): Promise<{ promoted: number }> {
   assertBatchId(batchId);
   const batch = await deps.batches.get(batchId);
-  if (!batch || !isBatchId(batch.id)) throw new BatchNotFoundError(`batch ${batchId} not found`);
+  if (!batch) throw new BatchNotFoundError(`batch ${batchId} not found`);
   if (batch.status !== 'running') throw new InvalidStateError(`batch ${batchId} is ${batch.status}: only a running batch can be resumed`);
   const store = deps.budgets;
   if (store && (req.unlimited || req.maxAudioHours !== undefined || req.maxCost !== undefined)) {
-    const current = (await store.get(batchId))?.limits ?? {};
-    const given = limitsOf(req);
-    const limits: BudgetLimits = req.unlimited ? {} : { ...current, ...given };
     const before = await store.get(batchId);
+    const limits: BudgetLimits = req.unlimited ? {} : { ...(before?.limits ?? {}), ...limitsOf(req) };
     // A batch given its first budget now: what it already used counts against it.
     const spent = before ? undefined : { seconds: batch.audioSecondsDone, costUsd: costOf(deps.prices ?? [], { provider: batch.provider as JobSpec['provider'], model: batch.model ?? '', mode: batch.mode as JobSpec['mode'] }, batch.audioSecondsDone) };
     await store.setLimits(batchId, limits, spent);

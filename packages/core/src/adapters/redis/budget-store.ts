@@ -57,7 +57,8 @@ export class RedisBudgetStore implements BudgetStore {
   async get(batchId: string): Promise<{ limits: BudgetLimits; book: BudgetBook } | null> {
     const key = this.keys.budgetBatch(batchId);
     const [limS, limC, s, c, rs, rc] = await this.redis.hmget(key, 'lim:s', 'lim:c', 's', 'c', 'rs', 'rc');
-    if ([limS, limC, s, c, rs, rc].every((v) => v == null) && !(await this.redis.exists(key))) return null;
+    // Admission always writes `rs` and setLimits a limit, so a book with none of these does not exist.
+    if ([limS, limC, s, c, rs, rc].every((v) => v == null)) return null;
     const n = (v: string | null | undefined) => Number(v ?? 0) || 0;
     const limits: BudgetLimits = {
       ...(limS != null ? { maxAudioSeconds: Number(limS) } : {}),
